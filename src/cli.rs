@@ -1,0 +1,92 @@
+//! The command line: clap derive, one `Args` struct per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{ListenAddress, TelemetryPath};
+
+/// Prometheus exporter for the Shoe Store Hub host: system, database, web-error,
+/// backup and job metrics on one scrape target.
+///
+/// With no subcommand it serves metrics (`serve`). With no --config, built-in defaults
+/// apply: every host collector on, listening on 0.0.0.0:9742.
+#[derive(Debug, Parser)]
+#[command(name = "shoehub-exporter", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve metrics over HTTP until SIGTERM or SIGINT (the default).
+    Serve(ServeArgs),
+    /// Check a configuration file and exit: 0 when it is valid.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Read settings from this YAML file (see the README's configuration reference).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen on this address, HOST:PORT [config: web.listen_address; default 0.0.0.0:9742].
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    pub listen_address: Option<ListenAddress>,
+    /// Serve metrics on this path [config: web.telemetry_path; default /metrics].
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
+    pub telemetry_path: Option<TelemetryPath>,
+    /// Log only messages at this level or more severe (logs go to stderr).
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The YAML file to check.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags_work_with_and_without_the_subcommand() {
+        let c = Cli::try_parse_from(["x", "--web.listen-address", "127.0.0.1:1234"]).unwrap();
+        assert_eq!(c.serve.listen_address.unwrap().0.port(), 1234);
+        let c = Cli::try_parse_from(["x", "serve", "--web.telemetry-path", "/m", "--log.level", "debug"]).unwrap();
+        let Some(Command::Serve(a)) = c.command else { panic!() };
+        assert_eq!(a.telemetry_path.unwrap().0, "/m");
+        assert!(Cli::try_parse_from(["x", "--web.listen-address", "nope"]).is_err());
+    }
+}

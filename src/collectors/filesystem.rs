@@ -1,0 +1,396 @@
+//! `filesystem`: statvfs of every mount, as node_exporter's filesystem collector.
+//!
+//! The mount table is parsed only when it changes: /proc/self/mountinfo is kept open and
+//! polled for POLLPRI, which the kernel raises on every mount or unmount. statvfs of a
+//! network mount can block forever; a mount whose statvfs has not returned is skipped
+//! by later scrapes (`node_filesystem_device_error 1`) until it does, so one dead NFS
+//! server costs one blocked thread, not every scrape.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::parse::{fields, lines};
+use super::{CollectError, Collector, LineErrors};
+use crate::config::{FilesystemConfig, NameFilter};
+use crate::exposition::{Family, MetricWriter};
+use crate::procfile::ProcFile;
+
+pub static SIZE: Family =
+    Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes.").unit("bytes");
+pub static FREE: Family =
+    Family::gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.").unit("bytes");
+pub static AVAIL: Family = Family::gauge(
+    "node_filesystem_avail_bytes",
+    "Filesystem space available to non-root users in bytes.",
+)
+.unit("bytes");
+pub static FILES: Family = Family::gauge("node_filesystem_files", "Filesystem total file nodes.");
+pub static FILES_FREE: Family =
+    Family::gauge("node_filesystem_files_free", "Filesystem free file nodes.");
+pub static READONLY: Family =
+    Family::gauge("node_filesystem_readonly", "Whether the filesystem is mounted read-only (1) or not (0).");
+pub static DEVICE_ERROR: Family = Family::gauge(
+    "node_filesystem_device_error",
+    "Whether statvfs of the mount failed or is still blocked (1) or not (0).",
+);
+
+/// One line of mountinfo, octal escapes decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub device: String,
+    pub fstype: String,
+    pub mountpoint: String,
+    pub readonly: bool,
+}
+
+/// Parses /proc/<pid>/mountinfo (`proc(5)`): mount point is field 5, per-mount options
+/// field 6, and after the ` - ` separator come fstype and source.
+pub fn parse_mountinfo(data: &[u8], errors: &mut LineErrors) -> Vec<MountEntry> {
+    let mut out = Vec::new();
+    for (n, line) in lines(data) {
+        let mut f = fields(line);
+        let (Some(_id), Some(_parent), Some(_devno), Some(_root), Some(mp), Some(opts)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            errors.record(n, "fewer than six fields");
+            continue;
+        };
+        // Optional fields (shared:N, master:N, …) end at the lone "-".
+        let mut rest = f.skip_while(|x| *x != b"-");
+        let (Some(_dash), Some(fstype), Some(source)) = (rest.next(), rest.next(), rest.next()) else {
+            errors.record(n, "no ` - fstype source` part");
+            continue;
+        };
+        out.push(MountEntry {
+            device: unescape(source),
+            fstype: unescape(fstype),
+            mountpoint: unescape(mp),
+            readonly: opts.split(|&b| b == b',').any(|o| o == b"ro"),
+        });
+    }
+    out
+}
+
+/// Decodes mountinfo's `\ooo` octal escapes (space, tab, newline, backslash).
+fn unescape(s: &[u8]) -> String {
+    if !s.contains(&b'\\') {
+        return String::from_utf8_lossy(s).into_owned();
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' && i + 3 < s.len() && s[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let v = (s[i + 1] - b'0') as u32 * 64 + (s[i + 2] - b'0') as u32 * 8 + (s[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A mount this collector reports, with what statvfs needs and the state that makes a
+/// blocked statvfs visible to later scrapes.
+#[derive(Debug)]
+struct Mount {
+    entry: MountEntry,
+    path: CString,
+    /// Unix milliseconds at which a statvfs of this mount started and has not returned;
+    /// 0 when none is outstanding. Shared across mount-table reloads.
+    busy_since: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct MountTable {
+    file: ProcFile,
+    /// True when the file is a real procfs file whose POLLPRI says when it changed; a
+    /// fixture file is re-read every scrape.
+    pollable: bool,
+    mounts: Arc<Vec<Mount>>,
+    loaded: bool,
+    /// Malformed lines of the last load, reported with every scrape until it changes.
+    malformed: Option<(usize, usize, &'static str)>,
+}
+
+pub struct Filesystem {
+    table: Mutex<MountTable>,
+    rootfs: PathBuf,
+    mounts: NameFilter,
+    fs_types: NameFilter,
+    timeout: Duration,
+}
+
+impl Filesystem {
+    pub fn new(procfs: &Path, rootfs: &Path, cfg: &FilesystemConfig) -> Self {
+        let path = procfs.join("self/mountinfo");
+        Filesystem {
+            table: Mutex::new(MountTable {
+                pollable: is_procfs(procfs),
+                file: ProcFile::new(path),
+                mounts: Arc::new(Vec::new()),
+                loaded: false,
+                malformed: None,
+            }),
+            rootfs: rootfs.to_owned(),
+            mounts: NameFilter::new(
+                cfg.mount_points_include.clone(),
+                Some(cfg.mount_points_exclude.clone()),
+            ),
+            fs_types: NameFilter::new(cfg.fs_types_include.clone(), Some(cfg.fs_types_exclude.clone())),
+            timeout: cfg.timeout.get(),
+        }
+    }
+
+    /// The current mount list, re-read only when the kernel says it changed.
+    fn mounts(&self) -> Result<(Arc<Vec<Mount>>, Option<CollectError>), CollectError> {
+        let mut t = match self.table.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let changed = !t.loaded || !t.pollable || mount_table_changed(&t.file);
+        if changed {
+            let path = t.file.path().to_owned();
+            let data = t.file.read().map_err(|e| CollectError::read(&path, e))?;
+            let mut errors = LineErrors::default();
+            let entries = parse_mountinfo(data, &mut errors);
+            let old = Arc::clone(&t.mounts);
+            let mut mounts: Vec<Mount> = Vec::new();
+            for entry in entries {
+                if !self.mounts.accepts(&entry.mountpoint) || !self.fs_types.accepts(&entry.fstype) {
+                    continue;
+                }
+                // A mount point mounted over keeps only its top mount, as statvfs sees it.
+                mounts.retain(|m| m.entry.mountpoint != entry.mountpoint);
+                let full = join_root(&self.rootfs, &entry.mountpoint);
+                let Ok(path) = CString::new(full.as_os_str().as_bytes()) else {
+                    continue;
+                };
+                let busy_since = old
+                    .iter()
+                    .find(|m| m.entry.mountpoint == entry.mountpoint)
+                    .map(|m| Arc::clone(&m.busy_since))
+                    .unwrap_or_default();
+                mounts.push(Mount { entry, path, busy_since });
+            }
+            t.mounts = Arc::new(mounts);
+            t.loaded = true;
+            t.malformed = errors.summary();
+        }
+        let malformed = t.malformed.map(|(line, count, reason)| CollectError::Malformed {
+            path: t.file.path().to_owned(),
+            line,
+            count,
+            reason,
+        });
+        Ok((Arc::clone(&t.mounts), malformed))
+    }
+}
+
+fn join_root(rootfs: &Path, mountpoint: &str) -> PathBuf {
+    if rootfs == Path::new("/") {
+        PathBuf::from(mountpoint)
+    } else {
+        rootfs.join(mountpoint.trim_start_matches('/'))
+    }
+}
+
+/// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
+fn is_procfs(dir: &Path) -> bool {
+    const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut buf) == 0 && buf.f_type as libc::c_long == PROC_SUPER_MAGIC
+    }
+}
+
+/// Asks the kernel, without blocking, whether the mount table changed since last asked.
+fn mount_table_changed(file: &ProcFile) -> bool {
+    let Some(fd) = file.raw_fd() else { return true };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n != 0 && (n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR | libc::POLLNVAL) != 0)
+}
+
+/// What statvfs says of one mount.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    size: u64,
+    free: u64,
+    avail: u64,
+    files: u64,
+    files_free: u64,
+}
+
+fn statvfs(path: &CString) -> std::io::Result<Usage> {
+    // SAFETY: `path` is NUL-terminated and `buf` a properly sized out-parameter.
+    let buf = unsafe {
+        let mut buf: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut buf) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        buf
+    };
+    let frsize = buf.f_frsize as u64;
+    Ok(Usage {
+        size: (buf.f_blocks as u64).saturating_mul(frsize),
+        free: (buf.f_bfree as u64).saturating_mul(frsize),
+        avail: (buf.f_bavail as u64).saturating_mul(frsize),
+        files: buf.f_files as u64,
+        files_free: buf.f_ffree as u64,
+    })
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
+impl Collector for Filesystem {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn reentrant(&self) -> bool {
+        true
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        let (mounts, malformed) = self.mounts()?;
+        let mut results: Vec<Option<Usage>> = Vec::with_capacity(mounts.len());
+        let mut failed = 0;
+        let mut first_failure = String::new();
+        for m in mounts.iter() {
+            let since = m.busy_since.load(Ordering::Acquire);
+            let outcome = if since != 0 {
+                Err(format!(
+                    "{}: statvfs blocked for {}s",
+                    m.entry.mountpoint,
+                    now_millis().saturating_sub(since) / 1000
+                ))
+            } else {
+                m.busy_since.store(now_millis(), Ordering::Release);
+                let r = statvfs(&m.path);
+                m.busy_since.store(0, Ordering::Release);
+                r.map_err(|e| format!("{}: statvfs: {e}", m.entry.mountpoint))
+            };
+            match outcome {
+                Ok(u) => results.push(Some(u)),
+                Err(msg) => {
+                    failed += 1;
+                    if first_failure.is_empty() {
+                        first_failure = msg;
+                    }
+                    results.push(None);
+                }
+            }
+        }
+        let label_sets: Vec<[(&str, &str); 3]> = mounts
+            .iter()
+            .map(|m| {
+                [
+                    ("device", m.entry.device.as_str()),
+                    ("fstype", m.entry.fstype.as_str()),
+                    ("mountpoint", m.entry.mountpoint.as_str()),
+                ]
+            })
+            .collect();
+        let fams: [(&'static Family, fn(&Usage) -> u64); 5] = [
+            (&SIZE, |u| u.size),
+            (&FREE, |u| u.free),
+            (&AVAIL, |u| u.avail),
+            (&FILES, |u| u.files),
+            (&FILES_FREE, |u| u.files_free),
+        ];
+        for (family, get) in fams {
+            for (labels, r) in label_sets.iter().zip(&results) {
+                if let Some(u) = r {
+                    w.sample_u64(family, labels, get(u));
+                }
+            }
+        }
+        for (labels, m) in label_sets.iter().zip(mounts.iter()) {
+            w.sample_u64(&READONLY, labels, u64::from(m.entry.readonly));
+        }
+        for (labels, r) in label_sets.iter().zip(&results) {
+            w.sample_u64(&DEVICE_ERROR, labels, u64::from(r.is_none()));
+        }
+        if failed > 0 {
+            return Err(CollectError::Partial {
+                what: "mounts",
+                failed,
+                total: mounts.len(),
+                first: first_failure,
+            });
+        }
+        malformed.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// /proc/self/mountinfo excerpt from a Debian 12 host with an NFS mount and a
+    /// mount point containing a space.
+    const DEBIAN12_MOUNTINFO: &[u8] = b"22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+45 22 0:40 / /mnt/my\\040disk ro,relatime shared:30 master:2 - vfat /dev/sdb1 ro
+46 22 0:41 / /srv/nfs rw,relatime shared:31 - nfs4 fileserver:/export rw,vers=4.2
+garbage
+";
+
+    #[test]
+    fn parses_mountinfo_with_escapes_and_optional_fields() {
+        let mut e = LineErrors::default();
+        let m = parse_mountinfo(DEBIAN12_MOUNTINFO, &mut e);
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            m[2],
+            MountEntry {
+                device: "/dev/sdb1".into(),
+                fstype: "vfat".into(),
+                mountpoint: "/mnt/my disk".into(),
+                readonly: true
+            }
+        );
+        assert_eq!(m[3].device, "fileserver:/export");
+        assert!(!m[0].readonly);
+        let err = e.into_result(Path::new("mountinfo")).unwrap_err().to_string();
+        assert!(err.contains("first at line 5"), "{err}");
+    }
+
+    #[test]
+    fn joins_rootfs() {
+        assert_eq!(join_root(Path::new("/"), "/var"), PathBuf::from("/var"));
+        assert_eq!(join_root(Path::new("/host"), "/var"), PathBuf::from("/host/var"));
+        assert_eq!(join_root(Path::new("/host"), "/"), PathBuf::from("/host/"));
+    }
+
+    #[test]
+    fn live_proc_is_procfs() {
+        assert!(is_procfs(Path::new("/proc")));
+        assert!(!is_procfs(Path::new("/")));
+    }
+}

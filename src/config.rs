@@ -1,0 +1,564 @@
+//! The YAML configuration file, parsed strictly into validated settings.
+//!
+//! Every section is optional and has defaults; unknown keys, bad regexes, bad durations
+//! and wrong types fail loading with the file, the key and the line/column, never the
+//! first scrape. `serde_yaml` is used here and nowhere else.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The default port: clear of node_exporter (9100), mysqld_exporter (9104) and the
+/// other exporters listed in Prometheus' default port allocations.
+pub const DEFAULT_PORT: u16 = 9742;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub web: WebConfig,
+    pub system: SystemConfig,
+    /// The maintenance plan's dashboard spec (rows / panels / span / targets).
+    pub dashboard: Option<DashboardSpec>,
+}
+
+impl Config {
+    /// Loads `path`, or the built-in defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses a configuration text; an empty document means all defaults.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() || text.lines().all(|l| l.trim_start().starts_with('#') || l.trim().is_empty()) {
+            return Ok(Config::default());
+        }
+        serde_path_to_error::deserialize::<_, Option<Config>>(serde_yaml::Deserializer::from_str(text))
+            .map(Option::unwrap_or_default)
+            .map_err(|e| describe_yaml_error(&e))
+    }
+}
+
+/// Names the full key path (serde_yaml alone names only the enclosing map of a value
+/// that fails validation) with serde_yaml's line and column, and says what to do for
+/// the common case of a misspelt key.
+fn describe_yaml_error(e: &serde_path_to_error::Error<serde_yaml::Error>) -> String {
+    let path = e.path().to_string();
+    let mut inner = e.inner().to_string();
+    // serde_yaml prefixes its own, shorter, path: keep one, the full one.
+    if let Some((prefix, rest)) = inner.split_once(": ") {
+        if path.starts_with(prefix) {
+            inner = rest.to_owned();
+        }
+    }
+    let mut msg = if path == "." || path.is_empty() {
+        inner
+    } else {
+        format!("{path}: {inner}")
+    };
+    if msg.contains("unknown field") {
+        msg.push_str(" (remove the key or fix its spelling; see the configuration reference in the README)");
+    }
+    msg
+}
+
+/// `web:` — the HTTP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Address to listen on; `--web.listen-address` overrides it.
+    pub listen_address: ListenAddress,
+    /// Path of the metrics endpoint; `--web.telemetry-path` overrides it.
+    pub telemetry_path: TelemetryPath,
+    /// Scrapes answered at once; more get a quick 503.
+    pub max_requests: usize,
+    /// Open connections at once; more are closed on accept.
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout: DurationValue,
+    /// Subtracted from Prometheus' scrape timeout to leave time to answer.
+    pub timeout_offset: DurationValue,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen_address: ListenAddress(SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            telemetry_path: TelemetryPath("/metrics".to_owned()),
+            max_requests: 10,
+            max_connections: 256,
+            header_read_timeout: DurationValue(Duration::from_secs(5)),
+            timeout_offset: DurationValue(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// `system:` — the host collectors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Where procfs is mounted (another path for containers or fixtures).
+    pub procfs: PathBuf,
+    /// Where sysfs is mounted.
+    pub sysfs: PathBuf,
+    /// The host's root, for statvfs of its mounts from inside a container.
+    pub rootfs: PathBuf,
+    pub cpu: CollectorToggle,
+    pub memory: CollectorToggle,
+    pub filesystem: FilesystemConfig,
+    pub disk: DiskConfig,
+    pub network: NetworkConfig,
+    pub host: HostConfig,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            procfs: PathBuf::from("/proc"),
+            sysfs: PathBuf::from("/sys"),
+            rootfs: PathBuf::from("/"),
+            cpu: CollectorToggle::default(),
+            memory: CollectorToggle::default(),
+            filesystem: FilesystemConfig::default(),
+            disk: DiskConfig::default(),
+            network: NetworkConfig::default(),
+            host: HostConfig::default(),
+        }
+    }
+}
+
+/// What every collector has: a switch and its own deadline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorToggle {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+}
+
+impl Default for CollectorToggle {
+    fn default() -> Self {
+        CollectorToggle {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `system.filesystem:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    pub mount_points_exclude: Pattern,
+    pub mount_points_include: Option<Pattern>,
+    pub fs_types_exclude: Pattern,
+    pub fs_types_include: Option<Pattern>,
+}
+
+/// node_exporter's default mount-point exclude (1.5).
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default filesystem-type exclude (1.5).
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+/// node_exporter's default disk device exclude (1.5): RAM disks, loops, floppies and
+/// partitions, so whole disks are counted once.
+pub const DEFAULT_DISK_DEVICES_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            mount_points_exclude: Pattern::builtin(DEFAULT_MOUNT_POINTS_EXCLUDE),
+            mount_points_include: None,
+            fs_types_exclude: Pattern::builtin(DEFAULT_FS_TYPES_EXCLUDE),
+            fs_types_include: None,
+        }
+    }
+}
+
+/// `system.disk:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    pub devices_exclude: Pattern,
+    pub devices_include: Option<Pattern>,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            devices_exclude: Pattern::builtin(DEFAULT_DISK_DEVICES_EXCLUDE),
+            devices_include: None,
+        }
+    }
+}
+
+/// `system.network:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    pub devices_exclude: Option<Pattern>,
+    pub devices_include: Option<Pattern>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            devices_exclude: None,
+            devices_include: None,
+        }
+    }
+}
+
+/// `system.host:` — load, time, uname and pressure stall information.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    /// Read /proc/pressure (PSI) where the kernel has it.
+    pub pressure: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            pressure: true,
+        }
+    }
+}
+
+/// `dashboard:` — the maintenance plan's own format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSpec {
+    pub title: String,
+    #[serde(default)]
+    pub rows: Vec<RowSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    pub title: String,
+    #[serde(default)]
+    pub panels: Vec<PanelSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelSpec {
+    pub title: String,
+    #[serde(rename = "type", default)]
+    pub kind: PanelKind,
+    #[serde(default)]
+    pub span: Span,
+    #[serde(default)]
+    pub targets: Vec<TargetSpec>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PanelKind {
+    #[default]
+    Graph,
+    Timeseries,
+    Stat,
+    Gauge,
+    Table,
+}
+
+/// A panel's width in the plan's 12-column grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub u8);
+
+impl Default for Span {
+    fn default() -> Self {
+        Span(12)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u8::deserialize(d)?;
+        if (1..=12).contains(&n) {
+            Ok(Span(n))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "span {n} is out of range: a panel is 1 to 12 columns wide"
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// A catalogue name such as `cpu_usage`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Raw PromQL instead of a catalogue name.
+    #[serde(default)]
+    pub expr: Option<String>,
+    #[serde(default)]
+    pub legend: Option<String>,
+}
+
+/// An address to listen on, `HOST:PORT` (`:PORT` means every IPv4 address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddress(pub SocketAddr);
+
+impl std::str::FromStr for ListenAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let full;
+        let s = if s.starts_with(':') {
+            full = format!("0.0.0.0{s}");
+            full.as_str()
+        } else {
+            s
+        };
+        s.parse::<SocketAddr>().map(ListenAddress).map_err(|_| {
+            format!("invalid listen address {s:?}: expected HOST:PORT such as 0.0.0.0:{DEFAULT_PORT} or [::1]:{DEFAULT_PORT}")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The metrics path: absolute, and not one of the server's own paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryPath(pub String);
+
+impl std::str::FromStr for TelemetryPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.starts_with('/') || s == "/" || s.starts_with("/-/") || s.contains(['?', '#', ' ']) {
+            return Err(format!(
+                "invalid telemetry path {s:?}: expected an absolute path such as /metrics, other than / and /-/…"
+            ));
+        }
+        Ok(TelemetryPath(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for TelemetryPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration in Prometheus' notation: `500ms`, `5s`, `1h30m`, `26h`, `30d`, `2w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurationValue(pub Duration);
+
+impl DurationValue {
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for DurationValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl std::str::FromStr for DurationValue {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(DurationValue).ok_or_else(|| {
+            format!("invalid duration {s:?}: expected a number and a unit (ms, s, m, h, d, w, y), such as 500ms, 5s, 1h30m or 30d")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_ms: u128 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u128 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let ms_per: u128 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_ms = total_ms.checked_add(n.checked_mul(ms_per)?)?;
+    }
+    Some(Duration::from_millis(u64::try_from(total_ms).ok()?))
+}
+
+/// A regular expression, compiled while the file is loaded.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl Pattern {
+    /// One of the built-in defaults above; they are constants, checked by a unit test.
+    #[allow(clippy::expect_used)]
+    fn builtin(re: &str) -> Pattern {
+        Pattern(regex::Regex::new(re).expect("built-in patterns are valid"))
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        self.0.is_match(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        regex::Regex::new(&s)
+            .map(Pattern)
+            .map_err(|e| serde::de::Error::custom(format!("invalid regular expression {s:?}: {e}")))
+    }
+}
+
+/// A name filter from an include and an exclude pattern: included (or no include) and
+/// not excluded.
+#[derive(Debug, Clone)]
+pub struct NameFilter {
+    include: Option<Pattern>,
+    exclude: Option<Pattern>,
+}
+
+impl NameFilter {
+    pub fn new(include: Option<Pattern>, exclude: Option<Pattern>) -> Self {
+        NameFilter { include, exclude }
+    }
+
+    pub fn accepts(&self, name: &str) -> bool {
+        self.include.as_ref().is_none_or(|p| p.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|p| p.is_match(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_patterns_compile() {
+        for re in [DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_DISK_DEVICES_EXCLUDE] {
+            regex::Regex::new(re).unwrap();
+        }
+        let f = FilesystemConfig::default();
+        assert!(f.mount_points_exclude.is_match("/proc/sys"));
+        assert!(!f.mount_points_exclude.is_match("/home"));
+        assert!(f.fs_types_exclude.is_match("tmpfs") == false && f.fs_types_exclude.is_match("overlay"));
+        let d = DiskConfig::default();
+        assert!(d.devices_exclude.is_match("sda1") && d.devices_exclude.is_match("nvme0n1p2"));
+        assert!(!d.devices_exclude.is_match("sda") && !d.devices_exclude.is_match("nvme0n1"));
+    }
+
+    #[test]
+    fn durations_in_prometheus_notation() {
+        let d = |s: &str| s.parse::<DurationValue>().map(|d| d.0);
+        assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(d("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(d("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(d("26h"), Ok(Duration::from_secs(26 * 3600)));
+        for bad in ["", "5", "s", "5 s", "1.5s", "5sec", "-1s"] {
+            assert!(d(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_are_defaults() {
+        assert_eq!(Config::parse("").unwrap().web.listen_address.0.port(), DEFAULT_PORT);
+        assert!(Config::parse("# nothing\n").unwrap().dashboard.is_none());
+    }
+
+    #[test]
+    fn seed_dashboard_section_is_a_valid_config() {
+        let c = Config::parse(
+            "dashboard:\n  title: Shoe Store Hub Monitoring Dashboard\n  rows:\n    - title: System Metrics\n      panels:\n        - title: CPU Usage\n          type: graph\n          span: 4\n          targets:\n            - target: cpu_usage\n",
+        )
+        .unwrap();
+        let d = c.dashboard.unwrap();
+        assert_eq!(d.rows[0].panels[0].span, Span(4));
+        assert_eq!(d.rows[0].panels[0].targets[0].target.as_deref(), Some("cpu_usage"));
+    }
+
+    #[test]
+    fn errors_name_key_and_position() {
+        let e = Config::parse("web:\n  listen_adress: x\n").unwrap_err();
+        assert!(e.contains("listen_adress") && e.contains("line 2"), "{e}");
+        let e = Config::parse("system:\n  filesystem:\n    fs_types_exclude: \"(\"\n").unwrap_err();
+        assert!(e.contains("system.filesystem.fs_types_exclude") && e.contains("line 3"), "{e}");
+        let e = Config::parse("web:\n  header_read_timeout: 5 seconds\n").unwrap_err();
+        assert!(e.contains("invalid duration") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,306 @@
+//! The exposition writer: Prometheus text 0.0.4 and OpenMetrics 1.0 from one API.
+//!
+//! Collectors describe each metric family once as a `const Family` and write samples
+//! through a [`MetricWriter`] straight into a byte buffer: no per-sample allocation, no
+//! intermediate registry. Encoding cannot fail; the only fallible part of a scrape is the
+//! collectors' reading of their sources.
+
+/// Which exposition format a scrape answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`, what Prometheus parses when nothing else is asked.
+    Text,
+    /// `application/openmetrics-text; version=1.0.0` (or 0.0.1, same text for what we emit).
+    OpenMetrics { version: &'static str },
+}
+
+impl Format {
+    /// The Content-Type header that goes with this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics { version: "0.0.1" } => {
+                "application/openmetrics-text; version=0.0.1; charset=utf-8"
+            }
+            Format::OpenMetrics { .. } => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
+        }
+    }
+}
+
+/// A metric family's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A metric family, declared once as a `static` at the top of its collector (a
+/// `static`, not a `const`: the writer recognises a family by its address).
+///
+/// `name` is the sample name as PromQL sees it (a counter's includes `_total`);
+/// `unit` is the OpenMetrics unit, which the name must end with.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub unit: Option<&'static str>,
+}
+
+impl Family {
+    pub const fn counter(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind: Kind::Counter,
+            unit: None,
+        }
+    }
+
+    pub const fn gauge(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind: Kind::Gauge,
+            unit: None,
+        }
+    }
+
+    /// The same family with an OpenMetrics unit.
+    pub const fn unit(self, unit: &'static str) -> Family {
+        Family {
+            unit: Some(unit),
+            ..self
+        }
+    }
+
+    /// The family name in OpenMetrics: a counter's name without `_total`.
+    fn metadata_name(&self, format: Format) -> &'static str {
+        match (format, self.kind) {
+            (Format::OpenMetrics { .. }, Kind::Counter) => {
+                self.name.strip_suffix("_total").unwrap_or(self.name)
+            }
+            _ => self.name,
+        }
+    }
+}
+
+/// Writes metric families into a byte buffer in one format.
+///
+/// A family's `# HELP`/`# TYPE` lines are written with its first sample, so families
+/// without samples are left out and every family's samples stay together as long as a
+/// collector writes them family by family.
+pub struct MetricWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    format: Format,
+    current: Option<&'static Family>,
+}
+
+impl<'a> MetricWriter<'a> {
+    pub fn new(buf: &'a mut Vec<u8>, format: Format) -> Self {
+        MetricWriter {
+            buf,
+            format,
+            current: None,
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Writes one sample with a float value.
+    pub fn sample(&mut self, family: &'static Family, labels: &[(&str, &str)], value: f64) {
+        self.start(family, labels);
+        write_f64(self.buf, value);
+        self.buf.push(b'\n');
+    }
+
+    /// Writes one sample with an integer value (exact, and cheaper than a float).
+    pub fn sample_u64(&mut self, family: &'static Family, labels: &[(&str, &str)], value: u64) {
+        self.start(family, labels);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.buf.push(b'\n');
+    }
+
+    /// Writes a one-sample gauge family whose name is only known at run time (a
+    /// /proc/meminfo field, say).
+    pub fn dynamic_gauge(&mut self, name: &str, help: &str, unit: Option<&str>, value: u64) {
+        self.current = None;
+        self.buf.extend_from_slice(b"# HELP ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b' ');
+        escape_into(self.buf, help.as_bytes(), false);
+        self.buf.extend_from_slice(b"\n# TYPE ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b" gauge\n");
+        if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, unit) {
+            self.buf.extend_from_slice(b"# UNIT ");
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.push(b' ');
+            self.buf.extend_from_slice(unit.as_bytes());
+            self.buf.push(b'\n');
+        }
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b' ');
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.buf.push(b'\n');
+    }
+
+    fn start(&mut self, family: &'static Family, labels: &[(&str, &str)]) {
+        if !self.current.is_some_and(|c| std::ptr::eq(c, family)) {
+            self.current = Some(family);
+            self.header(family);
+        }
+        self.buf.extend_from_slice(family.name.as_bytes());
+        if !labels.is_empty() {
+            self.buf.push(b'{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(b',');
+                }
+                self.buf.extend_from_slice(k.as_bytes());
+                self.buf.extend_from_slice(b"=\"");
+                escape_into(self.buf, v.as_bytes(), true);
+                self.buf.push(b'"');
+            }
+            self.buf.push(b'}');
+        }
+        self.buf.push(b' ');
+    }
+
+    fn header(&mut self, family: &Family) {
+        let name = family.metadata_name(self.format).as_bytes();
+        self.buf.extend_from_slice(b"# HELP ");
+        self.buf.extend_from_slice(name);
+        self.buf.push(b' ');
+        escape_into(self.buf, family.help.as_bytes(), false);
+        self.buf.extend_from_slice(b"\n# TYPE ");
+        self.buf.extend_from_slice(name);
+        self.buf.extend_from_slice(match family.kind {
+            Kind::Counter => b" counter\n",
+            Kind::Gauge => b" gauge\n",
+        });
+        if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, family.unit) {
+            self.buf.extend_from_slice(b"# UNIT ");
+            self.buf.extend_from_slice(name);
+            self.buf.push(b' ');
+            self.buf.extend_from_slice(unit.as_bytes());
+            self.buf.push(b'\n');
+        }
+    }
+}
+
+/// Ends an exposition: OpenMetrics requires `# EOF`, the text format has no terminator.
+pub fn finish(buf: &mut Vec<u8>, format: Format) {
+    if let Format::OpenMetrics { .. } = format {
+        buf.extend_from_slice(b"# EOF\n");
+    }
+}
+
+/// Escapes `\` and newline (and `"` in label values) as both formats require.
+fn escape_into(buf: &mut Vec<u8>, s: &[u8], quote: bool) {
+    let needs = s
+        .iter()
+        .any(|&b| b == b'\\' || b == b'\n' || (quote && b == b'"'));
+    if !needs {
+        buf.extend_from_slice(s);
+        return;
+    }
+    for &b in s {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'"' if quote => buf.extend_from_slice(b"\\\""),
+            _ => buf.push(b),
+        }
+    }
+}
+
+/// Formats a float the way Prometheus parses it: integers without a fraction, the
+/// shortest round-trip form otherwise, and `NaN`/`+Inf`/`-Inf` spelled as the formats say.
+pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        buf.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        buf.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+        buf.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+    } else {
+        buf.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CPU: Family = Family::counter("node_cpu_seconds_total", "Seconds each CPU spent in each mode.")
+        .unit("seconds");
+    static MEM: Family = Family::gauge("node_memory_MemTotal_bytes", "Total usable RAM.");
+
+    fn render(format: Format) -> String {
+        let mut buf = Vec::new();
+        let mut w = MetricWriter::new(&mut buf, format);
+        w.sample(&CPU, &[("cpu", "0"), ("mode", "idle")], 12.5);
+        w.sample(&CPU, &[("cpu", "0"), ("mode", "user")], 3.0);
+        w.sample_u64(&MEM, &[], 1024);
+        finish(&mut buf, format);
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn text_format_names_counters_with_total() {
+        assert_eq!(
+            render(Format::Text),
+            "# HELP node_cpu_seconds_total Seconds each CPU spent in each mode.\n\
+             # TYPE node_cpu_seconds_total counter\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 12.5\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 3\n\
+             # HELP node_memory_MemTotal_bytes Total usable RAM.\n\
+             # TYPE node_memory_MemTotal_bytes gauge\n\
+             node_memory_MemTotal_bytes 1024\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_strips_total_from_family_and_ends_with_eof() {
+        let out = render(Format::OpenMetrics { version: "1.0.0" });
+        assert!(out.starts_with(
+            "# HELP node_cpu_seconds Seconds each CPU spent in each mode.\n\
+             # TYPE node_cpu_seconds counter\n\
+             # UNIT node_cpu_seconds seconds\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 12.5\n"
+        ));
+        assert!(out.ends_with("node_memory_MemTotal_bytes 1024\n# EOF\n"));
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        static F: Family = Family::gauge("x", "a \\ b\nc");
+        let mut buf = Vec::new();
+        MetricWriter::new(&mut buf, Format::Text).sample(&F, &[("m", "/a \"b\"\\\n")], 1.0);
+        let s = String::from_utf8(buf).unwrap();
+        assert!(s.contains("# HELP x a \\\\ b\\nc\n"), "{s}");
+        assert!(s.contains("x{m=\"/a \\\"b\\\"\\\\\\n\"} 1\n"), "{s}");
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        for v in [0.0, 1.5, 1e-9, 123456789.125, 1e300, -2.0, 0.1 + 0.2] {
+            let mut buf = Vec::new();
+            write_f64(&mut buf, v);
+            let s = String::from_utf8(buf).unwrap();
+            assert_eq!(s.parse::<f64>().unwrap(), v, "{s}");
+        }
+        let mut buf = Vec::new();
+        write_f64(&mut buf, f64::NAN);
+        write_f64(&mut buf, f64::INFINITY);
+        write_f64(&mut buf, f64::NEG_INFINITY);
+        assert_eq!(buf, b"NaN+Inf-Inf");
+    }
+}

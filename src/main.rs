@@ -1,0 +1,65 @@
+//! Command-line dispatch: parse, run, print the error chain once, return an exit code.
+
+use std::error::Error;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use shoehub_exporter::cli::{Cli, Command, ServeArgs};
+use shoehub_exporter::config::Config;
+
+/// Exit code for a configuration that cannot be used (as sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig(args)) => match Config::load(Some(&args.config)) {
+            Ok(_) => {
+                println!("{}: valid", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e, EXIT_CONFIG),
+        },
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_max_level(args.log_level.as_tracing())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let mut config = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    if let Some(addr) = args.listen_address {
+        config.web.listen_address = addr;
+    }
+    if let Some(path) = args.telemetry_path {
+        config.web.telemetry_path = path;
+    }
+    match shoehub_exporter::server::run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, 1),
+    }
+}
+
+/// Prints `error: outer: cause: root cause` once, on stderr.
+fn fail(e: &dyn Error, code: u8) -> ExitCode {
+    let mut msg = format!("error: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    eprintln!("{msg}");
+    ExitCode::from(code)
+}

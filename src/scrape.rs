@@ -1,0 +1,354 @@
+//! The scrape engine: runs every enabled collector concurrently under a deadline and
+//! assembles one exposition.
+//!
+//! Each collector runs on tokio's blocking pool (they read /proc, /sys and statvfs,
+//! which block). Its deadline is the smaller of its own timeout and Prometheus'
+//! `X-Prometheus-Scrape-Timeout-Seconds` minus an offset. A collector that overruns is
+//! reported failed and its thread left to finish; until it does, later scrapes do not
+//! start it again (unless it isolates blocking items itself), so a stuck source costs one
+//! thread, not one per scrape.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family as CounterFamily;
+use tracing::{info, warn};
+
+use crate::collectors::Collector;
+use crate::exposition::{finish, Family, Format, MetricWriter};
+
+pub static COLLECTOR_SUCCESS: Family = Family::gauge(
+    "shoehub_scrape_collector_success",
+    "Whether the collector succeeded in this scrape (1) or failed or ran out of time (0).",
+);
+pub static COLLECTOR_DURATION: Family = Family::gauge(
+    "shoehub_scrape_collector_duration_seconds",
+    "How long the collector took in this scrape (its deadline, when it ran out of time).",
+)
+.unit("seconds");
+pub static BUILD_INFO: Family = Family::gauge(
+    "shoehub_exporter_build_info",
+    "The exporter's version and source revision: constant 1, the values are in the labels.",
+);
+pub static REQUESTS: Family = Family::counter(
+    "shoehub_exporter_http_requests_total",
+    "HTTP requests the exporter answered, by path kind and status code.",
+);
+
+/// What a request was for, as the request counter labels it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Handler {
+    Metrics,
+    Other,
+}
+
+impl Handler {
+    fn as_str(self) -> &'static str {
+        match self {
+            Handler::Metrics => "metrics",
+            Handler::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub handler: Handler,
+    pub code: u16,
+}
+
+/// The exporter's own long-lived counters, updated by the HTTP server, kept in
+/// prometheus-client's atomic metric types and read at scrape time.
+#[derive(Debug, Default)]
+pub struct ExporterStats {
+    requests: CounterFamily<RequestLabels, Counter>,
+}
+
+impl ExporterStats {
+    pub fn record_request(&self, handler: Handler, code: u16) {
+        self.requests
+            .get_or_create(&RequestLabels { handler, code })
+            .inc();
+    }
+
+    /// The counters' current values, sorted for a stable exposition.
+    pub fn requests(&self) -> Vec<(RequestLabels, u64)> {
+        let mut out: Vec<(RequestLabels, u64)> = Vec::new();
+        // prometheus-client exposes a family's members only through its encoder or
+        // through get_or_create; the label space here is small and known.
+        for handler in [Handler::Metrics, Handler::Other] {
+            for code in [200u16, 400, 404, 405, 503] {
+                let labels = RequestLabels { handler, code };
+                let v = self.requests.get_or_create(&labels).get();
+                if v > 0 {
+                    out.push((labels, v));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One collector and what the engine remembers of it between scrapes.
+struct Slot {
+    collector: Arc<dyn Collector>,
+    /// The done-flag and start of a run that overran its deadline, until it returns.
+    stalled: Mutex<Option<(Arc<AtomicBool>, Instant)>>,
+    /// Whether the last scrape failed, so a failure is logged when it starts and a
+    /// recovery when it ends, not on every scrape.
+    failing: AtomicBool,
+    /// The last output size, to size the next buffer in one allocation.
+    last_len: AtomicUsize,
+}
+
+/// The outcome of one collector in one scrape.
+struct Outcome {
+    ok: bool,
+    seconds: f64,
+    output: Vec<u8>,
+}
+
+pub struct Engine {
+    slots: Vec<Arc<Slot>>,
+    timeout_offset: Duration,
+    pub stats: ExporterStats,
+}
+
+impl Engine {
+    pub fn new(collectors: Vec<Arc<dyn Collector>>, timeout_offset: Duration) -> Self {
+        Engine {
+            slots: collectors
+                .into_iter()
+                .map(|collector| {
+                    Arc::new(Slot {
+                        collector,
+                        stalled: Mutex::new(None),
+                        failing: AtomicBool::new(false),
+                        last_len: AtomicUsize::new(1024),
+                    })
+                })
+                .collect(),
+            timeout_offset,
+            stats: ExporterStats::default(),
+        }
+    }
+
+    /// The names of the collectors this engine runs, in exposition order.
+    pub fn collector_names(&self) -> Vec<&'static str> {
+        self.slots.iter().map(|s| s.collector.name()).collect()
+    }
+
+    /// The deadline for one collector given Prometheus' scrape timeout, if it sent one.
+    fn deadline(&self, own: Duration, scrape_timeout: Option<Duration>) -> Duration {
+        match scrape_timeout {
+            None => own,
+            Some(t) => {
+                // Too small a timeout to subtract the offset from: keep nine tenths.
+                let budget = t
+                    .checked_sub(self.timeout_offset)
+                    .filter(|b| !b.is_zero())
+                    .unwrap_or(t.mul_f64(0.9));
+                own.min(budget)
+            }
+        }
+    }
+
+    /// Runs every collector and returns the whole exposition.
+    pub async fn scrape(&self, format: Format, scrape_timeout: Option<Duration>) -> Vec<u8> {
+        let start = Instant::now();
+        let mut running = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let deadline = self.deadline(slot.collector.timeout(), scrape_timeout);
+            running.push((deadline, start_run(slot, format)));
+        }
+        let mut outcomes = Vec::with_capacity(self.slots.len());
+        for (slot, (deadline, run)) in self.slots.iter().zip(running) {
+            let outcome = match run {
+                Err(cause) => Outcome::failed(start, cause, slot),
+                Ok((handle, done)) => {
+                    match tokio::time::timeout_at((start + deadline).into(), handle).await {
+                        Ok(Ok((Ok(()), output, seconds))) => Outcome {
+                            ok: true,
+                            seconds,
+                            output,
+                        },
+                        Ok(Ok((Err(e), output, seconds))) => {
+                            note_failure(slot, &e.to_string());
+                            Outcome {
+                                ok: false,
+                                seconds,
+                                output,
+                            }
+                        }
+                        Ok(Err(join)) => Outcome::failed(start, format!("collector panicked: {join}"), slot),
+                        Err(_) => {
+                            if let Ok(mut s) = slot.stalled.lock() {
+                                *s = Some((done, start));
+                            }
+                            Outcome::failed(start, format!("ran out of time after {deadline:?}"), slot)
+                        }
+                    }
+                }
+            };
+            if outcome.ok && slot.failing.swap(false, Ordering::Relaxed) {
+                info!(collector = slot.collector.name(), "collector recovered");
+            }
+            outcomes.push(outcome);
+        }
+        self.assemble(format, &outcomes)
+    }
+
+    fn assemble(&self, format: Format, outcomes: &[Outcome]) -> Vec<u8> {
+        let total: usize = outcomes.iter().map(|o| o.output.len()).sum();
+        let mut buf = Vec::with_capacity(total + 2048);
+        for o in outcomes {
+            buf.extend_from_slice(&o.output);
+        }
+        let mut w = MetricWriter::new(&mut buf, format);
+        for (slot, o) in self.slots.iter().zip(outcomes) {
+            w.sample_u64(&COLLECTOR_SUCCESS, &[("collector", slot.collector.name())], u64::from(o.ok));
+        }
+        for (slot, o) in self.slots.iter().zip(outcomes) {
+            w.sample(&COLLECTOR_DURATION, &[("collector", slot.collector.name())], o.seconds);
+        }
+        w.sample_u64(
+            &BUILD_INFO,
+            &[("revision", crate::REVISION), ("version", crate::VERSION)],
+            1,
+        );
+        for (labels, v) in self.stats.requests() {
+            let code = itoa::Buffer::new().format(labels.code).to_owned();
+            w.sample_u64(&REQUESTS, &[("code", &code), ("handler", labels.handler.as_str())], v);
+        }
+        finish(&mut buf, format);
+        buf
+    }
+}
+
+type RunHandle = tokio::task::JoinHandle<(Result<(), crate::collectors::CollectError>, Vec<u8>, f64)>;
+
+/// Starts one collector on the blocking pool, unless an earlier run of it is still
+/// blocked.
+fn start_run(slot: &Arc<Slot>, format: Format) -> Result<(RunHandle, Arc<AtomicBool>), String> {
+    if !slot.collector.reentrant() {
+        let mut stalled = match slot.stalled.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((done, since)) = stalled.as_ref() {
+            if !done.load(Ordering::Acquire) {
+                return Err(format!(
+                    "an earlier run has been blocked for {:.0?} and has not returned",
+                    since.elapsed()
+                ));
+            }
+            *stalled = None;
+        }
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let done_in_run = Arc::clone(&done);
+    let slot = Arc::clone(slot);
+    let handle = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut output = Vec::with_capacity(slot.last_len.load(Ordering::Relaxed) + 256);
+        let result = {
+            let mut w = MetricWriter::new(&mut output, format);
+            slot.collector.collect(&mut w)
+        };
+        slot.last_len.store(output.len(), Ordering::Relaxed);
+        done_in_run.store(true, Ordering::Release);
+        (result, output, started.elapsed().as_secs_f64())
+    });
+    Ok((handle, done))
+}
+
+fn note_failure(slot: &Slot, cause: &str) {
+    if !slot.failing.swap(true, Ordering::Relaxed) {
+        warn!(collector = slot.collector.name(), cause, "collector failed");
+    }
+}
+
+impl Outcome {
+    fn failed(start: Instant, cause: String, slot: &Slot) -> Outcome {
+        note_failure(slot, &cause);
+        Outcome {
+            ok: false,
+            seconds: start.elapsed().as_secs_f64(),
+            output: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::CollectError;
+
+    struct Sleepy(Duration);
+    impl Collector for Sleepy {
+        fn name(&self) -> &'static str {
+            "sleepy"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(10)
+        }
+        fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+            std::thread::sleep(self.0);
+            static F: Family = Family::gauge("test_sleepy", "x");
+            w.sample_u64(&F, &[], 1);
+            Ok(())
+        }
+    }
+
+    struct Quick;
+    impl Collector for Quick {
+        fn name(&self) -> &'static str {
+            "quick"
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(10)
+        }
+        fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+            static F: Family = Family::gauge("test_quick", "x");
+            w.sample_u64(&F, &[], 7);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn overrun_is_reported_and_not_restarted_until_it_returns() {
+        let engine = Engine::new(
+            vec![Arc::new(Sleepy(Duration::from_millis(600))), Arc::new(Quick)],
+            Duration::from_millis(100),
+        );
+        let t = Instant::now();
+        let out = String::from_utf8(engine.scrape(Format::Text, Some(Duration::from_millis(300))).await).unwrap();
+        assert!(t.elapsed() < Duration::from_millis(450), "{:?}", t.elapsed());
+        assert!(out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 0\n"), "{out}");
+        assert!(out.contains("test_quick 7\n"));
+        assert!(!out.contains("test_sleepy"));
+        // Still blocked: refused at once rather than started again.
+        let t = Instant::now();
+        let out = String::from_utf8(engine.scrape(Format::Text, Some(Duration::from_millis(300))).await).unwrap();
+        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        assert!(out.contains("collector=\"sleepy\"} 0\n"));
+        // Once it returned, it runs again (and with time enough, succeeds).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let out = String::from_utf8(engine.scrape(Format::Text, None).await).unwrap();
+        assert!(out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 1\n"), "{out}");
+        assert!(out.contains("test_sleepy 1\n"));
+    }
+
+    #[test]
+    fn deadline_is_the_smaller_of_own_and_prometheus_minus_offset() {
+        let e = Engine::new(vec![], Duration::from_millis(500));
+        let s = Duration::from_secs;
+        assert_eq!(e.deadline(s(5), None), s(5));
+        assert_eq!(e.deadline(s(5), Some(s(10))), s(5));
+        assert_eq!(e.deadline(s(5), Some(s(3))), Duration::from_millis(2500));
+        assert_eq!(e.deadline(s(5), Some(Duration::from_millis(400))), Duration::from_millis(360));
+    }
+}

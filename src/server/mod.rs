@@ -1,0 +1,264 @@
+//! The HTTP server: routing, content negotiation, limits and graceful shutdown.
+//!
+//! Limits protect the host the exporter watches: a header-read timeout drops clients
+//! that never finish their request, a connection cap bounds sockets and memory, and a
+//! bound on concurrent scrapes answers the excess with an immediate 503 instead of
+//! queueing work nobody will wait for.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::scrape::{Engine, Handler};
+
+mod negotiate;
+mod run;
+
+pub use negotiate::{accepts_gzip, negotiate_format};
+pub use run::{run, RunError};
+
+/// What the server needs to know beyond the engine.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub telemetry_path: String,
+    pub max_requests: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    /// How long open connections get to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+struct State {
+    engine: Arc<Engine>,
+    settings: ServerSettings,
+    scrapes: Semaphore,
+    landing: Bytes,
+}
+
+/// Serves until `shutdown` resolves, then lets open requests finish (up to the grace
+/// period) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let state = Arc::new(State {
+        landing: landing_page(&settings.telemetry_path),
+        scrapes: Semaphore::new(settings.max_requests.max(1)),
+        engine,
+        settings,
+    });
+    let open = Arc::new(AtomicUsize::new(0));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.settings.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 * 1024);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if open.load(Ordering::Relaxed) >= state.settings.max_connections {
+            debug!(%peer, "connection limit reached, closing new connection");
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let guard = ConnectionGuard::new(&open);
+        let st = Arc::clone(&state);
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let st = Arc::clone(&st);
+                async move { Ok::<_, Infallible>(handle(req, &st).await) }
+            }),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _guard = guard;
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    info!("shutting down: waiting for open requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(state.settings.shutdown_grace) => {
+            warn!("open connections did not finish in time; closing them");
+        }
+    }
+}
+
+struct ConnectionGuard(Arc<AtomicUsize>);
+
+impl ConnectionGuard {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(Arc::clone(open))
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let is_metrics = path == st.settings.telemetry_path;
+    let get_like = req.method() == Method::GET || req.method() == Method::HEAD;
+    let response = if is_metrics {
+        if get_like {
+            metrics(&req, st).await
+        } else {
+            method_not_allowed()
+        }
+    } else {
+        match path {
+            "/" if get_like => html(StatusCode::OK, st.landing.clone()),
+            "/-/healthy" | "/-/ready" if get_like => text(StatusCode::OK, "OK\n"),
+            "/" | "/-/healthy" | "/-/ready" => method_not_allowed(),
+            _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+        }
+    };
+    let handler = if is_metrics { Handler::Metrics } else { Handler::Other };
+    st.engine.stats.record_request(handler, response.status().as_u16());
+    if req.method() == Method::HEAD {
+        let (parts, _) = response.into_parts();
+        return Response::from_parts(parts, Full::new(Bytes::new()));
+    }
+    response
+}
+
+async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
+    let Ok(_permit) = st.scrapes.try_acquire() else {
+        let mut r = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many concurrent scrapes; try again\n",
+        );
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        return r;
+    };
+    let headers = req.headers();
+    let format = negotiate_format(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
+    let scrape_timeout = headers
+        .get("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
+    let body = st.engine.scrape(format, scrape_timeout).await;
+    let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    let body = if gzip {
+        match gzip_bytes(&body) {
+            Ok(z) => {
+                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                z
+            }
+            Err(_) => body,
+        }
+    } else {
+        body
+    };
+    *response.body_mut() = Full::new(Bytes::from(body));
+    response
+}
+
+fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    // Level 1: expositions compress about 8:1 even so, at a fraction of the CPU.
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 6), flate2::Compression::fast());
+    enc.write_all(body)?;
+    enc.finish()
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn html(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r
+}
+
+fn method_not_allowed() -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
+    r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
+fn landing_page(telemetry_path: &str) -> Bytes {
+    let path = html_escape(telemetry_path);
+    Bytes::from(format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>shoehub-exporter</title></head>\n\
+         <body><h1>shoehub-exporter {version}</h1>\n\
+         <p>Prometheus exporter for the Shoe Store Hub host (revision {revision}).</p>\n\
+         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li></ul>\n\
+         </body></html>\n",
+        version = crate::VERSION,
+        revision = html_escape(crate::REVISION),
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Binds the listener, with an error that says which address could not be had.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source} (is another exporter already using the port? choose one with --web.listen-address)")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
