@@ -12,7 +12,11 @@ use crate::config::{ListenAddress, TelemetryPath};
 /// With no subcommand it serves metrics (`serve`). With no --config, built-in defaults
 /// apply: every host collector on, listening on 0.0.0.0:9742.
 #[derive(Debug, Parser)]
-#[command(name = "shoehub-exporter", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "shoehub-exporter",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -84,8 +88,18 @@ mod tests {
     fn serve_flags_work_with_and_without_the_subcommand() {
         let c = Cli::try_parse_from(["x", "--web.listen-address", "127.0.0.1:1234"]).unwrap();
         assert_eq!(c.serve.listen_address.unwrap().0.port(), 1234);
-        let c = Cli::try_parse_from(["x", "serve", "--web.telemetry-path", "/m", "--log.level", "debug"]).unwrap();
-        let Some(Command::Serve(a)) = c.command else { panic!() };
+        let c = Cli::try_parse_from([
+            "x",
+            "serve",
+            "--web.telemetry-path",
+            "/m",
+            "--log.level",
+            "debug",
+        ])
+        .unwrap();
+        let Some(Command::Serve(a)) = c.command else {
+            panic!()
+        };
         assert_eq!(a.telemetry_path.unwrap().0, "/m");
         assert!(Cli::try_parse_from(["x", "--web.listen-address", "nope"]).is_err());
     }

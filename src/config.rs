@@ -56,12 +56,18 @@ impl Config {
 
     /// Parses a configuration text; an empty document means all defaults.
     pub fn parse(text: &str) -> Result<Config, String> {
-        if text.trim().is_empty() || text.lines().all(|l| l.trim_start().starts_with('#') || l.trim().is_empty()) {
+        if text.trim().is_empty()
+            || text
+                .lines()
+                .all(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+        {
             return Ok(Config::default());
         }
-        serde_path_to_error::deserialize::<_, Option<Config>>(serde_yaml::Deserializer::from_str(text))
-            .map(Option::unwrap_or_default)
-            .map_err(|e| describe_yaml_error(&e))
+        serde_path_to_error::deserialize::<_, Option<Config>>(serde_yaml::Deserializer::from_str(
+            text,
+        ))
+        .map(Option::unwrap_or_default)
+        .map_err(|e| describe_yaml_error(&e))
     }
 }
 
@@ -83,7 +89,9 @@ fn describe_yaml_error(e: &serde_path_to_error::Error<serde_yaml::Error>) -> Str
         format!("{path}: {inner}")
     };
     if msg.contains("unknown field") {
-        msg.push_str(" (remove the key or fix its spelling; see the configuration reference in the README)");
+        msg.push_str(
+            " (remove the key or fix its spelling; see the configuration reference in the README)",
+        );
     }
     msg
 }
@@ -189,7 +197,8 @@ pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 /// node_exporter's default disk device exclude (1.5): RAM disks, loops, floppies and
 /// partitions, so whole disks are counted once.
-pub const DEFAULT_DISK_DEVICES_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
+pub const DEFAULT_DISK_DEVICES_EXCLUDE: &str =
+    "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
 
 impl Default for FilesystemConfig {
     fn default() -> Self {
@@ -511,13 +520,19 @@ mod tests {
 
     #[test]
     fn builtin_patterns_compile() {
-        for re in [DEFAULT_MOUNT_POINTS_EXCLUDE, DEFAULT_FS_TYPES_EXCLUDE, DEFAULT_DISK_DEVICES_EXCLUDE] {
+        for re in [
+            DEFAULT_MOUNT_POINTS_EXCLUDE,
+            DEFAULT_FS_TYPES_EXCLUDE,
+            DEFAULT_DISK_DEVICES_EXCLUDE,
+        ] {
             regex::Regex::new(re).unwrap();
         }
         let f = FilesystemConfig::default();
         assert!(f.mount_points_exclude.is_match("/proc/sys"));
         assert!(!f.mount_points_exclude.is_match("/home"));
-        assert!(f.fs_types_exclude.is_match("tmpfs") == false && f.fs_types_exclude.is_match("overlay"));
+        assert!(
+            f.fs_types_exclude.is_match("tmpfs") == false && f.fs_types_exclude.is_match("overlay")
+        );
         let d = DiskConfig::default();
         assert!(d.devices_exclude.is_match("sda1") && d.devices_exclude.is_match("nvme0n1p2"));
         assert!(!d.devices_exclude.is_match("sda") && !d.devices_exclude.is_match("nvme0n1"));
@@ -537,7 +552,10 @@ mod tests {
 
     #[test]
     fn empty_and_comment_only_files_are_defaults() {
-        assert_eq!(Config::parse("").unwrap().web.listen_address.0.port(), DEFAULT_PORT);
+        assert_eq!(
+            Config::parse("").unwrap().web.listen_address.0.port(),
+            DEFAULT_PORT
+        );
         assert!(Config::parse("# nothing\n").unwrap().dashboard.is_none());
     }
 
@@ -549,7 +567,10 @@ mod tests {
         .unwrap();
         let d = c.dashboard.unwrap();
         assert_eq!(d.rows[0].panels[0].span, Span(4));
-        assert_eq!(d.rows[0].panels[0].targets[0].target.as_deref(), Some("cpu_usage"));
+        assert_eq!(
+            d.rows[0].panels[0].targets[0].target.as_deref(),
+            Some("cpu_usage")
+        );
     }
 
     #[test]
@@ -557,8 +578,14 @@ mod tests {
         let e = Config::parse("web:\n  listen_adress: x\n").unwrap_err();
         assert!(e.contains("listen_adress") && e.contains("line 2"), "{e}");
         let e = Config::parse("system:\n  filesystem:\n    fs_types_exclude: \"(\"\n").unwrap_err();
-        assert!(e.contains("system.filesystem.fs_types_exclude") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("system.filesystem.fs_types_exclude") && e.contains("line 3"),
+            "{e}"
+        );
         let e = Config::parse("web:\n  header_read_timeout: 5 seconds\n").unwrap_err();
-        assert!(e.contains("invalid duration") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("invalid duration") && e.contains("line 2"),
+            "{e}"
+        );
     }
 }

@@ -239,8 +239,11 @@ pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
 mod tests {
     use super::*;
 
-    static CPU: Family = Family::counter("node_cpu_seconds_total", "Seconds each CPU spent in each mode.")
-        .unit("seconds");
+    static CPU: Family = Family::counter(
+        "node_cpu_seconds_total",
+        "Seconds each CPU spent in each mode.",
+    )
+    .unit("seconds");
     static MEM: Family = Family::gauge("node_memory_MemTotal_bytes", "Total usable RAM.");
 
     fn render(format: Format) -> String {

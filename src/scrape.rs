@@ -95,8 +95,8 @@ impl ExporterStats {
 /// One collector and what the engine remembers of it between scrapes.
 struct Slot {
     collector: Arc<dyn Collector>,
-    /// The done-flag and start of a run that overran its deadline, until it returns.
-    stalled: Mutex<Option<(Arc<AtomicBool>, Instant)>>,
+    /// A run that overran its deadline (its scrape's batch and index), until it returns.
+    stalled: Mutex<Option<(Arc<Batch>, usize)>>,
     /// Whether the last scrape failed, so a failure is logged when it starts and a
     /// recovery when it ends, not on every scrape.
     failing: AtomicBool,
@@ -109,7 +109,61 @@ struct Outcome {
     ok: bool,
     seconds: f64,
     output: Vec<u8>,
+    cause: Option<String>,
 }
+
+/// One scrape's work: the collectors still to start, and what the finished ones wrote.
+///
+/// Runner threads from the blocking pool take collectors off the queue one by one. Two
+/// start (the machines this runs on have few cores, and each thread hand-off costs more
+/// than most collectors take); when a collector blocks, the scrape notices the stalled
+/// progress and starts another runner for the rest, so a stuck source never holds the
+/// others back past a short grace period.
+struct Batch {
+    slots: Vec<Arc<Slot>>,
+    format: Format,
+    next: AtomicUsize,
+    finished: AtomicUsize,
+    /// Set when the scrape stops waiting: runners then start nothing more.
+    closed: AtomicBool,
+    started: Vec<AtomicBool>,
+    done: Vec<AtomicBool>,
+    results: Mutex<Vec<Option<Outcome>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Batch {
+    fn run(&self) {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let i = self.next.fetch_add(1, Ordering::AcqRel);
+            let Some(slot) = self.slots.get(i) else {
+                return;
+            };
+            self.started[i].store(true, Ordering::Release);
+            let outcome = run_one(slot, self.format);
+            // After the scrape stopped waiting, the results are gone: drop this one.
+            if let Ok(mut r) = self.results.lock() {
+                if let Some(place) = r.get_mut(i) {
+                    *place = Some(outcome);
+                }
+            }
+            self.done[i].store(true, Ordering::Release);
+            // Only the last one wakes the scrape: a wake-up per collector would cost more
+            // than most collectors take. Stalls are noticed by the scrape's own timer.
+            if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.slots.len() {
+                self.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Runners a scrape starts with.
+const INITIAL_RUNNERS: usize = 1;
+/// How long a scrape waits without progress before it adds a runner.
+const STALL_GRACE: Duration = Duration::from_millis(50);
 
 pub struct Engine {
     slots: Vec<Arc<Slot>>,
@@ -159,42 +213,124 @@ impl Engine {
     /// Runs every collector and returns the whole exposition.
     pub async fn scrape(&self, format: Format, scrape_timeout: Option<Duration>) -> Vec<u8> {
         let start = Instant::now();
-        let mut running = Vec::with_capacity(self.slots.len());
-        for slot in &self.slots {
-            let deadline = self.deadline(slot.collector.timeout(), scrape_timeout);
-            running.push((deadline, start_run(slot, format)));
+        let n = self.slots.len();
+        // Where each collector's outcome comes from.
+        enum Source {
+            Refused(String),
+            Inline,
+            Pooled(usize),
         }
-        let mut outcomes = Vec::with_capacity(self.slots.len());
-        for (slot, (deadline, run)) in self.slots.iter().zip(running) {
-            let outcome = match run {
-                Err(cause) => Outcome::failed(start, cause, slot),
-                Ok((handle, done)) => {
-                    match tokio::time::timeout_at((start + deadline).into(), handle).await {
-                        Ok(Ok((Ok(()), output, seconds))) => Outcome {
-                            ok: true,
-                            seconds,
-                            output,
-                        },
-                        Ok(Ok((Err(e), output, seconds))) => {
-                            note_failure(slot, &e.to_string());
-                            Outcome {
-                                ok: false,
-                                seconds,
-                                output,
-                            }
-                        }
-                        Ok(Err(join)) => Outcome::failed(start, format!("collector panicked: {join}"), slot),
-                        Err(_) => {
+        let mut sources = Vec::with_capacity(n);
+        let mut pooled = Vec::new();
+        for slot in &self.slots {
+            sources.push(match still_blocked(slot) {
+                // An earlier run overran and has not returned: not started again.
+                Some(cause) => Source::Refused(cause),
+                None if slot.collector.may_block() => {
+                    pooled.push(Arc::clone(slot));
+                    Source::Pooled(pooled.len() - 1)
+                }
+                None => Source::Inline,
+            });
+        }
+        let deadlines: Vec<Instant> = pooled
+            .iter()
+            .map(|s| start + self.deadline(s.collector.timeout(), scrape_timeout))
+            .collect();
+        let q = pooled.len();
+        let batch = Arc::new(Batch {
+            format,
+            next: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            started: (0..q).map(|_| AtomicBool::new(false)).collect(),
+            done: (0..q).map(|_| AtomicBool::new(false)).collect(),
+            results: Mutex::new((0..q).map(|_| None).collect()),
+            wake: tokio::sync::Notify::new(),
+            slots: pooled,
+        });
+        let mut runners = 0;
+        while runners < INITIAL_RUNNERS.min(q) {
+            spawn_runner(&batch);
+            runners += 1;
+        }
+        // The collectors that cannot block run here meanwhile, in order.
+        let inline_slots: Vec<&Arc<Slot>> = self
+            .slots
+            .iter()
+            .zip(&sources)
+            .filter(|(_, s)| matches!(s, Source::Inline))
+            .map(|(slot, _)| slot)
+            .collect();
+        let mut inline_outcomes = run_inline(&inline_slots, format).into_iter();
+        let mut last_progress = (0, Instant::now());
+        loop {
+            let finished = batch.finished.load(Ordering::Acquire);
+            if finished == q {
+                break;
+            }
+            let now = Instant::now();
+            // The latest deadline of a collector not yet done: past it, nobody waits.
+            let open_deadline = (0..q)
+                .filter(|&i| !batch.done[i].load(Ordering::Acquire))
+                .map(|i| deadlines[i])
+                .max();
+            let Some(open_deadline) = open_deadline else {
+                break;
+            };
+            if now >= open_deadline {
+                break;
+            }
+            if finished != last_progress.0 {
+                last_progress = (finished, now);
+            } else if now >= last_progress.1 + STALL_GRACE
+                && runners < q
+                && batch.next.load(Ordering::Acquire) < q
+            {
+                // No progress for a while and collectors still queued: one is blocked,
+                // so another runner takes the rest.
+                spawn_runner(&batch);
+                runners += 1;
+                last_progress.1 = now;
+            }
+            let wait_until = open_deadline.min(now + STALL_GRACE);
+            let _ = tokio::time::timeout_at(wait_until.into(), batch.wake.notified()).await;
+        }
+        batch.closed.store(true, Ordering::Release);
+        let mut results = match batch.results.lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            Err(_) => (0..q).map(|_| None).collect(),
+        };
+        let mut outcomes = Vec::with_capacity(n);
+        for (slot, source) in self.slots.iter().zip(sources) {
+            let outcome = match source {
+                Source::Refused(cause) => Outcome::failed(start, cause),
+                Source::Inline => inline_outcomes
+                    .next()
+                    .unwrap_or_else(|| Outcome::failed(start, "not run".to_owned())),
+                Source::Pooled(i) => match results.get_mut(i).and_then(Option::take) {
+                    Some(o) => o,
+                    None => {
+                        if batch.started[i].load(Ordering::Acquire) {
                             if let Ok(mut s) = slot.stalled.lock() {
-                                *s = Some((done, start));
+                                *s = Some((Arc::clone(&batch), i));
                             }
-                            Outcome::failed(start, format!("ran out of time after {deadline:?}"), slot)
                         }
+                        Outcome::failed(
+                            start,
+                            format!("ran out of time after {:?}", deadlines[i] - start),
+                        )
+                    }
+                },
+            };
+            match (&outcome.cause, outcome.ok) {
+                (Some(cause), _) => note_failure(slot, cause),
+                (None, true) => {
+                    if slot.failing.swap(false, Ordering::Relaxed) {
+                        info!(collector = slot.collector.name(), "collector recovered");
                     }
                 }
-            };
-            if outcome.ok && slot.failing.swap(false, Ordering::Relaxed) {
-                info!(collector = slot.collector.name(), "collector recovered");
+                (None, false) => {}
             }
             outcomes.push(outcome);
         }
@@ -209,10 +345,18 @@ impl Engine {
         }
         let mut w = MetricWriter::new(&mut buf, format);
         for (slot, o) in self.slots.iter().zip(outcomes) {
-            w.sample_u64(&COLLECTOR_SUCCESS, &[("collector", slot.collector.name())], u64::from(o.ok));
+            w.sample_u64(
+                &COLLECTOR_SUCCESS,
+                &[("collector", slot.collector.name())],
+                u64::from(o.ok),
+            );
         }
         for (slot, o) in self.slots.iter().zip(outcomes) {
-            w.sample(&COLLECTOR_DURATION, &[("collector", slot.collector.name())], o.seconds);
+            w.sample(
+                &COLLECTOR_DURATION,
+                &[("collector", slot.collector.name())],
+                o.seconds,
+            );
         }
         w.sample_u64(
             &BUILD_INFO,
@@ -221,48 +365,69 @@ impl Engine {
         );
         for (labels, v) in self.stats.requests() {
             let code = itoa::Buffer::new().format(labels.code).to_owned();
-            w.sample_u64(&REQUESTS, &[("code", &code), ("handler", labels.handler.as_str())], v);
+            w.sample_u64(
+                &REQUESTS,
+                &[("code", &code), ("handler", labels.handler.as_str())],
+                v,
+            );
         }
         finish(&mut buf, format);
         buf
     }
 }
 
-type RunHandle = tokio::task::JoinHandle<(Result<(), crate::collectors::CollectError>, Vec<u8>, f64)>;
-
-/// Starts one collector on the blocking pool, unless an earlier run of it is still
-/// blocked.
-fn start_run(slot: &Arc<Slot>, format: Format) -> Result<(RunHandle, Arc<AtomicBool>), String> {
-    if !slot.collector.reentrant() {
-        let mut stalled = match slot.stalled.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
-        if let Some((done, since)) = stalled.as_ref() {
-            if !done.load(Ordering::Acquire) {
-                return Err(format!(
-                    "an earlier run has been blocked for {:.0?} and has not returned",
-                    since.elapsed()
-                ));
-            }
-            *stalled = None;
-        }
+/// Runs one collector into its own buffer.
+fn run_one(slot: &Slot, format: Format) -> Outcome {
+    let started = Instant::now();
+    let mut output = Vec::with_capacity(slot.last_len.load(Ordering::Relaxed) + 256);
+    let result = {
+        let mut w = MetricWriter::new(&mut output, format);
+        slot.collector.collect(&mut w)
+    };
+    slot.last_len.store(output.len(), Ordering::Relaxed);
+    Outcome {
+        ok: result.is_ok(),
+        seconds: started.elapsed().as_secs_f64(),
+        output,
+        cause: result.err().map(|e| e.to_string()),
     }
-    let done = Arc::new(AtomicBool::new(false));
-    let done_in_run = Arc::clone(&done);
-    let slot = Arc::clone(slot);
-    let handle = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut output = Vec::with_capacity(slot.last_len.load(Ordering::Relaxed) + 256);
-        let result = {
-            let mut w = MetricWriter::new(&mut output, format);
-            slot.collector.collect(&mut w)
-        };
-        slot.last_len.store(output.len(), Ordering::Relaxed);
-        done_in_run.store(true, Ordering::Release);
-        (result, output, started.elapsed().as_secs_f64())
-    });
-    Ok((handle, done))
+}
+
+/// Runs the collectors that cannot block on this thread, handing the async worker role
+/// to another thread meanwhile (`block_in_place`) so that no other connection waits.
+fn run_inline(slots: &[&Arc<Slot>], format: Format) -> Vec<Outcome> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if slots.is_empty() {
+        return Vec::new();
+    }
+    let run = || slots.iter().map(|s| run_one(s, format)).collect();
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+        _ => run(),
+    }
+}
+
+fn spawn_runner(batch: &Arc<Batch>) {
+    let batch = Arc::clone(batch);
+    // The handle is not awaited: the scrape waits on the batch, with its deadlines.
+    drop(tokio::task::spawn_blocking(move || batch.run()));
+}
+
+/// Why a collector is not started: an earlier run of it overran and has not returned.
+fn still_blocked(slot: &Slot) -> Option<String> {
+    if slot.collector.reentrant() {
+        return None;
+    }
+    let mut stalled = match slot.stalled.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    let (batch, i) = stalled.as_ref()?;
+    if batch.done[*i].load(Ordering::Acquire) {
+        *stalled = None;
+        return None;
+    }
+    Some("an earlier run ran out of time and has not returned yet".to_owned())
 }
 
 fn note_failure(slot: &Slot, cause: &str) {
@@ -272,12 +437,12 @@ fn note_failure(slot: &Slot, cause: &str) {
 }
 
 impl Outcome {
-    fn failed(start: Instant, cause: String, slot: &Slot) -> Outcome {
-        note_failure(slot, &cause);
+    fn failed(start: Instant, cause: String) -> Outcome {
         Outcome {
             ok: false,
             seconds: start.elapsed().as_secs_f64(),
             output: Vec::new(),
+            cause: Some(cause),
         }
     }
 }
@@ -321,24 +486,51 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn overrun_is_reported_and_not_restarted_until_it_returns() {
         let engine = Engine::new(
-            vec![Arc::new(Sleepy(Duration::from_millis(600))), Arc::new(Quick)],
+            vec![
+                Arc::new(Sleepy(Duration::from_millis(600))),
+                Arc::new(Quick),
+            ],
             Duration::from_millis(100),
         );
         let t = Instant::now();
-        let out = String::from_utf8(engine.scrape(Format::Text, Some(Duration::from_millis(300))).await).unwrap();
-        assert!(t.elapsed() < Duration::from_millis(450), "{:?}", t.elapsed());
-        assert!(out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 0\n"), "{out}");
+        let out = String::from_utf8(
+            engine
+                .scrape(Format::Text, Some(Duration::from_millis(300)))
+                .await,
+        )
+        .unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(450),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(
+            out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 0\n"),
+            "{out}"
+        );
         assert!(out.contains("test_quick 7\n"));
         assert!(!out.contains("test_sleepy"));
         // Still blocked: refused at once rather than started again.
         let t = Instant::now();
-        let out = String::from_utf8(engine.scrape(Format::Text, Some(Duration::from_millis(300))).await).unwrap();
-        assert!(t.elapsed() < Duration::from_millis(100), "{:?}", t.elapsed());
+        let out = String::from_utf8(
+            engine
+                .scrape(Format::Text, Some(Duration::from_millis(300)))
+                .await,
+        )
+        .unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
         assert!(out.contains("collector=\"sleepy\"} 0\n"));
         // Once it returned, it runs again (and with time enough, succeeds).
         tokio::time::sleep(Duration::from_millis(500)).await;
         let out = String::from_utf8(engine.scrape(Format::Text, None).await).unwrap();
-        assert!(out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 1\n"), "{out}");
+        assert!(
+            out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("test_sleepy 1\n"));
     }
 
@@ -349,6 +541,9 @@ mod tests {
         assert_eq!(e.deadline(s(5), None), s(5));
         assert_eq!(e.deadline(s(5), Some(s(10))), s(5));
         assert_eq!(e.deadline(s(5), Some(s(3))), Duration::from_millis(2500));
-        assert_eq!(e.deadline(s(5), Some(Duration::from_millis(400))), Duration::from_millis(360));
+        assert_eq!(
+            e.deadline(s(5), Some(Duration::from_millis(400))),
+            Duration::from_millis(360)
+        );
     }
 }

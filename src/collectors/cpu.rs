@@ -21,21 +21,32 @@ pub static CPU_GUEST_SECONDS: Family = Family::counter(
     "Seconds the CPUs spent running guests, from /proc/stat (also counted in user and nice).",
 )
 .unit("seconds");
-pub static BOOT_TIME: Family =
-    Family::gauge("node_boot_time_seconds", "Time the host booted, in seconds since the epoch.")
-        .unit("seconds");
-pub static CONTEXT_SWITCHES: Family =
-    Family::counter("node_context_switches_total", "Context switches since boot.");
-pub static FORKS: Family = Family::counter("node_forks_total", "Processes and threads created since boot.");
-pub static INTERRUPTS: Family = Family::counter("node_intr_total", "Interrupts serviced since boot.");
+pub static BOOT_TIME: Family = Family::gauge(
+    "node_boot_time_seconds",
+    "Time the host booted, in seconds since the epoch.",
+)
+.unit("seconds");
+pub static CONTEXT_SWITCHES: Family = Family::counter(
+    "node_context_switches_total",
+    "Context switches since boot.",
+);
+pub static FORKS: Family = Family::counter(
+    "node_forks_total",
+    "Processes and threads created since boot.",
+);
+pub static INTERRUPTS: Family =
+    Family::counter("node_intr_total", "Interrupts serviced since boot.");
 pub static PROCS_RUNNING: Family =
     Family::gauge("node_procs_running", "Processes in a runnable state.");
-pub static PROCS_BLOCKED: Family =
-    Family::gauge("node_procs_blocked", "Processes blocked waiting for I/O to complete.");
-
+pub static PROCS_BLOCKED: Family = Family::gauge(
+    "node_procs_blocked",
+    "Processes blocked waiting for I/O to complete.",
+);
 
 /// /proc/stat's per-CPU columns, in order, with node_exporter's mode names.
-const MODES: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
 
 /// What one read of /proc/stat yields.
 #[derive(Debug, Default, PartialEq)]
@@ -100,6 +111,7 @@ pub fn parse(data: &[u8], errors: &mut LineErrors) -> Stat {
 }
 
 pub struct Cpu {
+    on_procfs: bool,
     stat: SharedProcFile,
     ticks_per_second: f64,
     timeout: Duration,
@@ -110,6 +122,7 @@ impl Cpu {
         // USER_HZ, the unit of /proc/stat's columns; 100 on every Linux build we know.
         let hz = procfs::ticks_per_second();
         Cpu {
+            on_procfs: super::is_procfs(procfs),
             stat: SharedProcFile::new(procfs.join("stat")),
             ticks_per_second: if hz > 0 { hz as f64 } else { 100.0 },
             timeout,
@@ -135,8 +148,16 @@ pub fn encode(stat: &Stat, ticks_per_second: f64, w: &mut MetricWriter<'_>) {
         }
     }
     for (i, (_, cols)) in stat.cpus.iter().enumerate() {
-        w.sample(&CPU_GUEST_SECONDS, &[("cpu", &id_strs[i]), ("mode", "user")], cols[8] as f64 / ticks_per_second);
-        w.sample(&CPU_GUEST_SECONDS, &[("cpu", &id_strs[i]), ("mode", "nice")], cols[9] as f64 / ticks_per_second);
+        w.sample(
+            &CPU_GUEST_SECONDS,
+            &[("cpu", &id_strs[i]), ("mode", "user")],
+            cols[8] as f64 / ticks_per_second,
+        );
+        w.sample(
+            &CPU_GUEST_SECONDS,
+            &[("cpu", &id_strs[i]), ("mode", "nice")],
+            cols[9] as f64 / ticks_per_second,
+        );
     }
     let singles: [(&'static Family, Option<u64>); 6] = [
         (&BOOT_TIME, stat.boot_time),
@@ -160,6 +181,10 @@ impl Collector for Cpu {
 
     fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn may_block(&self) -> bool {
+        !self.on_procfs
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
@@ -197,14 +222,20 @@ softirq 12121874 0 4032316 6 125 0 0 1 2 3 4
         let s = parse(DEBIAN12_STAT, &mut e);
         assert!(e.into_result(Path::new("stat")).is_ok());
         assert_eq!(s.cpus.len(), 2);
-        assert_eq!(s.cpus[1], (1, [1123, 0, 849, 11313845, 2615, 0, 18, 0, 0, 0]));
+        assert_eq!(
+            s.cpus[1],
+            (1, [1123, 0, 849, 11313845, 2615, 0, 18, 0, 0, 0])
+        );
         assert_eq!(s.boot_time, Some(1062191376));
         assert_eq!(s.interrupts, Some(114930548));
         assert_eq!(s.forks, Some(2915));
         let mut buf = Vec::new();
         encode(&s, 100.0, &mut MetricWriter::new(&mut buf, Format::Text));
         let out = String::from_utf8(buf).unwrap();
-        assert!(out.contains("node_cpu_seconds_total{cpu=\"1\",mode=\"idle\"} 113138.45\n"), "{out}");
+        assert!(
+            out.contains("node_cpu_seconds_total{cpu=\"1\",mode=\"idle\"} 113138.45\n"),
+            "{out}"
+        );
         assert!(out.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"softirq\"} 4.38\n"));
         assert!(out.contains("node_boot_time_seconds 1062191376\n"));
         assert!(out.contains("node_procs_blocked 0\n"));
@@ -213,10 +244,19 @@ softirq 12121874 0 4032316 6 125 0 0 1 2 3 4
     #[test]
     fn malformed_lines_are_skipped_and_reported() {
         let mut e = LineErrors::default();
-        let s = parse(b"cpu0 1 2 x 4 5 6 7 8 9 10\ncpu1 1 2 3 4 5 6 7 8 9 10\ncpuX 1 2 3 4\nctxt\n", &mut e);
+        let s = parse(
+            b"cpu0 1 2 x 4 5 6 7 8 9 10\ncpu1 1 2 3 4 5 6 7 8 9 10\ncpuX 1 2 3 4\nctxt\n",
+            &mut e,
+        );
         assert_eq!(s.cpus.len(), 1);
         assert_eq!(s.cpus[0].0, 1);
-        let err = e.into_result(Path::new("/proc/stat")).unwrap_err().to_string();
-        assert!(err.contains("3 malformed line(s), first at line 1"), "{err}");
+        let err = e
+            .into_result(Path::new("/proc/stat"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("3 malformed line(s), first at line 1"),
+            "{err}"
+        );
     }
 }

@@ -12,23 +12,71 @@ use crate::procfile::SharedProcFile;
 /// The kernel's sector unit in /proc/diskstats, whatever the device's own.
 const SECTOR_BYTES: f64 = 512.0;
 
-pub static READS_COMPLETED: Family = Family::counter("node_disk_reads_completed_total", "Reads completed successfully.");
-pub static READS_MERGED: Family = Family::counter("node_disk_reads_merged_total", "Adjacent reads merged into one.");
-pub static READ_BYTES: Family = Family::counter("node_disk_read_bytes_total", "Bytes read.").unit("bytes");
-pub static READ_TIME: Family = Family::counter("node_disk_read_time_seconds_total", "Seconds spent by all reads.").unit("seconds");
-pub static WRITES_COMPLETED: Family = Family::counter("node_disk_writes_completed_total", "Writes completed successfully.");
-pub static WRITES_MERGED: Family = Family::counter("node_disk_writes_merged_total", "Adjacent writes merged into one.");
-pub static WRITTEN_BYTES: Family = Family::counter("node_disk_written_bytes_total", "Bytes written.").unit("bytes");
-pub static WRITE_TIME: Family = Family::counter("node_disk_write_time_seconds_total", "Seconds spent by all writes.").unit("seconds");
+pub static READS_COMPLETED: Family = Family::counter(
+    "node_disk_reads_completed_total",
+    "Reads completed successfully.",
+);
+pub static READS_MERGED: Family = Family::counter(
+    "node_disk_reads_merged_total",
+    "Adjacent reads merged into one.",
+);
+pub static READ_BYTES: Family =
+    Family::counter("node_disk_read_bytes_total", "Bytes read.").unit("bytes");
+pub static READ_TIME: Family = Family::counter(
+    "node_disk_read_time_seconds_total",
+    "Seconds spent by all reads.",
+)
+.unit("seconds");
+pub static WRITES_COMPLETED: Family = Family::counter(
+    "node_disk_writes_completed_total",
+    "Writes completed successfully.",
+);
+pub static WRITES_MERGED: Family = Family::counter(
+    "node_disk_writes_merged_total",
+    "Adjacent writes merged into one.",
+);
+pub static WRITTEN_BYTES: Family =
+    Family::counter("node_disk_written_bytes_total", "Bytes written.").unit("bytes");
+pub static WRITE_TIME: Family = Family::counter(
+    "node_disk_write_time_seconds_total",
+    "Seconds spent by all writes.",
+)
+.unit("seconds");
 pub static IO_NOW: Family = Family::gauge("node_disk_io_now", "I/Os currently in progress.");
-pub static IO_TIME: Family = Family::counter("node_disk_io_time_seconds_total", "Seconds the device spent doing I/O.").unit("seconds");
-pub static IO_TIME_WEIGHTED: Family = Family::counter("node_disk_io_time_weighted_seconds_total", "Seconds spent doing I/O weighted by the I/Os in progress.").unit("seconds");
-pub static DISCARDS_COMPLETED: Family = Family::counter("node_disk_discards_completed_total", "Discards completed successfully.");
-pub static DISCARDS_MERGED: Family = Family::counter("node_disk_discards_merged_total", "Adjacent discards merged into one.");
-pub static DISCARDED_SECTORS: Family = Family::counter("node_disk_discarded_sectors_total", "Sectors discarded.");
-pub static DISCARD_TIME: Family = Family::counter("node_disk_discard_time_seconds_total", "Seconds spent by all discards.").unit("seconds");
-pub static FLUSH_REQUESTS: Family = Family::counter("node_disk_flush_requests_total", "Flush requests completed successfully.");
-pub static FLUSH_TIME: Family = Family::counter("node_disk_flush_requests_time_seconds_total", "Seconds spent by all flush requests.").unit("seconds");
+pub static IO_TIME: Family = Family::counter(
+    "node_disk_io_time_seconds_total",
+    "Seconds the device spent doing I/O.",
+)
+.unit("seconds");
+pub static IO_TIME_WEIGHTED: Family = Family::counter(
+    "node_disk_io_time_weighted_seconds_total",
+    "Seconds spent doing I/O weighted by the I/Os in progress.",
+)
+.unit("seconds");
+pub static DISCARDS_COMPLETED: Family = Family::counter(
+    "node_disk_discards_completed_total",
+    "Discards completed successfully.",
+);
+pub static DISCARDS_MERGED: Family = Family::counter(
+    "node_disk_discards_merged_total",
+    "Adjacent discards merged into one.",
+);
+pub static DISCARDED_SECTORS: Family =
+    Family::counter("node_disk_discarded_sectors_total", "Sectors discarded.");
+pub static DISCARD_TIME: Family = Family::counter(
+    "node_disk_discard_time_seconds_total",
+    "Seconds spent by all discards.",
+)
+.unit("seconds");
+pub static FLUSH_REQUESTS: Family = Family::counter(
+    "node_disk_flush_requests_total",
+    "Flush requests completed successfully.",
+);
+pub static FLUSH_TIME: Family = Family::counter(
+    "node_disk_flush_requests_time_seconds_total",
+    "Seconds spent by all flush requests.",
+)
+.unit("seconds");
 
 /// How each /proc/diskstats column (after major, minor and name) is exposed: its family
 /// and the factor from the kernel's unit to the metric's.
@@ -61,7 +109,11 @@ pub struct DiskLine<'a> {
     pub count: usize,
 }
 
-pub fn parse<'a>(data: &'a [u8], filter: &NameFilter, errors: &mut LineErrors) -> Vec<DiskLine<'a>> {
+pub fn parse<'a>(
+    data: &'a [u8],
+    filter: &NameFilter,
+    errors: &mut LineErrors,
+) -> Vec<DiskLine<'a>> {
     let mut out = Vec::new();
     for (n, line) in lines(data) {
         let mut f = fields(line);
@@ -90,7 +142,11 @@ pub fn parse<'a>(data: &'a [u8], filter: &NameFilter, errors: &mut LineErrors) -
             errors.record(n, "missing or non-numeric counters");
             continue;
         }
-        out.push(DiskLine { device, values, count });
+        out.push(DiskLine {
+            device,
+            values,
+            count,
+        });
     }
     out
 }
@@ -109,6 +165,7 @@ pub fn encode(disks: &[DiskLine<'_>], w: &mut MetricWriter<'_>) {
 }
 
 pub struct Disk {
+    on_procfs: bool,
     diskstats: SharedProcFile,
     filter: NameFilter,
     timeout: Duration,
@@ -117,8 +174,12 @@ pub struct Disk {
 impl Disk {
     pub fn new(procfs: &Path, cfg: &DiskConfig) -> Self {
         Disk {
+            on_procfs: super::is_procfs(procfs),
             diskstats: SharedProcFile::new(procfs.join("diskstats")),
-            filter: NameFilter::new(cfg.devices_include.clone(), Some(cfg.devices_exclude.clone())),
+            filter: NameFilter::new(
+                cfg.devices_include.clone(),
+                Some(cfg.devices_exclude.clone()),
+            ),
             timeout: cfg.timeout.get(),
         }
     }
@@ -131,6 +192,10 @@ impl Collector for Disk {
 
     fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn may_block(&self) -> bool {
+        !self.on_procfs
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
@@ -169,11 +234,18 @@ mod tests {
         assert_eq!(names, ["vda", "sdb"]);
         assert_eq!(disks[0].count, 17);
         assert_eq!(disks[1].count, 11);
-        assert!(e.into_result(Path::new("d")).unwrap_err().to_string().contains("line 5"));
+        assert!(e
+            .into_result(Path::new("d"))
+            .unwrap_err()
+            .to_string()
+            .contains("line 5"));
         let mut buf = Vec::new();
         encode(&disks, &mut MetricWriter::new(&mut buf, Format::Text));
         let out = String::from_utf8(buf).unwrap();
-        assert!(out.contains("node_disk_read_bytes_total{device=\"vda\"} 1185729536\n"), "{out}");
+        assert!(
+            out.contains("node_disk_read_bytes_total{device=\"vda\"} 1185729536\n"),
+            "{out}"
+        );
         assert!(out.contains("node_disk_io_time_seconds_total{device=\"vda\"} 1271.044\n"));
         assert!(out.contains("node_disk_flush_requests_total{device=\"vda\"} 140632\n"));
         assert!(!out.contains("node_disk_flush_requests_total{device=\"sdb\"}"));

@@ -21,8 +21,11 @@ use crate::procfile::ProcFile;
 
 pub static SIZE: Family =
     Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes.").unit("bytes");
-pub static FREE: Family =
-    Family::gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.").unit("bytes");
+pub static FREE: Family = Family::gauge(
+    "node_filesystem_free_bytes",
+    "Filesystem free space in bytes.",
+)
+.unit("bytes");
 pub static AVAIL: Family = Family::gauge(
     "node_filesystem_avail_bytes",
     "Filesystem space available to non-root users in bytes.",
@@ -31,8 +34,10 @@ pub static AVAIL: Family = Family::gauge(
 pub static FILES: Family = Family::gauge("node_filesystem_files", "Filesystem total file nodes.");
 pub static FILES_FREE: Family =
     Family::gauge("node_filesystem_files_free", "Filesystem free file nodes.");
-pub static READONLY: Family =
-    Family::gauge("node_filesystem_readonly", "Whether the filesystem is mounted read-only (1) or not (0).");
+pub static READONLY: Family = Family::gauge(
+    "node_filesystem_readonly",
+    "Whether the filesystem is mounted read-only (1) or not (0).",
+);
 pub static DEVICE_ERROR: Family = Family::gauge(
     "node_filesystem_device_error",
     "Whether statvfs of the mount failed or is still blocked (1) or not (0).",
@@ -61,7 +66,8 @@ pub fn parse_mountinfo(data: &[u8], errors: &mut LineErrors) -> Vec<MountEntry> 
         };
         // Optional fields (shared:N, master:N, …) end at the lone "-".
         let mut rest = f.skip_while(|x| *x != b"-");
-        let (Some(_dash), Some(fstype), Some(source)) = (rest.next(), rest.next(), rest.next()) else {
+        let (Some(_dash), Some(fstype), Some(source)) = (rest.next(), rest.next(), rest.next())
+        else {
             errors.record(n, "no ` - fstype source` part");
             continue;
         };
@@ -83,8 +89,13 @@ fn unescape(s: &[u8]) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        if s[i] == b'\\' && i + 3 < s.len() && s[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let v = (s[i + 1] - b'0') as u32 * 64 + (s[i + 2] - b'0') as u32 * 8 + (s[i + 3] - b'0') as u32;
+        if s[i] == b'\\'
+            && i + 3 < s.len()
+            && s[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (s[i + 1] - b'0') as u32 * 64
+                + (s[i + 2] - b'0') as u32 * 8
+                + (s[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -131,7 +142,7 @@ impl Filesystem {
         let path = procfs.join("self/mountinfo");
         Filesystem {
             table: Mutex::new(MountTable {
-                pollable: is_procfs(procfs),
+                pollable: super::is_procfs(procfs),
                 file: ProcFile::new(path),
                 mounts: Arc::new(Vec::new()),
                 loaded: false,
@@ -142,7 +153,10 @@ impl Filesystem {
                 cfg.mount_points_include.clone(),
                 Some(cfg.mount_points_exclude.clone()),
             ),
-            fs_types: NameFilter::new(cfg.fs_types_include.clone(), Some(cfg.fs_types_exclude.clone())),
+            fs_types: NameFilter::new(
+                cfg.fs_types_include.clone(),
+                Some(cfg.fs_types_exclude.clone()),
+            ),
             timeout: cfg.timeout.get(),
         }
     }
@@ -162,7 +176,8 @@ impl Filesystem {
             let old = Arc::clone(&t.mounts);
             let mut mounts: Vec<Mount> = Vec::new();
             for entry in entries {
-                if !self.mounts.accepts(&entry.mountpoint) || !self.fs_types.accepts(&entry.fstype) {
+                if !self.mounts.accepts(&entry.mountpoint) || !self.fs_types.accepts(&entry.fstype)
+                {
                     continue;
                 }
                 // A mount point mounted over keeps only its top mount, as statvfs sees it.
@@ -176,18 +191,24 @@ impl Filesystem {
                     .find(|m| m.entry.mountpoint == entry.mountpoint)
                     .map(|m| Arc::clone(&m.busy_since))
                     .unwrap_or_default();
-                mounts.push(Mount { entry, path, busy_since });
+                mounts.push(Mount {
+                    entry,
+                    path,
+                    busy_since,
+                });
             }
             t.mounts = Arc::new(mounts);
             t.loaded = true;
             t.malformed = errors.summary();
         }
-        let malformed = t.malformed.map(|(line, count, reason)| CollectError::Malformed {
-            path: t.file.path().to_owned(),
-            line,
-            count,
-            reason,
-        });
+        let malformed = t
+            .malformed
+            .map(|(line, count, reason)| CollectError::Malformed {
+                path: t.file.path().to_owned(),
+                line,
+                count,
+                reason,
+            });
         Ok((Arc::clone(&t.mounts), malformed))
     }
 }
@@ -197,19 +218,6 @@ fn join_root(rootfs: &Path, mountpoint: &str) -> PathBuf {
         PathBuf::from(mountpoint)
     } else {
         rootfs.join(mountpoint.trim_start_matches('/'))
-    }
-}
-
-/// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
-fn is_procfs(dir: &Path) -> bool {
-    const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
-    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
-    unsafe {
-        let mut buf: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut buf) == 0 && buf.f_type as libc::c_long == PROC_SUPER_MAGIC
     }
 }
 
@@ -354,7 +362,8 @@ mod tests {
 
     /// /proc/self/mountinfo excerpt from a Debian 12 host with an NFS mount and a
     /// mount point containing a space.
-    const DEBIAN12_MOUNTINFO: &[u8] = b"22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+    const DEBIAN12_MOUNTINFO: &[u8] =
+        b"22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
 23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
 45 22 0:40 / /mnt/my\\040disk ro,relatime shared:30 master:2 - vfat /dev/sdb1 ro
 46 22 0:41 / /srv/nfs rw,relatime shared:31 - nfs4 fileserver:/export rw,vers=4.2
@@ -377,20 +386,20 @@ garbage
         );
         assert_eq!(m[3].device, "fileserver:/export");
         assert!(!m[0].readonly);
-        let err = e.into_result(Path::new("mountinfo")).unwrap_err().to_string();
+        let err = e
+            .into_result(Path::new("mountinfo"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("first at line 5"), "{err}");
     }
 
     #[test]
     fn joins_rootfs() {
         assert_eq!(join_root(Path::new("/"), "/var"), PathBuf::from("/var"));
-        assert_eq!(join_root(Path::new("/host"), "/var"), PathBuf::from("/host/var"));
+        assert_eq!(
+            join_root(Path::new("/host"), "/var"),
+            PathBuf::from("/host/var")
+        );
         assert_eq!(join_root(Path::new("/host"), "/"), PathBuf::from("/host/"));
-    }
-
-    #[test]
-    fn live_proc_is_procfs() {
-        assert!(is_procfs(Path::new("/proc")));
-        assert!(!is_procfs(Path::new("/")));
     }
 }

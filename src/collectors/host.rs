@@ -14,8 +14,11 @@ use crate::procfile::SharedProcFile;
 pub static LOAD1: Family = Family::gauge("node_load1", "1-minute load average.");
 pub static LOAD5: Family = Family::gauge("node_load5", "5-minute load average.");
 pub static LOAD15: Family = Family::gauge("node_load15", "15-minute load average.");
-pub static TIME: Family =
-    Family::gauge("node_time_seconds", "The host's wall-clock time in seconds since the epoch.").unit("seconds");
+pub static TIME: Family = Family::gauge(
+    "node_time_seconds",
+    "The host's wall-clock time in seconds since the epoch.",
+)
+.unit("seconds");
 pub static UNAME: Family = Family::gauge(
     "node_uname_info",
     "The host's uname(2): constant 1, the values are in the labels.",
@@ -88,6 +91,7 @@ struct Pressure {
 }
 
 pub struct Host {
+    on_procfs: bool,
     loadavg: SharedProcFile,
     pressure: Vec<Pressure>,
     timeout: Duration,
@@ -118,6 +122,7 @@ impl Host {
             }
         }
         Host {
+            on_procfs: super::is_procfs(procfs),
             loadavg: SharedProcFile::new(procfs.join("loadavg")),
             pressure,
             timeout: cfg.timeout.get(),
@@ -137,7 +142,9 @@ fn uname() -> Option<[String; 6]> {
     };
     let s = |f: &[libc::c_char]| {
         // SAFETY: each utsname field is a NUL-terminated array filled by the kernel.
-        unsafe { CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(f.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     };
     Some([
         s(&u.sysname),
@@ -156,6 +163,10 @@ impl Collector for Host {
 
     fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn may_block(&self) -> bool {
+        !self.on_procfs
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
@@ -232,7 +243,10 @@ mod tests {
 
     #[test]
     fn loadavg() {
-        assert_eq!(parse_loadavg(b"0.52 0.58 0.59 1/467 2994\n"), Some([0.52, 0.58, 0.59]));
+        assert_eq!(
+            parse_loadavg(b"0.52 0.58 0.59 1/467 2994\n"),
+            Some([0.52, 0.58, 0.59])
+        );
         assert_eq!(parse_loadavg(b"0.52 x\n"), None);
         assert_eq!(parse_loadavg(b""), None);
     }

@@ -35,7 +35,11 @@ pub fn parse_line(line: &[u8]) -> Option<Field<'_>> {
         Some(b"kB") => true,
         Some(_) => return None,
     };
-    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_()".contains(&b)) {
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_()".contains(&b))
+    {
         return None;
     }
     let (name, paren) = match key.split_once('(') {
@@ -45,12 +49,17 @@ pub fn parse_line(line: &[u8]) -> Option<Field<'_>> {
     Some(Field {
         name,
         paren,
-        value: if bytes { value.saturating_mul(1024) } else { value },
+        value: if bytes {
+            value.saturating_mul(1024)
+        } else {
+            value
+        },
         bytes,
     })
 }
 
 pub struct Memory {
+    on_procfs: bool,
     meminfo: SharedProcFile,
     timeout: Duration,
 }
@@ -58,6 +67,7 @@ pub struct Memory {
 impl Memory {
     pub fn new(procfs: &Path, timeout: Duration) -> Self {
         Memory {
+            on_procfs: super::is_procfs(procfs),
             meminfo: SharedProcFile::new(procfs.join("meminfo")),
             timeout,
         }
@@ -109,6 +119,10 @@ impl Collector for Memory {
         self.timeout
     }
 
+    fn may_block(&self) -> bool {
+        !self.on_procfs
+    }
+
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.meminfo.with(|path, data| {
             let data = data.map_err(|e| CollectError::read(path, e))?;
@@ -135,10 +149,16 @@ Hugepagesize:       2048 kB
     #[test]
     fn names_and_units_follow_node_exporter() {
         let mut buf = Vec::new();
-        let e = encode(DEBIAN12_MEMINFO, &mut MetricWriter::new(&mut buf, Format::Text));
+        let e = encode(
+            DEBIAN12_MEMINFO,
+            &mut MetricWriter::new(&mut buf, Format::Text),
+        );
         assert!(e.into_result(Path::new("meminfo")).is_ok());
         let out = String::from_utf8(buf).unwrap();
-        assert!(out.contains("\nnode_memory_MemTotal_bytes 25274073088\n"), "{out}");
+        assert!(
+            out.contains("\nnode_memory_MemTotal_bytes 25274073088\n"),
+            "{out}"
+        );
         assert!(out.contains("\nnode_memory_Active_anon_bytes 126418944\n"));
         assert!(out.contains("\nnode_memory_HugePages_Total 0\n"));
         assert!(out.contains("# TYPE node_memory_SwapTotal_bytes gauge\n"));
@@ -147,9 +167,14 @@ Hugepagesize:       2048 kB
     #[test]
     fn malformed_line_is_skipped() {
         let mut buf = Vec::new();
-        let e = encode(b"MemTotal: 12 kB\nGarbage line\nMemFree: x kB\nBad Name: 1\n", &mut MetricWriter::new(&mut buf, Format::Text));
+        let e = encode(
+            b"MemTotal: 12 kB\nGarbage line\nMemFree: x kB\nBad Name: 1\n",
+            &mut MetricWriter::new(&mut buf, Format::Text),
+        );
         let err = e.into_result(Path::new("m")).unwrap_err().to_string();
         assert!(err.contains("3 malformed"), "{err}");
-        assert!(String::from_utf8(buf).unwrap().contains("node_memory_MemTotal_bytes 12288\n"));
+        assert!(String::from_utf8(buf)
+            .unwrap()
+            .contains("node_memory_MemTotal_bytes 12288\n"));
     }
 }

@@ -6,6 +6,8 @@
 //! scrape (`shoehub_scrape_collector_success 0`) while the samples it did write are
 //! still served.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +101,29 @@ pub trait Collector: Send + Sync + 'static {
     fn reentrant(&self) -> bool {
         false
     }
+    /// Whether a read can block: statvfs of a network mount can, and so can any file
+    /// outside a real procfs (a fixture tree, a FUSE mount). Files on procfs are
+    /// rendered from kernel memory in microseconds and never wait on a device or the
+    /// network; collectors that read only those say no, and a scrape runs them on its
+    /// own thread (inside `block_in_place`), which costs less than a thread hand-off.
+    fn may_block(&self) -> bool {
+        true
+    }
     /// Reads the source and writes its families.
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError>;
+}
+
+/// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
+pub fn is_procfs(dir: &Path) -> bool {
+    const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut buf) == 0 && buf.f_type as libc::c_long == PROC_SUPER_MAGIC
+    }
 }
 
 /// The host collectors the configuration enables, in exposition order.
@@ -132,4 +155,13 @@ pub fn host_collectors(cfg: &SystemConfig) -> Vec<Arc<dyn Collector>> {
         out.push(Arc::new(host::Host::new(&cfg.procfs, &cfg.host)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn live_proc_is_procfs() {
+        assert!(super::is_procfs(std::path::Path::new("/proc")));
+        assert!(!super::is_procfs(std::path::Path::new("/")));
+    }
 }

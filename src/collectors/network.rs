@@ -36,11 +36,29 @@ counters! {
 
 /// /proc/net/dev's sixteen columns after the device name, in order.
 const COLUMNS: [&Family; 16] = [
-    &RX_BYTES, &RX_PACKETS, &RX_ERRS, &RX_DROP, &RX_FIFO, &RX_FRAME, &RX_COMPRESSED, &RX_MULTICAST,
-    &TX_BYTES, &TX_PACKETS, &TX_ERRS, &TX_DROP, &TX_FIFO, &TX_COLLS, &TX_CARRIER, &TX_COMPRESSED,
+    &RX_BYTES,
+    &RX_PACKETS,
+    &RX_ERRS,
+    &RX_DROP,
+    &RX_FIFO,
+    &RX_FRAME,
+    &RX_COMPRESSED,
+    &RX_MULTICAST,
+    &TX_BYTES,
+    &TX_PACKETS,
+    &TX_ERRS,
+    &TX_DROP,
+    &TX_FIFO,
+    &TX_COLLS,
+    &TX_CARRIER,
+    &TX_COMPRESSED,
 ];
 
-pub fn parse<'a>(data: &'a [u8], filter: &NameFilter, errors: &mut LineErrors) -> Vec<(&'a str, [u64; 16])> {
+pub fn parse<'a>(
+    data: &'a [u8],
+    filter: &NameFilter,
+    errors: &mut LineErrors,
+) -> Vec<(&'a str, [u64; 16])> {
     let mut out = Vec::new();
     // The first two lines are column headers.
     for (n, line) in lines(data).filter(|(n, _)| *n > 2) {
@@ -86,6 +104,7 @@ pub fn encode(devices: &[(&str, [u64; 16])], w: &mut MetricWriter<'_>) {
 }
 
 pub struct Network {
+    on_procfs: bool,
     dev: SharedProcFile,
     filter: NameFilter,
     timeout: Duration,
@@ -94,6 +113,7 @@ pub struct Network {
 impl Network {
     pub fn new(procfs: &Path, cfg: &NetworkConfig) -> Self {
         Network {
+            on_procfs: super::is_procfs(procfs),
             dev: SharedProcFile::new(procfs.join("net/dev")),
             filter: NameFilter::new(cfg.devices_include.clone(), cfg.devices_exclude.clone()),
             timeout: cfg.timeout.get(),
@@ -108,6 +128,10 @@ impl Collector for Network {
 
     fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn may_block(&self) -> bool {
+        !self.on_procfs
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
@@ -143,16 +167,26 @@ mod tests {
         assert_eq!(d[1].0, "eth0");
         assert_eq!(d[1].1[0], 123456789);
         assert_eq!(d[1].1[8], 987654321);
-        assert!(e.into_result(Path::new("n")).unwrap_err().to_string().contains("line 5"));
+        assert!(e
+            .into_result(Path::new("n"))
+            .unwrap_err()
+            .to_string()
+            .contains("line 5"));
         let mut buf = Vec::new();
         encode(&d, &mut MetricWriter::new(&mut buf, Format::Text));
         let out = String::from_utf8(buf).unwrap();
-        assert!(out.contains("node_network_transmit_drop_total{device=\"eth0\"} 4\n"), "{out}");
+        assert!(
+            out.contains("node_network_transmit_drop_total{device=\"eth0\"} 4\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn device_filters() {
-        let exclude = NameFilter::new(None, Some(crate::config::Pattern(regex::Regex::new("^lo$").unwrap())));
+        let exclude = NameFilter::new(
+            None,
+            Some(crate::config::Pattern(regex::Regex::new("^lo$").unwrap())),
+        );
         let d = parse(DEBIAN12_NET_DEV, &exclude, &mut LineErrors::default());
         assert_eq!(d.iter().map(|x| x.0).collect::<Vec<_>>(), ["eth0"]);
     }

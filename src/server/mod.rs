@@ -16,7 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use hyper::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -152,8 +154,14 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
             _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
         }
     };
-    let handler = if is_metrics { Handler::Metrics } else { Handler::Other };
-    st.engine.stats.record_request(handler, response.status().as_u16());
+    let handler = if is_metrics {
+        Handler::Metrics
+    } else {
+        Handler::Other
+    };
+    st.engine
+        .stats
+        .record_request(handler, response.status().as_u16());
     if req.method() == Method::HEAD {
         let (parts, _) = response.into_parts();
         return Response::from_parts(parts, Full::new(Bytes::new()));
@@ -167,7 +175,8 @@ async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
             StatusCode::SERVICE_UNAVAILABLE,
             "too many concurrent scrapes; try again\n",
         );
-        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
         return r;
     };
     let headers = req.headers();
@@ -182,7 +191,10 @@ async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
     let mut response = Response::new(Full::new(Bytes::new()));
     let h = response.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
     let body = if gzip {
         match gzip_bytes(&body) {
@@ -201,7 +213,10 @@ async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
 
 fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
     // Level 1: expositions compress about 8:1 even so, at a fraction of the CPU.
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 6), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 6),
+        flate2::Compression::fast(),
+    );
     enc.write_all(body)?;
     enc.finish()
 }
@@ -209,22 +224,27 @@ fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 fn html(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }
 
 fn method_not_allowed() -> Response<Full<Bytes>> {
     let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
-    r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
     r
 }
 

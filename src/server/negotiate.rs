@@ -10,7 +10,9 @@ fn media_ranges(header: &str) -> impl Iterator<Item = (&str, Option<&str>, f32)>
         let mut version = None;
         let mut q = 1.0f32;
         for p in parts {
-            let Some((k, v)) = p.split_once('=') else { continue };
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
             match k.trim().to_ascii_lowercase().as_str() {
                 "q" => q = v.trim().parse().unwrap_or(0.0),
                 "version" => version = Some(v.trim().trim_matches('"')),
@@ -57,7 +59,8 @@ pub fn negotiate_format(accept: Option<&str>) -> Format {
 /// Whether the client takes a gzip body.
 pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     accept_encoding.is_some_and(|h| {
-        media_ranges(h).any(|(coding, _, q)| q > 0.0 && (coding.eq_ignore_ascii_case("gzip") || coding == "*"))
+        media_ranges(h)
+            .any(|(coding, _, q)| q > 0.0 && (coding.eq_ignore_ascii_case("gzip") || coding == "*"))
     })
 }
 
@@ -72,16 +75,24 @@ mod tests {
     fn formats() {
         assert_eq!(negotiate_format(None), Format::Text);
         assert_eq!(negotiate_format(Some("*/*")), Format::Text);
-        assert_eq!(negotiate_format(Some(PROMETHEUS_ACCEPT)), Format::OpenMetrics { version: "1.0.0" });
+        assert_eq!(
+            negotiate_format(Some(PROMETHEUS_ACCEPT)),
+            Format::OpenMetrics { version: "1.0.0" }
+        );
         assert_eq!(
             negotiate_format(Some("application/openmetrics-text; version=0.0.1")),
             Format::OpenMetrics { version: "0.0.1" }
         );
         assert_eq!(
-            negotiate_format(Some("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5")),
+            negotiate_format(Some(
+                "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"
+            )),
             Format::Text
         );
-        assert_eq!(negotiate_format(Some("application/openmetrics-text;q=0")), Format::Text);
+        assert_eq!(
+            negotiate_format(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
         assert_eq!(negotiate_format(Some("application/json")), Format::Text);
     }
 
