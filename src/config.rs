@@ -491,7 +491,13 @@ impl<'de> Deserialize<'de> for Pattern {
         let s = String::deserialize(d)?;
         regex::Regex::new(&s)
             .map(Pattern)
-            .map_err(|e| serde::de::Error::custom(format!("invalid regular expression {s:?}: {e}")))
+            .map_err(|e| {
+                // regex draws a multi-line caret diagram; its last line says what is wrong.
+                let text = e.to_string();
+                let what = text.lines().last().unwrap_or_default();
+                let what = what.trim().trim_start_matches("error: ");
+                serde::de::Error::custom(format!("invalid regular expression {s:?}: {what}"))
+            })
     }
 }
 

@@ -22,6 +22,7 @@ pub struct ProcFile {
     path: PathBuf,
     file: Option<File>,
     buf: Vec<u8>,
+    len: usize,
 }
 
 impl ProcFile {
@@ -30,6 +31,7 @@ impl ProcFile {
             path: path.into(),
             file: None,
             buf: Vec::new(),
+            len: 0,
         }
     }
 
@@ -50,7 +52,7 @@ impl ProcFile {
             self.file = None;
             self.read_once()?;
         }
-        Ok(&self.buf)
+        Ok(&self.buf[..self.len])
     }
 
     fn read_once(&mut self) -> io::Result<()> {
@@ -60,36 +62,28 @@ impl ProcFile {
         let Some(file) = self.file.as_ref() else {
             return Err(io::Error::other("file not open"));
         };
-        self.buf.clear();
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(4096);
-        }
+        // The buffer stays at its full (zeroed once) length between reads; `len` marks
+        // the valid part, so a steady-state read neither allocates nor clears memory.
+        self.buf.resize(self.buf.capacity().max(4096), 0);
+        let mut len = 0;
         loop {
-            let len = self.buf.len();
-            if len == self.buf.capacity() {
+            if len == self.buf.len() {
                 if len >= MAX_FILE_SIZE {
                     break;
                 }
-                self.buf.reserve(len);
+                self.buf.resize(len * 2, 0);
             }
-            let cap = self.buf.capacity();
-            self.buf.resize(cap, 0);
-            let n = match file.read_at(&mut self.buf[len..], len as u64) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.buf.truncate(len);
-                    continue;
-                }
+            match file.read_at(&mut self.buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.buf.truncate(len);
+                    self.len = 0;
                     return Err(e);
                 }
-            };
-            self.buf.truncate(len + n);
-            if n == 0 {
-                break;
             }
         }
+        self.len = len;
         Ok(())
     }
 }

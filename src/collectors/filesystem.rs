@@ -9,7 +9,7 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,6 +131,9 @@ struct MountTable {
 
 pub struct Filesystem {
     table: Mutex<MountTable>,
+    /// Whether the current mount table has a mount whose statvfs can wait on a network
+    /// or a user-space server; local filesystems answer statvfs from memory.
+    has_remote: AtomicBool,
     rootfs: PathBuf,
     mounts: NameFilter,
     fs_types: NameFilter,
@@ -148,6 +151,7 @@ impl Filesystem {
                 loaded: false,
                 malformed: None,
             }),
+            has_remote: AtomicBool::new(true),
             rootfs: rootfs.to_owned(),
             mounts: NameFilter::new(
                 cfg.mount_points_include.clone(),
@@ -197,6 +201,10 @@ impl Filesystem {
                     busy_since,
                 });
             }
+            self.has_remote.store(
+                !t.pollable || mounts.iter().any(|m| may_block_fs(&m.entry.fstype)),
+                Ordering::Relaxed,
+            );
             t.mounts = Arc::new(mounts);
             t.loaded = true;
             t.malformed = errors.summary();
@@ -211,6 +219,16 @@ impl Filesystem {
             });
         Ok((Arc::clone(&t.mounts), malformed))
     }
+}
+
+/// Filesystem types whose statvfs goes to a server (network filesystems, FUSE) and
+/// so can block for as long as the server does not answer.
+fn may_block_fs(fstype: &str) -> bool {
+    const REMOTE: [&str; 14] = [
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "afs", "lustre",
+        "gfs2", "ocfs2", "davfs", "sshfs",
+    ];
+    fstype.starts_with("fuse") || REMOTE.contains(&fstype)
 }
 
 fn join_root(rootfs: &Path, mountpoint: &str) -> PathBuf {
@@ -282,6 +300,10 @@ impl Collector for Filesystem {
 
     fn reentrant(&self) -> bool {
         true
+    }
+
+    fn may_block(&self) -> bool {
+        self.has_remote.load(Ordering::Relaxed)
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
@@ -391,6 +413,12 @@ garbage
             .unwrap_err()
             .to_string();
         assert!(err.contains("first at line 5"), "{err}");
+    }
+
+    #[test]
+    fn remote_filesystems_may_block() {
+        assert!(may_block_fs("nfs4") && may_block_fs("fuse.sshfs") && may_block_fs("cifs"));
+        assert!(!may_block_fs("ext4") && !may_block_fs("tmpfs") && !may_block_fs("xfs"));
     }
 
     #[test]

@@ -1,0 +1,407 @@
+//! Helpers shared by the integration tests: start the real binary, talk HTTP to it,
+//! parse what it serves, and find the real peer tools (a missing one fails the test
+//! with what to install).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shoehub-exporter");
+
+/// A free loopback port (bound, then released for the process under test).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The path of a required tool, or a failure that says how to get it.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "required tool `{name}` is not installed: install Debian's `{package}` package \
+         (scripts/test installs it when missing)"
+    );
+}
+
+/// A running exporter, killed when dropped.
+pub struct Exporter {
+    pub child: Child,
+    pub port: u16,
+    pub stderr_path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Exporter {
+    /// Starts the binary with `config` (YAML text) on a free port and waits until it
+    /// answers.
+    pub fn start(config: &str) -> Exporter {
+        Self::start_with_args(config, &[])
+    }
+
+    pub fn start_with_args(config: &str, extra: &[&str]) -> Exporter {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let port = free_port();
+        let stderr_path = dir.path().join("stderr.log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--web.listen-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut e = Exporter {
+            child,
+            port,
+            stderr_path,
+            _dir: Some(dir),
+        };
+        e.wait_ready();
+        e
+    }
+
+    fn wait_ready(&mut self) {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("exporter exited early with {status}: {}", self.stderr());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("exporter did not listen within 10s: {}", self.stderr());
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        http("GET", self.port, path, headers)
+    }
+
+    pub fn metrics(&self) -> Exposition {
+        let r = self.get("/metrics", &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        Exposition::parse(&r.text())
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; handles Content-Length and chunked.
+pub fn http(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw, method == "HEAD")
+}
+
+pub fn parse_response(raw: &[u8], head: bool) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head_text = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head_text.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked && !head {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(),
+            16,
+        )
+        .unwrap();
+        b = &b[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// A parsed text exposition: family metadata and samples.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    pub types: BTreeMap<String, String>,
+    pub helps: BTreeMap<String, String>,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl Exposition {
+    pub fn parse(text: &str) -> Exposition {
+        let mut e = Exposition::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (n, t) = rest.split_once(' ').unwrap();
+                assert!(
+                    e.types.insert(n.to_owned(), t.to_owned()).is_none(),
+                    "family {n} declared twice"
+                );
+            } else if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (n, h) = rest.split_once(' ').unwrap();
+                e.helps.insert(n.to_owned(), h.to_owned());
+            } else if line.starts_with('#') || line.is_empty() {
+                continue;
+            } else {
+                e.samples.push(parse_sample(line));
+            }
+        }
+        e
+    }
+
+    pub fn family(&self, name: &str) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.name == name).collect()
+    }
+
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+    }
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let (name, rest) = match line.find('{') {
+        Some(i) => (&line[..i], &line[i..]),
+        None => {
+            let (n, v) = line.split_once(' ').unwrap();
+            return Sample {
+                name: n.to_owned(),
+                labels: BTreeMap::new(),
+                value: parse_value(v),
+            };
+        }
+    };
+    let mut labels = BTreeMap::new();
+    let bytes = rest.as_bytes();
+    let mut i = 1;
+    while bytes[i] != b'}' {
+        let eq = rest[i..].find('=').unwrap() + i;
+        let key = rest[i..eq].trim_start_matches(',').to_owned();
+        let mut j = eq + 2;
+        let mut val = String::new();
+        while bytes[j] != b'"' {
+            if bytes[j] == b'\\' {
+                j += 1;
+                val.push(match bytes[j] {
+                    b'n' => '\n',
+                    c => c as char,
+                });
+            } else {
+                val.push(bytes[j] as char);
+            }
+            j += 1;
+        }
+        labels.insert(key, val);
+        i = j + 1;
+        if bytes[i] == b',' {
+            i += 1;
+        }
+    }
+    Sample {
+        name: name.to_owned(),
+        labels,
+        value: parse_value(rest[i + 1..].trim()),
+    }
+}
+
+fn parse_value(v: &str) -> f64 {
+    match v.split(' ').next().unwrap() {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        x => x.parse().unwrap_or_else(|_| panic!("bad value {x:?}")),
+    }
+}
+
+/// Percent-encodes a query-string value.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A real Prometheus server in a temporary directory, killed when dropped.
+pub struct Prometheus {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Debian's prometheus with `scrape_configs` (YAML list items, already
+    /// indented by two spaces) and a 1s scrape interval.
+    pub fn start(scrape_configs: &str) -> Prometheus {
+        let bin = require_tool("prometheus", "prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let p = Prometheus { child, port, dir };
+        let t = Instant::now();
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() && http("GET", port, "/-/ready", &[]).status == 200 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "prometheus not ready: {}", p.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query; returns the result vector (or scalar as one element).
+    pub fn query(&self, q: &str) -> Vec<serde_json::Value> {
+        let r = http("GET", self.port, &format!("/api/v1/query?query={}", urlencode(q)), &[]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", r.text()));
+        assert_eq!(v["status"], "success", "query {q} failed: {}", r.text());
+        match v["data"]["resultType"].as_str() {
+            Some("vector") | Some("matrix") => v["data"]["result"].as_array().unwrap().clone(),
+            Some("scalar") => {
+                let s = &v["data"]["result"];
+                if s[1].as_str() == Some("NaN") {
+                    vec![]
+                } else {
+                    vec![s.clone()]
+                }
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Waits until `q` returns at least one series.
+    pub fn wait_for(&self, q: &str, timeout: Duration) -> Vec<serde_json::Value> {
+        let t = Instant::now();
+        loop {
+            let r = self.query(q);
+            if !r.is_empty() {
+                return r;
+            }
+            assert!(t.elapsed() < timeout, "no result for {q} within {timeout:?}; log: {}", self.log());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,521 @@
+//! The exporter binary end to end: families and values against the kernel's own files,
+//! HTTP behaviour, limits, deadlines, configuration errors and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{http, require_tool, Exporter, Exposition, BIN};
+
+/// Families every host must have, with their types and label keys.
+const FAMILIES: &[(&str, &str, &[&str])] = &[
+    ("node_cpu_seconds_total", "counter", &["cpu", "mode"]),
+    ("node_boot_time_seconds", "gauge", &[]),
+    ("node_context_switches_total", "counter", &[]),
+    ("node_memory_MemTotal_bytes", "gauge", &[]),
+    ("node_memory_MemAvailable_bytes", "gauge", &[]),
+    ("node_memory_SwapFree_bytes", "gauge", &[]),
+    ("node_memory_SReclaimable_bytes", "gauge", &[]),
+    ("node_memory_HugePages_Total", "gauge", &[]),
+    ("node_filesystem_size_bytes", "gauge", &["device", "fstype", "mountpoint"]),
+    ("node_filesystem_avail_bytes", "gauge", &["device", "fstype", "mountpoint"]),
+    ("node_filesystem_free_bytes", "gauge", &["device", "fstype", "mountpoint"]),
+    ("node_filesystem_files", "gauge", &["device", "fstype", "mountpoint"]),
+    ("node_filesystem_files_free", "gauge", &["device", "fstype", "mountpoint"]),
+    ("node_filesystem_readonly", "gauge", &["device", "fstype", "mountpoint"]),
+    ("node_disk_reads_completed_total", "counter", &["device"]),
+    ("node_disk_writes_completed_total", "counter", &["device"]),
+    ("node_disk_read_bytes_total", "counter", &["device"]),
+    ("node_disk_written_bytes_total", "counter", &["device"]),
+    ("node_disk_io_time_seconds_total", "counter", &["device"]),
+    ("node_network_receive_bytes_total", "counter", &["device"]),
+    ("node_network_transmit_bytes_total", "counter", &["device"]),
+    ("node_network_receive_packets_total", "counter", &["device"]),
+    ("node_network_receive_errs_total", "counter", &["device"]),
+    ("node_network_receive_drop_total", "counter", &["device"]),
+    ("node_load1", "gauge", &[]),
+    ("node_load5", "gauge", &[]),
+    ("node_load15", "gauge", &[]),
+    ("node_time_seconds", "gauge", &[]),
+    (
+        "node_uname_info",
+        "gauge",
+        &["domainname", "machine", "nodename", "release", "sysname", "version"],
+    ),
+    ("shoehub_exporter_build_info", "gauge", &["revision", "version"]),
+    ("shoehub_scrape_collector_success", "gauge", &["collector"]),
+    ("shoehub_scrape_collector_duration_seconds", "gauge", &["collector"]),
+];
+
+#[test]
+fn every_family_has_its_type_and_labels() {
+    let e = Exporter::start("");
+    let m = e.metrics();
+    for (name, kind, labels) in FAMILIES {
+        assert_eq!(m.types.get(*name).map(String::as_str), Some(*kind), "type of {name}");
+        let samples = m.family(name);
+        assert!(!samples.is_empty(), "no samples for {name}");
+        for s in samples {
+            let keys: Vec<&str> = s.labels.keys().map(String::as_str).collect();
+            assert_eq!(keys, *labels, "labels of {name}");
+        }
+    }
+    for c in ["cpu", "memory", "filesystem", "disk", "network", "host"] {
+        assert_eq!(
+            m.value("shoehub_scrape_collector_success", &[("collector", c)]),
+            Some(1.0),
+            "collector {c} failed: {}",
+            e.stderr()
+        );
+    }
+    if Path::new("/proc/pressure/cpu").exists() {
+        assert!(m.value("node_pressure_cpu_waiting_seconds_total", &[]).is_some());
+    }
+    assert_eq!(m.family("shoehub_exporter_build_info")[0].labels["version"], env!("CARGO_PKG_VERSION"));
+}
+
+fn meminfo_kb(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn proc_stat_cpu0() -> Vec<u64> {
+    let text = std::fs::read_to_string("/proc/stat").unwrap();
+    let line = text.lines().find(|l| l.starts_with("cpu0 ")).unwrap();
+    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+}
+
+#[test]
+fn values_agree_with_the_kernel() {
+    let e = Exporter::start("");
+    let before = proc_stat_cpu0();
+    let m = e.metrics();
+    let after = proc_stat_cpu0();
+
+    assert_eq!(
+        m.value("node_memory_MemTotal_bytes", &[]).unwrap(),
+        (meminfo_kb("MemTotal") * 1024) as f64
+    );
+    assert_eq!(
+        m.value("node_memory_SwapTotal_bytes", &[]).unwrap(),
+        (meminfo_kb("SwapTotal") * 1024) as f64
+    );
+
+    // CPU seconds lie between two reads of /proc/stat taken around the scrape.
+    let hz = 100.0;
+    for (i, mode) in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"].iter().enumerate() {
+        let v = m.value("node_cpu_seconds_total", &[("cpu", "0"), ("mode", mode)]).unwrap();
+        assert!(
+            v >= before[i] as f64 / hz - 1e-9 && v <= after[i] as f64 / hz + 1e-9,
+            "cpu0 {mode}: {v} not within [{}, {}]",
+            before[i] as f64 / hz,
+            after[i] as f64 / hz
+        );
+    }
+    let cpus = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    assert_eq!(m.family("node_cpu_seconds_total").len(), cpus * 8);
+
+    // Size of / equal to what statvfs says; free space close (it moves).
+    let st = statvfs("/");
+    let size = m
+        .value("node_filesystem_size_bytes", &[("mountpoint", "/")])
+        .expect("/ is reported");
+    assert_eq!(size, (st.f_blocks as u64 * st.f_frsize as u64) as f64);
+    let files = m.value("node_filesystem_files", &[("mountpoint", "/")]).unwrap();
+    assert_eq!(files, st.f_files as f64);
+
+    // Boot time as /proc/stat says; time close to now.
+    let btime: f64 = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((m.value("node_boot_time_seconds", &[]).unwrap() - btime).abs() <= 1.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((m.value("node_time_seconds", &[]).unwrap() - now).abs() < 5.0);
+
+    // Every network device of /proc/net/dev, with its receive bytes not going backwards.
+    let netdev = std::fs::read_to_string("/proc/net/dev").unwrap();
+    for line in netdev.lines().skip(2) {
+        let (dev, rest) = line.split_once(':').unwrap();
+        let rx_after: f64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+        let v = m
+            .value("node_network_receive_bytes_total", &[("device", dev.trim())])
+            .unwrap_or_else(|| panic!("device {dev} missing"));
+        assert!(v <= rx_after, "{dev}: {v} > {rx_after}");
+    }
+}
+
+fn statvfs(path: &str) -> libc::statvfs {
+    let c = std::ffi::CString::new(path).unwrap();
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0);
+        s
+    }
+}
+
+#[test]
+fn promtool_finds_nothing_but_node_exporters_own_camel_case() {
+    let promtool = require_tool("promtool", "prometheus");
+    let e = Exporter::start("");
+    let body = e.get("/metrics", &[]).body;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let findings = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let mut unexpected = Vec::new();
+    let mut camel = 0;
+    for line in findings.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with("node_memory_") && line.contains("camelCase") {
+            camel += 1;
+        } else {
+            unexpected.push(line);
+        }
+    }
+    assert!(unexpected.is_empty(), "promtool findings: {unexpected:#?}");
+    // The check really ran: MemTotal and friends are always reported as camelCase.
+    assert!(camel > 3, "promtool printed no findings at all: {findings}");
+}
+
+#[test]
+fn content_negotiation_routes_and_methods() {
+    let e = Exporter::start("");
+    let text = e.get("/metrics", &[]);
+    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert!(text.text().contains("# TYPE node_cpu_seconds_total counter\n"));
+    assert!(!text.text().contains("# EOF"));
+
+    let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let om = e.get("/metrics", &[("Accept", prom_accept)]);
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let body = om.text();
+    assert!(body.contains("# TYPE node_cpu_seconds counter\n# UNIT node_cpu_seconds seconds\n"));
+    assert!(body.contains("\nnode_cpu_seconds_total{"));
+    assert!(body.ends_with("# EOF\n"));
+
+    let gz = e.get("/metrics", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&gz.body[..]).read_to_string(&mut plain).unwrap();
+    assert!(plain.contains("node_load1 "));
+
+    let landing = e.get("/", &[]);
+    assert_eq!(landing.status, 200);
+    assert!(landing.text().contains("href=\"/metrics\"") && landing.text().contains(env!("CARGO_PKG_VERSION")));
+    assert_eq!(e.get("/-/healthy", &[]).status, 200);
+    assert_eq!(e.get("/nope", &[]).status, 404);
+    assert_eq!(e.get("/metricsx", &[]).status, 404);
+    let post = http("POST", e.port, "/metrics", &[("Content-Length", "0")]);
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let head = http("HEAD", e.port, "/metrics", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn telemetry_path_flag_overrides_the_config() {
+    let e = Exporter::start_with_args("web:\n  telemetry_path: /other\n", &["--web.telemetry-path", "/m"]);
+    assert_eq!(e.get("/m", &[]).status, 200);
+    assert_eq!(e.get("/other", &[]).status, 404);
+    assert_eq!(e.get("/metrics", &[]).status, 404);
+}
+
+/// A procfs tree whose files are fixtures: real /proc text of a Debian 12 host, one
+/// malformed line in /proc/stat, and a mount table naming the real `/`.
+fn fixture_procfs(dir: &Path) {
+    std::fs::create_dir_all(dir.join("self")).unwrap();
+    std::fs::create_dir_all(dir.join("net")).unwrap();
+    std::fs::write(
+        dir.join("stat"),
+        "cpu  200 0 100 10000 5 0 1 0 0 0\ncpu0 100 0 50 5000 5 0 1 0 0 0\ncpu1 100 0 50 5000 0 0 0 0 0 0\ncpuZ garbage\nbtime 1700000000\nctxt 42\nprocesses 7\nprocs_running 2\nprocs_blocked 0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("meminfo"), "MemTotal:  2048 kB\nMemAvailable: 1024 kB\nHugePages_Total: 0\n").unwrap();
+    std::fs::write(
+        dir.join("diskstats"),
+        " 254 0 vda 1 2 3 4 5 6 7 8 0 10 11 0 0 0 0 0 0\n 254 1 vda1 1 2 3 4 5 6 7 8 0 10 11 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("net/dev"),
+        "Inter-| Receive | Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("loadavg"), "0.50 0.25 0.10 1/100 1234\n").unwrap();
+    std::fs::write(
+        dir.join("self/mountinfo"),
+        "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn fixture_procfs_tree_with_a_malformed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_procfs(dir.path());
+    let e = Exporter::start(&format!("system:\n  procfs: {}\n  host:\n    pressure: false\n", dir.path().display()));
+    let m = e.metrics();
+    // The malformed cpuZ line fails the cpu collector, but what parsed is served.
+    assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", "cpu")]), Some(0.0));
+    assert_eq!(m.value("node_cpu_seconds_total", &[("cpu", "1"), ("mode", "user")]), Some(1.0));
+    assert_eq!(m.value("node_context_switches_total", &[]), Some(42.0));
+    assert_eq!(m.value("node_memory_MemTotal_bytes", &[]), Some(2_097_152.0));
+    assert_eq!(m.value("node_disk_reads_completed_total", &[("device", "vda")]), Some(1.0));
+    assert_eq!(m.value("node_disk_reads_completed_total", &[("device", "vda1")]), None);
+    assert_eq!(m.value("node_network_transmit_bytes_total", &[("device", "eth0")]), Some(2000.0));
+    assert_eq!(m.value("node_load5", &[]), Some(0.25));
+    assert_eq!(
+        m.value("node_filesystem_readonly", &[("mountpoint", "/"), ("device", "/dev/vda1")]),
+        Some(0.0)
+    );
+    for c in ["memory", "filesystem", "disk", "network", "host"] {
+        assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", c)]), Some(1.0), "{c}");
+    }
+    assert!(e.stderr().contains("collector failed") && e.stderr().contains("malformed"), "{}", e.stderr());
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn a_collector_that_hangs_neither_delays_the_scrape_nor_hides_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_procfs(dir.path());
+    // Opening a FIFO without a writer blocks: the host collector hangs in open().
+    std::fs::remove_file(dir.path().join("loadavg")).unwrap();
+    mkfifo(&dir.path().join("loadavg"));
+    let e = Exporter::start(&format!(
+        "web:\n  timeout_offset: 500ms\nsystem:\n  procfs: {}\n  host:\n    pressure: false\n    timeout: 30s\n",
+        dir.path().display()
+    ));
+    // Prometheus says 1.5s: the deadline is 1s, not the collector's 30s.
+    let t = Instant::now();
+    let r = e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")]);
+    let took = t.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(1400), "took {took:?}");
+    let m = Exposition::parse(&r.text());
+    assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", "host")]), Some(0.0));
+    assert_eq!(m.value("node_memory_MemTotal_bytes", &[]), Some(2_097_152.0));
+    assert_eq!(m.value("node_network_receive_bytes_total", &[("device", "eth0")]), Some(1000.0));
+    assert!(e.stderr().contains("ran out of time"), "{}", e.stderr());
+
+    // While the first run is still blocked, later scrapes do not wait for it again.
+    let t = Instant::now();
+    let m = Exposition::parse(&e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")]).text());
+    assert!(t.elapsed() < Duration::from_millis(500), "took {:?}", t.elapsed());
+    assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", "host")]), Some(0.0));
+
+    // Unblock the hung open, put a regular file in place: the collector recovers.
+    let fifo = dir.path().join("loadavg");
+    let tmp = dir.path().join("loadavg.new");
+    std::fs::write(&tmp, "1.00 2.00 3.00 1/100 1\n").unwrap();
+    drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+    std::fs::rename(&tmp, &fifo).unwrap();
+    let t = Instant::now();
+    loop {
+        let m = Exposition::parse(&e.get("/metrics", &[]).text());
+        if m.value("shoehub_scrape_collector_success", &[("collector", "host")]) == Some(1.0) {
+            assert_eq!(m.value("node_load15", &[]), Some(3.0));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "host collector did not recover");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn excess_concurrent_scrapes_get_a_quick_503() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_procfs(dir.path());
+    std::fs::remove_file(dir.path().join("loadavg")).unwrap();
+    mkfifo(&dir.path().join("loadavg"));
+    let e = Exporter::start(&format!(
+        "web:\n  max_requests: 1\nsystem:\n  procfs: {}\n  host:\n    pressure: false\n    timeout: 1500ms\n",
+        dir.path().display()
+    ));
+    let port = e.port;
+    let slow = std::thread::spawn(move || http("GET", port, "/metrics", &[]).status);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = e.get("/metrics", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(t.elapsed() < Duration::from_millis(300), "503 took {:?}", t.elapsed());
+    // Other endpoints are not limited.
+    assert_eq!(e.get("/-/healthy", &[]).status, 200);
+    assert_eq!(slow.join().unwrap(), 200);
+    // The 503 is counted.
+    let m = Exposition::parse(&e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "0.5")]).text());
+    assert_eq!(
+        m.value("shoehub_exporter_http_requests_total", &[("code", "503"), ("handler", "metrics")]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_client_that_sends_headers_byte_by_byte_is_dropped_and_others_are_served() {
+    let e = Exporter::start("web:\n  header_read_timeout: 1s\n");
+    let mut slow = TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = Instant::now();
+    let mut closed = false;
+    for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        // Meanwhile a normal client is served at once.
+        if t.elapsed() < Duration::from_millis(400) {
+            assert_eq!(e.get("/-/healthy", &[]).status, 200);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if t.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    if !closed {
+        let mut buf = [0u8; 512];
+        // The server answers 408 or just closes; either way the read ends.
+        let n = slow.read(&mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "unexpected: {text}");
+    }
+    assert!(t.elapsed() < Duration::from_secs(4), "slow client held for {:?}", t.elapsed());
+    assert_eq!(e.get("/metrics", &[]).status, 200);
+}
+
+#[test]
+fn many_concurrent_clients_all_get_well_formed_answers() {
+    let e = Exporter::start("web:\n  max_requests: 4\n");
+    let port = e.port;
+    let handles: Vec<_> = (0..32)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let r = http("GET", port, "/metrics", &[]);
+                match r.status {
+                    200 => {
+                        let m = Exposition::parse(&r.text());
+                        assert!(m.value("node_load1", &[]).is_some());
+                        200
+                    }
+                    503 => 503,
+                    s => panic!("unexpected status {s}"),
+                }
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(statuses.contains(&200));
+    assert_eq!(e.get("/-/healthy", &[]).status, 200);
+}
+
+fn run_with_config(text: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shoehub.yml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("--web.listen-address")
+        .arg("127.0.0.1:1")
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), path, dir)
+}
+
+#[test]
+fn bad_config_files_name_the_file_the_key_and_the_position() {
+    let cases: &[(&str, &[&str])] = &[
+        ("web:\n  listen_adress: \"0.0.0.0:1\"\n", &["unknown field `listen_adress`", "line 2 column 3"]),
+        (
+            "system:\n  filesystem:\n    mount_points_exclude: \"^(/proc\"\n",
+            &["system.filesystem.mount_points_exclude", "invalid regular expression", "line 3"],
+        ),
+        ("web:\n  header_read_timeout: 5 seconds\n", &["web.header_read_timeout", "invalid duration", "line 2"]),
+        ("system:\n  cpu:\n    enabled: maybe\n", &["system.cpu.enabled", "expected a boolean", "line 3"]),
+        ("web:\n  max_requests: -1\n", &["web.max_requests", "line 2"]),
+        ("dashboard:\n  title: x\n  rows:\n    - title: r\n      panels:\n        - title: p\n          span: 13\n", &["dashboard.rows[0].panels[0].span", "span 13", "at line "]),
+    ];
+    for (text, expected) in cases {
+        let (code, stderr, path, _dir) = run_with_config(text);
+        assert_eq!(code, 78, "exit code for {text:?}: {stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "file not named: {stderr}");
+        for want in *expected {
+            assert!(stderr.contains(want), "{want:?} missing from: {stderr}");
+        }
+        assert_eq!(stderr.lines().count(), stderr.matches("error:").count().max(1), "one message: {stderr}");
+    }
+    let out = Command::new(BIN).args(["--config", "/nonexistent/shoehub.yml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/shoehub.yml"));
+}
+
+#[test]
+fn the_plans_dashboard_only_config_is_valid() {
+    let seed = include_str!("fixtures/seed-config.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, seed).unwrap();
+    let out = Command::new(BIN).arg("check-config").arg("--config").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // And the exporter runs with it.
+    let e = Exporter::start(seed);
+    assert!(e.metrics().value("node_load1", &[]).is_some());
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut e = Exporter::start("");
+    assert_eq!(e.get("/-/healthy", &[]).status, 200);
+    unsafe { libc::kill(e.child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = e.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}: {}", e.stderr());
+    assert!(e.stderr().contains("SIGTERM received"));
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN).args(["--web.listen-address", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")) && err.contains("--web.listen-address"), "{err}");
+}
