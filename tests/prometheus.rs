@@ -1,0 +1,146 @@
+//! A real Prometheus scrapes the real exporter (and, for the community dashboard check,
+//! node_exporter next to it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, require_tool, Exporter, Prometheus};
+
+#[test]
+fn prometheus_scrapes_the_exporter() {
+    let e = Exporter::start("");
+    let p = Prometheus::start(&format!(
+        "  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
+        e.address()
+    ));
+    p.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(20));
+    // Prometheus parsed the whole exposition (it asks for OpenMetrics first).
+    let failing = p.query("shoehub_scrape_collector_success{job=\"shoehub\"} == 0");
+    assert!(failing.is_empty(), "failing collectors: {failing:?}");
+    assert_eq!(
+        p.query("count(shoehub_scrape_collector_success{job=\"shoehub\"})")[0]["value"][1],
+        "6"
+    );
+    assert!(!p.query("node_memory_MemTotal_bytes{job=\"shoehub\"}").is_empty());
+    let samples = p.wait_for("scrape_samples_scraped{job=\"shoehub\"}", Duration::from_secs(5));
+    let n: f64 = samples[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(n > 100.0, "only {n} samples scraped");
+}
+
+fn reference_dashboard(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the reference dashboard {}: {e} (the community dashboards live in shared/reference beside the checkout)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The panels of the named rows: (row, panel title, PromQL expressions).
+fn panels_of_rows(dashboard: &serde_json::Value, rows: &[&str]) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut row = String::new();
+    for p in dashboard["panels"].as_array().unwrap() {
+        if p["type"] == "row" {
+            row = p["title"].as_str().unwrap_or_default().to_owned();
+            // A collapsed row keeps its panels inside it.
+            if rows.contains(&row.as_str()) {
+                for inner in p["panels"].as_array().into_iter().flatten() {
+                    out.push(panel_entry(&row, inner));
+                }
+            }
+            continue;
+        }
+        if rows.contains(&row.as_str()) {
+            out.push(panel_entry(&row, p));
+        }
+    }
+    out
+}
+
+fn panel_entry(row: &str, p: &serde_json::Value) -> (String, String, Vec<String>) {
+    let exprs = p["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    (row.to_owned(), p["title"].as_str().unwrap_or_default().to_owned(), exprs)
+}
+
+/// Resolves Node Exporter Full's variables the way Grafana does: `job`, then `nodename`
+/// from `label_values(node_uname_info{job="$job"}, nodename)`, then `node` from
+/// `label_values(node_uname_info{job="$job", nodename="$nodename"}, instance)`.
+fn resolve_node_variables(p: &Prometheus, job: &str) -> (String, String) {
+    let uname = p.query(&format!("node_uname_info{{job=\"{job}\"}}"));
+    assert!(!uname.is_empty(), "no node_uname_info for job {job}: the dashboard could not pick a host");
+    let nodename = uname[0]["metric"]["nodename"].as_str().unwrap().to_owned();
+    let inst = p.query(&format!("node_uname_info{{job=\"{job}\", nodename=\"{nodename}\"}}"));
+    let instance = inst[0]["metric"]["instance"].as_str().unwrap().to_owned();
+    (nodename, instance)
+}
+
+#[test]
+fn node_exporter_full_quick_and_basic_rows_keep_working() {
+    let node_bin = require_tool("prometheus-node-exporter", "prometheus-node-exporter");
+    let dashboard = reference_dashboard("node-exporter-full.json");
+    let node_port = free_port();
+    let mut node = Command::new(node_bin)
+        .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ = node.try_wait();
+    let _node = Kill(node);
+    let e = Exporter::start("");
+    let p = Prometheus::start(&format!(
+        "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
+        e.address()
+    ));
+    p.wait_for("up{job=\"node\"} == 1", Duration::from_secs(20));
+    p.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(20));
+    // Enough samples for rate() over Grafana's minimum $__rate_interval (4 × 1s scrapes).
+    std::thread::sleep(Duration::from_secs(6));
+
+    let panels = panels_of_rows(&dashboard, &["Quick CPU / Mem / Disk", "Basic CPU / Mem / Net / Disk"]);
+    assert!(panels.len() >= 15, "expected the rows' panels, found {}", panels.len());
+    let has_data = |job: &str, exprs: &[String]| {
+        let (nodename, instance) = resolve_node_variables(&p, job);
+        exprs.iter().any(|expr| {
+            let q = expr
+                .replace("$__rate_interval", "4s")
+                .replace("$nodename", &nodename)
+                .replace("$node", &instance)
+                .replace("$job", job);
+            !p.query(&q).is_empty()
+        })
+    };
+    let mut with_node = 0;
+    let mut missing = Vec::new();
+    for (row, title, exprs) in &panels {
+        if has_data("node", exprs) {
+            with_node += 1;
+            if !has_data("shoehub", exprs) {
+                missing.push(format!("{row} / {title}"));
+            }
+        }
+    }
+    assert!(with_node >= 12, "node_exporter itself had data in only {with_node} panels");
+    assert!(missing.is_empty(), "panels with data for node_exporter but not for shoehub-exporter: {missing:#?}");
+    eprintln!("{with_node} of {} panels have data with both exporters", panels.len());
+}
