@@ -489,15 +489,13 @@ impl Pattern {
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        regex::Regex::new(&s)
-            .map(Pattern)
-            .map_err(|e| {
-                // regex draws a multi-line caret diagram; its last line says what is wrong.
-                let text = e.to_string();
-                let what = text.lines().last().unwrap_or_default();
-                let what = what.trim().trim_start_matches("error: ");
-                serde::de::Error::custom(format!("invalid regular expression {s:?}: {what}"))
-            })
+        regex::Regex::new(&s).map(Pattern).map_err(|e| {
+            // regex draws a multi-line caret diagram; its last line says what is wrong.
+            let text = e.to_string();
+            let what = text.lines().last().unwrap_or_default();
+            let what = what.trim().trim_start_matches("error: ");
+            serde::de::Error::custom(format!("invalid regular expression {s:?}: {what}"))
+        })
     }
 }
 
@@ -536,9 +534,7 @@ mod tests {
         let f = FilesystemConfig::default();
         assert!(f.mount_points_exclude.is_match("/proc/sys"));
         assert!(!f.mount_points_exclude.is_match("/home"));
-        assert!(
-            f.fs_types_exclude.is_match("tmpfs") == false && f.fs_types_exclude.is_match("overlay")
-        );
+        assert!(!f.fs_types_exclude.is_match("tmpfs") && f.fs_types_exclude.is_match("overlay"));
         let d = DiskConfig::default();
         assert!(d.devices_exclude.is_match("sda1") && d.devices_exclude.is_match("nvme0n1p2"));
         assert!(!d.devices_exclude.is_match("sda") && !d.devices_exclude.is_match("nvme0n1"));

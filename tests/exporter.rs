@@ -22,12 +22,36 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("node_memory_SwapFree_bytes", "gauge", &[]),
     ("node_memory_SReclaimable_bytes", "gauge", &[]),
     ("node_memory_HugePages_Total", "gauge", &[]),
-    ("node_filesystem_size_bytes", "gauge", &["device", "fstype", "mountpoint"]),
-    ("node_filesystem_avail_bytes", "gauge", &["device", "fstype", "mountpoint"]),
-    ("node_filesystem_free_bytes", "gauge", &["device", "fstype", "mountpoint"]),
-    ("node_filesystem_files", "gauge", &["device", "fstype", "mountpoint"]),
-    ("node_filesystem_files_free", "gauge", &["device", "fstype", "mountpoint"]),
-    ("node_filesystem_readonly", "gauge", &["device", "fstype", "mountpoint"]),
+    (
+        "node_filesystem_size_bytes",
+        "gauge",
+        &["device", "fstype", "mountpoint"],
+    ),
+    (
+        "node_filesystem_avail_bytes",
+        "gauge",
+        &["device", "fstype", "mountpoint"],
+    ),
+    (
+        "node_filesystem_free_bytes",
+        "gauge",
+        &["device", "fstype", "mountpoint"],
+    ),
+    (
+        "node_filesystem_files",
+        "gauge",
+        &["device", "fstype", "mountpoint"],
+    ),
+    (
+        "node_filesystem_files_free",
+        "gauge",
+        &["device", "fstype", "mountpoint"],
+    ),
+    (
+        "node_filesystem_readonly",
+        "gauge",
+        &["device", "fstype", "mountpoint"],
+    ),
     ("node_disk_reads_completed_total", "counter", &["device"]),
     ("node_disk_writes_completed_total", "counter", &["device"]),
     ("node_disk_read_bytes_total", "counter", &["device"]),
@@ -45,11 +69,26 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     (
         "node_uname_info",
         "gauge",
-        &["domainname", "machine", "nodename", "release", "sysname", "version"],
+        &[
+            "domainname",
+            "machine",
+            "nodename",
+            "release",
+            "sysname",
+            "version",
+        ],
     ),
-    ("shoehub_exporter_build_info", "gauge", &["revision", "version"]),
+    (
+        "shoehub_exporter_build_info",
+        "gauge",
+        &["revision", "version"],
+    ),
     ("shoehub_scrape_collector_success", "gauge", &["collector"]),
-    ("shoehub_scrape_collector_duration_seconds", "gauge", &["collector"]),
+    (
+        "shoehub_scrape_collector_duration_seconds",
+        "gauge",
+        &["collector"],
+    ),
 ];
 
 #[test]
@@ -57,7 +96,11 @@ fn every_family_has_its_type_and_labels() {
     let e = Exporter::start("");
     let m = e.metrics();
     for (name, kind, labels) in FAMILIES {
-        assert_eq!(m.types.get(*name).map(String::as_str), Some(*kind), "type of {name}");
+        assert_eq!(
+            m.types.get(*name).map(String::as_str),
+            Some(*kind),
+            "type of {name}"
+        );
         let samples = m.family(name);
         assert!(!samples.is_empty(), "no samples for {name}");
         for s in samples {
@@ -74,21 +117,32 @@ fn every_family_has_its_type_and_labels() {
         );
     }
     if Path::new("/proc/pressure/cpu").exists() {
-        assert!(m.value("node_pressure_cpu_waiting_seconds_total", &[]).is_some());
+        assert!(m
+            .value("node_pressure_cpu_waiting_seconds_total", &[])
+            .is_some());
     }
-    assert_eq!(m.family("shoehub_exporter_build_info")[0].labels["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        m.family("shoehub_exporter_build_info")[0].labels["version"],
+        env!("CARGO_PKG_VERSION")
+    );
 }
 
 fn meminfo_kb(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn proc_stat_cpu0() -> Vec<u64> {
     let text = std::fs::read_to_string("/proc/stat").unwrap();
     let line = text.lines().find(|l| l.starts_with("cpu0 ")).unwrap();
-    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+    line.split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -109,8 +163,15 @@ fn values_agree_with_the_kernel() {
 
     // CPU seconds lie between two reads of /proc/stat taken around the scrape.
     let hz = 100.0;
-    for (i, mode) in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"].iter().enumerate() {
-        let v = m.value("node_cpu_seconds_total", &[("cpu", "0"), ("mode", mode)]).unwrap();
+    for (i, mode) in [
+        "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let v = m
+            .value("node_cpu_seconds_total", &[("cpu", "0"), ("mode", mode)])
+            .unwrap();
         assert!(
             v >= before[i] as f64 / hz - 1e-9 && v <= after[i] as f64 / hz + 1e-9,
             "cpu0 {mode}: {v} not within [{}, {}]",
@@ -130,8 +191,10 @@ fn values_agree_with_the_kernel() {
     let size = m
         .value("node_filesystem_size_bytes", &[("mountpoint", "/")])
         .expect("/ is reported");
-    assert_eq!(size, (st.f_blocks as u64 * st.f_frsize as u64) as f64);
-    let files = m.value("node_filesystem_files", &[("mountpoint", "/")]).unwrap();
+    assert_eq!(size, (st.f_blocks * st.f_frsize) as f64);
+    let files = m
+        .value("node_filesystem_files", &[("mountpoint", "/")])
+        .unwrap();
     assert_eq!(files, st.f_files as f64);
 
     // Boot time as /proc/stat says; time close to now.
@@ -156,7 +219,10 @@ fn values_agree_with_the_kernel() {
         let (dev, rest) = line.split_once(':').unwrap();
         let rx_after: f64 = rest.split_whitespace().next().unwrap().parse().unwrap();
         let v = m
-            .value("node_network_receive_bytes_total", &[("device", dev.trim())])
+            .value(
+                "node_network_receive_bytes_total",
+                &[("device", dev.trim())],
+            )
             .unwrap_or_else(|| panic!("device {dev} missing"));
         assert!(v <= rx_after, "{dev}: {v} > {rx_after}");
     }
@@ -185,7 +251,8 @@ fn promtool_finds_nothing_but_node_exporters_own_camel_case() {
         .unwrap();
     child.stdin.take().unwrap().write_all(&body).unwrap();
     let out = child.wait_with_output().unwrap();
-    let findings = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let findings =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let mut unexpected = Vec::new();
     let mut camel = 0;
     for line in findings.lines().filter(|l| !l.trim().is_empty()) {
@@ -204,8 +271,13 @@ fn promtool_finds_nothing_but_node_exporters_own_camel_case() {
 fn content_negotiation_routes_and_methods() {
     let e = Exporter::start("");
     let text = e.get("/metrics", &[]);
-    assert_eq!(text.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
-    assert!(text.text().contains("# TYPE node_cpu_seconds_total counter\n"));
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(text
+        .text()
+        .contains("# TYPE node_cpu_seconds_total counter\n"));
     assert!(!text.text().contains("# EOF"));
 
     let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -222,12 +294,17 @@ fn content_negotiation_routes_and_methods() {
     let gz = e.get("/metrics", &[("Accept-Encoding", "gzip")]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut plain = String::new();
-    flate2::read::GzDecoder::new(&gz.body[..]).read_to_string(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_string(&mut plain)
+        .unwrap();
     assert!(plain.contains("node_load1 "));
 
     let landing = e.get("/", &[]);
     assert_eq!(landing.status, 200);
-    assert!(landing.text().contains("href=\"/metrics\"") && landing.text().contains(env!("CARGO_PKG_VERSION")));
+    assert!(
+        landing.text().contains("href=\"/metrics\"")
+            && landing.text().contains(env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(e.get("/-/healthy", &[]).status, 200);
     assert_eq!(e.get("/nope", &[]).status, 404);
     assert_eq!(e.get("/metricsx", &[]).status, 404);
@@ -241,7 +318,10 @@ fn content_negotiation_routes_and_methods() {
 
 #[test]
 fn telemetry_path_flag_overrides_the_config() {
-    let e = Exporter::start_with_args("web:\n  telemetry_path: /other\n", &["--web.telemetry-path", "/m"]);
+    let e = Exporter::start_with_args(
+        "web:\n  telemetry_path: /other\n",
+        &["--web.telemetry-path", "/m"],
+    );
     assert_eq!(e.get("/m", &[]).status, 200);
     assert_eq!(e.get("/other", &[]).status, 404);
     assert_eq!(e.get("/metrics", &[]).status, 404);
@@ -257,7 +337,11 @@ fn fixture_procfs(dir: &Path) {
         "cpu  200 0 100 10000 5 0 1 0 0 0\ncpu0 100 0 50 5000 5 0 1 0 0 0\ncpu1 100 0 50 5000 0 0 0 0 0 0\ncpuZ garbage\nbtime 1700000000\nctxt 42\nprocesses 7\nprocs_running 2\nprocs_blocked 0\n",
     )
     .unwrap();
-    std::fs::write(dir.join("meminfo"), "MemTotal:  2048 kB\nMemAvailable: 1024 kB\nHugePages_Total: 0\n").unwrap();
+    std::fs::write(
+        dir.join("meminfo"),
+        "MemTotal:  2048 kB\nMemAvailable: 1024 kB\nHugePages_Total: 0\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("diskstats"),
         " 254 0 vda 1 2 3 4 5 6 7 8 0 10 11 0 0 0 0 0 0\n 254 1 vda1 1 2 3 4 5 6 7 8 0 10 11 0 0 0 0 0 0\n",
@@ -280,25 +364,57 @@ fn fixture_procfs(dir: &Path) {
 fn fixture_procfs_tree_with_a_malformed_line() {
     let dir = tempfile::tempdir().unwrap();
     fixture_procfs(dir.path());
-    let e = Exporter::start(&format!("system:\n  procfs: {}\n  host:\n    pressure: false\n", dir.path().display()));
+    let e = Exporter::start(&format!(
+        "system:\n  procfs: {}\n  host:\n    pressure: false\n",
+        dir.path().display()
+    ));
     let m = e.metrics();
     // The malformed cpuZ line fails the cpu collector, but what parsed is served.
-    assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", "cpu")]), Some(0.0));
-    assert_eq!(m.value("node_cpu_seconds_total", &[("cpu", "1"), ("mode", "user")]), Some(1.0));
+    assert_eq!(
+        m.value("shoehub_scrape_collector_success", &[("collector", "cpu")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("node_cpu_seconds_total", &[("cpu", "1"), ("mode", "user")]),
+        Some(1.0)
+    );
     assert_eq!(m.value("node_context_switches_total", &[]), Some(42.0));
-    assert_eq!(m.value("node_memory_MemTotal_bytes", &[]), Some(2_097_152.0));
-    assert_eq!(m.value("node_disk_reads_completed_total", &[("device", "vda")]), Some(1.0));
-    assert_eq!(m.value("node_disk_reads_completed_total", &[("device", "vda1")]), None);
-    assert_eq!(m.value("node_network_transmit_bytes_total", &[("device", "eth0")]), Some(2000.0));
+    assert_eq!(
+        m.value("node_memory_MemTotal_bytes", &[]),
+        Some(2_097_152.0)
+    );
+    assert_eq!(
+        m.value("node_disk_reads_completed_total", &[("device", "vda")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("node_disk_reads_completed_total", &[("device", "vda1")]),
+        None
+    );
+    assert_eq!(
+        m.value("node_network_transmit_bytes_total", &[("device", "eth0")]),
+        Some(2000.0)
+    );
     assert_eq!(m.value("node_load5", &[]), Some(0.25));
     assert_eq!(
-        m.value("node_filesystem_readonly", &[("mountpoint", "/"), ("device", "/dev/vda1")]),
+        m.value(
+            "node_filesystem_readonly",
+            &[("mountpoint", "/"), ("device", "/dev/vda1")]
+        ),
         Some(0.0)
     );
     for c in ["memory", "filesystem", "disk", "network", "host"] {
-        assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", c)]), Some(1.0), "{c}");
+        assert_eq!(
+            m.value("shoehub_scrape_collector_success", &[("collector", c)]),
+            Some(1.0),
+            "{c}"
+        );
     }
-    assert!(e.stderr().contains("collector failed") && e.stderr().contains("malformed"), "{}", e.stderr());
+    assert!(
+        e.stderr().contains("collector failed") && e.stderr().contains("malformed"),
+        "{}",
+        e.stderr()
+    );
 }
 
 fn mkfifo(path: &Path) {
@@ -319,21 +435,49 @@ fn a_collector_that_hangs_neither_delays_the_scrape_nor_hides_the_others() {
     ));
     // Prometheus says 1.5s: the deadline is 1s, not the collector's 30s.
     let t = Instant::now();
-    let r = e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")]);
+    let r = e.get(
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    );
     let took = t.elapsed();
     assert_eq!(r.status, 200);
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(1400), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1400),
+        "took {took:?}"
+    );
     let m = Exposition::parse(&r.text());
-    assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", "host")]), Some(0.0));
-    assert_eq!(m.value("node_memory_MemTotal_bytes", &[]), Some(2_097_152.0));
-    assert_eq!(m.value("node_network_receive_bytes_total", &[("device", "eth0")]), Some(1000.0));
+    assert_eq!(
+        m.value("shoehub_scrape_collector_success", &[("collector", "host")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("node_memory_MemTotal_bytes", &[]),
+        Some(2_097_152.0)
+    );
+    assert_eq!(
+        m.value("node_network_receive_bytes_total", &[("device", "eth0")]),
+        Some(1000.0)
+    );
     assert!(e.stderr().contains("ran out of time"), "{}", e.stderr());
 
     // While the first run is still blocked, later scrapes do not wait for it again.
     let t = Instant::now();
-    let m = Exposition::parse(&e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")]).text());
-    assert!(t.elapsed() < Duration::from_millis(500), "took {:?}", t.elapsed());
-    assert_eq!(m.value("shoehub_scrape_collector_success", &[("collector", "host")]), Some(0.0));
+    let m = Exposition::parse(
+        &e.get(
+            "/metrics",
+            &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+        )
+        .text(),
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        m.value("shoehub_scrape_collector_success", &[("collector", "host")]),
+        Some(0.0)
+    );
 
     // Unblock the hung open, put a regular file in place: the collector recovers.
     let fifo = dir.path().join("loadavg");
@@ -348,7 +492,10 @@ fn a_collector_that_hangs_neither_delays_the_scrape_nor_hides_the_others() {
             assert_eq!(m.value("node_load15", &[]), Some(3.0));
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "host collector did not recover");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "host collector did not recover"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -370,14 +517,27 @@ fn excess_concurrent_scrapes_get_a_quick_503() {
     let r = e.get("/metrics", &[]);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
-    assert!(t.elapsed() < Duration::from_millis(300), "503 took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "503 took {:?}",
+        t.elapsed()
+    );
     // Other endpoints are not limited.
     assert_eq!(e.get("/-/healthy", &[]).status, 200);
     assert_eq!(slow.join().unwrap(), 200);
     // The 503 is counted.
-    let m = Exposition::parse(&e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "0.5")]).text());
+    let m = Exposition::parse(
+        &e.get(
+            "/metrics",
+            &[("X-Prometheus-Scrape-Timeout-Seconds", "0.5")],
+        )
+        .text(),
+    );
     assert_eq!(
-        m.value("shoehub_exporter_http_requests_total", &[("code", "503"), ("handler", "metrics")]),
+        m.value(
+            "shoehub_exporter_http_requests_total",
+            &[("code", "503"), ("handler", "metrics")]
+        ),
         Some(1.0)
     );
 }
@@ -408,9 +568,16 @@ fn a_client_that_sends_headers_byte_by_byte_is_dropped_and_others_are_served() {
         // The server answers 408 or just closes; either way the read ends.
         let n = slow.read(&mut buf).unwrap_or(0);
         let text = String::from_utf8_lossy(&buf[..n]);
-        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "unexpected: {text}");
+        assert!(
+            n == 0 || text.starts_with("HTTP/1.1 408"),
+            "unexpected: {text}"
+        );
     }
-    assert!(t.elapsed() < Duration::from_secs(4), "slow client held for {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "slow client held for {:?}",
+        t.elapsed()
+    );
     assert_eq!(e.get("/metrics", &[]).status, 200);
 }
 
@@ -450,7 +617,12 @@ fn run_with_config(text: &str) -> (i32, String, std::path::PathBuf, tempfile::Te
         .arg("127.0.0.1:1")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), path, dir)
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path,
+        dir,
+    )
 }
 
 #[test]
@@ -469,15 +641,26 @@ fn bad_config_files_name_the_file_the_key_and_the_position() {
     for (text, expected) in cases {
         let (code, stderr, path, _dir) = run_with_config(text);
         assert_eq!(code, 78, "exit code for {text:?}: {stderr}");
-        assert!(stderr.contains(&path.display().to_string()), "file not named: {stderr}");
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "file not named: {stderr}"
+        );
         for want in *expected {
             assert!(stderr.contains(want), "{want:?} missing from: {stderr}");
         }
-        assert_eq!(stderr.lines().count(), stderr.matches("error:").count().max(1), "one message: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            stderr.matches("error:").count().max(1),
+            "one message: {stderr}"
+        );
     }
-    let out = Command::new(BIN).args(["--config", "/nonexistent/shoehub.yml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/shoehub.yml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/shoehub.yml"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read config file /nonexistent/shoehub.yml"));
 }
 
 #[test]
@@ -486,8 +669,17 @@ fn the_plans_dashboard_only_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, seed).unwrap();
-    let out = Command::new(BIN).arg("check-config").arg("--config").arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // And the exporter runs with it.
     let e = Exporter::start(seed);
     assert!(e.metrics().value("node_load1", &[]).is_some());
@@ -503,7 +695,10 @@ fn sigterm_shuts_down_gracefully() {
         if let Some(s) = e.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "did not stop on SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}: {}", e.stderr());
@@ -514,8 +709,14 @@ fn sigterm_shuts_down_gracefully() {
 fn port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(BIN).args(["--web.listen-address", &addr]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--web.listen-address", &addr])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("cannot listen on {addr}")) && err.contains("--web.listen-address"), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("--web.listen-address"),
+        "{err}"
+    );
 }

@@ -25,14 +25,21 @@ fn prometheus_scrapes_the_exporter() {
         p.query("count(shoehub_scrape_collector_success{job=\"shoehub\"})")[0]["value"][1],
         "6"
     );
-    assert!(!p.query("node_memory_MemTotal_bytes{job=\"shoehub\"}").is_empty());
-    let samples = p.wait_for("scrape_samples_scraped{job=\"shoehub\"}", Duration::from_secs(5));
+    assert!(!p
+        .query("node_memory_MemTotal_bytes{job=\"shoehub\"}")
+        .is_empty());
+    let samples = p.wait_for(
+        "scrape_samples_scraped{job=\"shoehub\"}",
+        Duration::from_secs(5),
+    );
     let n: f64 = samples[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(n > 100.0, "only {n} samples scraped");
 }
 
 fn reference_dashboard(name: &str) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read the reference dashboard {}: {e} (the community dashboards live in shared/reference beside the checkout)",
@@ -43,7 +50,10 @@ fn reference_dashboard(name: &str) -> serde_json::Value {
 }
 
 /// The panels of the named rows: (row, panel title, PromQL expressions).
-fn panels_of_rows(dashboard: &serde_json::Value, rows: &[&str]) -> Vec<(String, String, Vec<String>)> {
+fn panels_of_rows(
+    dashboard: &serde_json::Value,
+    rows: &[&str],
+) -> Vec<(String, String, Vec<String>)> {
     let mut out = Vec::new();
     let mut row = String::new();
     for p in dashboard["panels"].as_array().unwrap() {
@@ -71,7 +81,11 @@ fn panel_entry(row: &str, p: &serde_json::Value) -> (String, String, Vec<String>
         .flatten()
         .filter_map(|t| t["expr"].as_str().map(str::to_owned))
         .collect();
-    (row.to_owned(), p["title"].as_str().unwrap_or_default().to_owned(), exprs)
+    (
+        row.to_owned(),
+        p["title"].as_str().unwrap_or_default().to_owned(),
+        exprs,
+    )
 }
 
 /// Resolves Node Exporter Full's variables the way Grafana does: `job`, then `nodename`
@@ -79,9 +93,14 @@ fn panel_entry(row: &str, p: &serde_json::Value) -> (String, String, Vec<String>
 /// `label_values(node_uname_info{job="$job", nodename="$nodename"}, instance)`.
 fn resolve_node_variables(p: &Prometheus, job: &str) -> (String, String) {
     let uname = p.query(&format!("node_uname_info{{job=\"{job}\"}}"));
-    assert!(!uname.is_empty(), "no node_uname_info for job {job}: the dashboard could not pick a host");
+    assert!(
+        !uname.is_empty(),
+        "no node_uname_info for job {job}: the dashboard could not pick a host"
+    );
     let nodename = uname[0]["metric"]["nodename"].as_str().unwrap().to_owned();
-    let inst = p.query(&format!("node_uname_info{{job=\"{job}\", nodename=\"{nodename}\"}}"));
+    let inst = p.query(&format!(
+        "node_uname_info{{job=\"{job}\", nodename=\"{nodename}\"}}"
+    ));
     let instance = inst[0]["metric"]["instance"].as_str().unwrap().to_owned();
     (nodename, instance)
 }
@@ -117,8 +136,15 @@ fn node_exporter_full_quick_and_basic_rows_keep_working() {
     // Enough samples for rate() over Grafana's minimum $__rate_interval (4 × 1s scrapes).
     std::thread::sleep(Duration::from_secs(6));
 
-    let panels = panels_of_rows(&dashboard, &["Quick CPU / Mem / Disk", "Basic CPU / Mem / Net / Disk"]);
-    assert!(panels.len() >= 15, "expected the rows' panels, found {}", panels.len());
+    let panels = panels_of_rows(
+        &dashboard,
+        &["Quick CPU / Mem / Disk", "Basic CPU / Mem / Net / Disk"],
+    );
+    assert!(
+        panels.len() >= 15,
+        "expected the rows' panels, found {}",
+        panels.len()
+    );
     let has_data = |job: &str, exprs: &[String]| {
         let (nodename, instance) = resolve_node_variables(&p, job);
         exprs.iter().any(|expr| {
@@ -140,7 +166,16 @@ fn node_exporter_full_quick_and_basic_rows_keep_working() {
             }
         }
     }
-    assert!(with_node >= 12, "node_exporter itself had data in only {with_node} panels");
-    assert!(missing.is_empty(), "panels with data for node_exporter but not for shoehub-exporter: {missing:#?}");
-    eprintln!("{with_node} of {} panels have data with both exporters", panels.len());
+    assert!(
+        with_node >= 12,
+        "node_exporter itself had data in only {with_node} panels"
+    );
+    assert!(
+        missing.is_empty(),
+        "panels with data for node_exporter but not for shoehub-exporter: {missing:#?}"
+    );
+    eprintln!(
+        "{with_node} of {} panels have data with both exporters",
+        panels.len()
+    );
 }

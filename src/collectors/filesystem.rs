@@ -225,8 +225,20 @@ impl Filesystem {
 /// so can block for as long as the server does not answer.
 fn may_block_fs(fstype: &str) -> bool {
     const REMOTE: [&str; 14] = [
-        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "afs", "lustre",
-        "gfs2", "ocfs2", "davfs", "sshfs",
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ceph",
+        "glusterfs",
+        "9p",
+        "afs",
+        "lustre",
+        "gfs2",
+        "ocfs2",
+        "davfs",
+        "sshfs",
     ];
     fstype.starts_with("fuse") || REMOTE.contains(&fstype)
 }
@@ -251,6 +263,9 @@ fn mount_table_changed(file: &ProcFile) -> bool {
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n != 0 && (n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR | libc::POLLNVAL) != 0)
 }
+
+/// A family and how to read its value from a [`Usage`].
+type UsageColumn = (&'static Family, fn(&Usage) -> u64);
 
 /// What statvfs says of one mount.
 #[derive(Debug, Clone, Copy, Default)]
@@ -346,7 +361,7 @@ impl Collector for Filesystem {
                 ]
             })
             .collect();
-        let fams: [(&'static Family, fn(&Usage) -> u64); 5] = [
+        let fams: [UsageColumn; 5] = [
             (&SIZE, |u| u.size),
             (&FREE, |u| u.free),
             (&AVAIL, |u| u.avail),

@@ -141,7 +141,8 @@ impl HttpResponse {
 pub fn http(method: &str, port: u16, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -159,7 +160,14 @@ pub fn parse_response(raw: &[u8], head: bool) -> HttpResponse {
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
     let head_text = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head_text.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -183,7 +191,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     loop {
         let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
         let size = usize::from_str_radix(
-            String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(),
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
             16,
         )
         .unwrap();
@@ -342,7 +354,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(bin)
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -352,10 +367,16 @@ impl Prometheus {
         let p = Prometheus { child, port, dir };
         let t = Instant::now();
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() && http("GET", port, "/-/ready", &[]).status == 200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http("GET", port, "/-/ready", &[]).status == 200
+            {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "prometheus not ready: {}", p.log());
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "prometheus not ready: {}",
+                p.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         p
@@ -367,7 +388,12 @@ impl Prometheus {
 
     /// An instant query; returns the result vector (or scalar as one element).
     pub fn query(&self, q: &str) -> Vec<serde_json::Value> {
-        let r = http("GET", self.port, &format!("/api/v1/query?query={}", urlencode(q)), &[]);
+        let r = http(
+            "GET",
+            self.port,
+            &format!("/api/v1/query?query={}", urlencode(q)),
+            &[],
+        );
         let v: serde_json::Value = serde_json::from_slice(&r.body)
             .unwrap_or_else(|e| panic!("bad JSON for {q}: {e}: {}", r.text()));
         assert_eq!(v["status"], "success", "query {q} failed: {}", r.text());
@@ -393,7 +419,11 @@ impl Prometheus {
             if !r.is_empty() {
                 return r;
             }
-            assert!(t.elapsed() < timeout, "no result for {q} within {timeout:?}; log: {}", self.log());
+            assert!(
+                t.elapsed() < timeout,
+                "no result for {q} within {timeout:?}; log: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
