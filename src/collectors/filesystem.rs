@@ -296,6 +296,9 @@ fn statvfs(path: &CString) -> std::io::Result<Usage> {
     })
 }
 
+/// How long a statvfs may be outstanding before later scrapes skip its mount.
+const STUCK_AFTER_MS: u64 = 1000;
+
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -327,17 +330,25 @@ impl Collector for Filesystem {
         let mut failed = 0;
         let mut first_failure = String::new();
         for m in mounts.iter() {
+            let now = now_millis();
             let since = m.busy_since.load(Ordering::Acquire);
-            let outcome = if since != 0 {
+            let outcome = if since != 0 && now.saturating_sub(since) >= STUCK_AFTER_MS {
                 Err(format!(
                     "{}: statvfs blocked for {}s",
                     m.entry.mountpoint,
-                    now_millis().saturating_sub(since) / 1000
+                    now.saturating_sub(since) / 1000
                 ))
             } else {
-                m.busy_since.store(now_millis(), Ordering::Release);
+                // Concurrent scrapes may stat the same mount at once; the one that finds
+                // it free marks it, so a call that never returns leaves its mark behind.
+                let marked = m
+                    .busy_since
+                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
                 let r = statvfs(&m.path);
-                m.busy_since.store(0, Ordering::Release);
+                if marked {
+                    m.busy_since.store(0, Ordering::Release);
+                }
                 r.map_err(|e| format!("{}: statvfs: {e}", m.entry.mountpoint))
             };
             match outcome {
