@@ -593,6 +593,15 @@ fn many_concurrent_clients_all_get_well_formed_answers() {
                     200 => {
                         let m = Exposition::parse(&r.text());
                         assert!(m.value("node_load1", &[]).is_some());
+                        // Scrapes that stat the same mounts at once do not take each
+                        // other for a blocked statvfs.
+                        assert_eq!(
+                            m.value(
+                                "shoehub_scrape_collector_success",
+                                &[("collector", "filesystem")]
+                            ),
+                            Some(1.0)
+                        );
                         200
                     }
                     503 => 503,

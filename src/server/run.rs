@@ -27,8 +27,9 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     // add wake-ups on a small host, and the exporter should stay out of the shop's way.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        // Collectors need little stack; the default 2 MiB per thread only costs memory.
-        .thread_stack_size(256 * 1024)
+        // 1 MiB of stack per thread is ample (gzip's compressor state is the deepest
+        // user, and unoptimised builds need several times what optimised ones do).
+        .thread_stack_size(1024 * 1024)
         .max_blocking_threads(12)
         .thread_keep_alive(Duration::from_secs(60))
         .enable_all()
