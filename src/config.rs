@@ -133,8 +133,6 @@ impl Default for WebConfig {
 pub struct SystemConfig {
     /// Where procfs is mounted (another path for containers or fixtures).
     pub procfs: PathBuf,
-    /// Where sysfs is mounted.
-    pub sysfs: PathBuf,
     /// The host's root, for statvfs of its mounts from inside a container.
     pub rootfs: PathBuf,
     pub cpu: CollectorToggle,
@@ -149,7 +147,6 @@ impl Default for SystemConfig {
     fn default() -> Self {
         SystemConfig {
             procfs: PathBuf::from("/proc"),
-            sysfs: PathBuf::from("/sys"),
             rootfs: PathBuf::from("/"),
             cpu: CollectorToggle::default(),
             memory: CollectorToggle::default(),

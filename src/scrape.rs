@@ -114,11 +114,11 @@ struct Outcome {
 
 /// One scrape's work: the collectors still to start, and what the finished ones wrote.
 ///
-/// Runner threads from the blocking pool take collectors off the queue one by one. Two
-/// start (the machines this runs on have few cores, and each thread hand-off costs more
-/// than most collectors take); when a collector blocks, the scrape notices the stalled
-/// progress and starts another runner for the rest, so a stuck source never holds the
-/// others back past a short grace period.
+/// Only collectors that can block are queued here. Runner threads from the blocking
+/// pool take them off the queue one by one. One runner starts (a thread hand-off costs
+/// more than most collectors take); when a collector blocks, the scrape notices the
+/// stalled progress and starts another runner for the rest, so a stuck source never
+/// holds the others back past a short grace period.
 struct Batch {
     slots: Vec<Arc<Slot>>,
     format: Format,
