@@ -130,20 +130,7 @@ impl<'a> MetricWriter<'a> {
     /// /proc/meminfo field, say).
     pub fn dynamic_gauge(&mut self, name: &str, help: &str, unit: Option<&str>, value: u64) {
         self.current = None;
-        self.buf.extend_from_slice(b"# HELP ");
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.push(b' ');
-        escape_into(self.buf, help.as_bytes(), false);
-        self.buf.extend_from_slice(b"\n# TYPE ");
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b" gauge\n");
-        if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, unit) {
-            self.buf.extend_from_slice(b"# UNIT ");
-            self.buf.extend_from_slice(name.as_bytes());
-            self.buf.push(b' ');
-            self.buf.extend_from_slice(unit.as_bytes());
-            self.buf.push(b'\n');
-        }
+        self.metadata(name, help, Kind::Gauge, unit);
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.push(b' ');
         self.buf
@@ -174,18 +161,24 @@ impl<'a> MetricWriter<'a> {
     }
 
     fn header(&mut self, family: &Family) {
-        let name = family.metadata_name(self.format).as_bytes();
+        let name = family.metadata_name(self.format);
+        self.metadata(name, family.help, family.kind, family.unit);
+    }
+
+    /// The `# HELP`, `# TYPE` and (OpenMetrics only) `# UNIT` lines of a family.
+    fn metadata(&mut self, name: &str, help: &str, kind: Kind, unit: Option<&str>) {
+        let name = name.as_bytes();
         self.buf.extend_from_slice(b"# HELP ");
         self.buf.extend_from_slice(name);
         self.buf.push(b' ');
-        escape_into(self.buf, family.help.as_bytes(), false);
+        escape_into(self.buf, help.as_bytes(), false);
         self.buf.extend_from_slice(b"\n# TYPE ");
         self.buf.extend_from_slice(name);
-        self.buf.extend_from_slice(match family.kind {
+        self.buf.extend_from_slice(match kind {
             Kind::Counter => b" counter\n",
             Kind::Gauge => b" gauge\n",
         });
-        if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, family.unit) {
+        if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, unit) {
             self.buf.extend_from_slice(b"# UNIT ");
             self.buf.extend_from_slice(name);
             self.buf.push(b' ');

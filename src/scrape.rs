@@ -323,14 +323,14 @@ impl Engine {
                     }
                 },
             };
-            match (&outcome.cause, outcome.ok) {
-                (Some(cause), _) => note_failure(slot, cause),
-                (None, true) => {
+            // A failed outcome always carries its cause; no cause means success.
+            match &outcome.cause {
+                Some(cause) => note_failure(slot, cause),
+                None => {
                     if slot.failing.swap(false, Ordering::Relaxed) {
                         info!(collector = slot.collector.name(), "collector recovered");
                     }
                 }
-                (None, false) => {}
             }
             outcomes.push(outcome);
         }
