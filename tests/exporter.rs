@@ -483,8 +483,11 @@ fn a_collector_that_hangs_neither_delays_the_scrape_nor_hides_the_others() {
     let fifo = dir.path().join("loadavg");
     let tmp = dir.path().join("loadavg.new");
     std::fs::write(&tmp, "1.00 2.00 3.00 1/100 1\n").unwrap();
-    drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+    // The writer stays open until the regular file is in place: a reader that reopens
+    // the path in between must not find a writer-less FIFO and block again.
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     std::fs::rename(&tmp, &fifo).unwrap();
+    drop(writer);
     let t = Instant::now();
     loop {
         let m = Exposition::parse(&e.get("/metrics", &[]).text());
@@ -494,7 +497,8 @@ fn a_collector_that_hangs_neither_delays_the_scrape_nor_hides_the_others() {
         }
         assert!(
             t.elapsed() < Duration::from_secs(5),
-            "host collector did not recover"
+            "host collector did not recover: {}",
+            e.stderr()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
