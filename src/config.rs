@@ -34,6 +34,8 @@ pub enum ConfigError {
 pub struct Config {
     pub web: WebConfig,
     pub system: SystemConfig,
+    /// The MySQL/MariaDB collector; off while the section is absent.
+    pub mysql: Option<MysqlConfig>,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -68,6 +70,36 @@ impl Config {
         ))
         .map(Option::unwrap_or_default)
         .map_err(|e| describe_yaml_error(&e))
+        .and_then(|c| c.validate().map(|()| c))
+    }
+
+    /// Rules that span keys, which serde cannot check one value at a time.
+    fn validate(&self) -> Result<(), String> {
+        if let Some(m) = &self.mysql {
+            if m.password_file.is_some() && m.defaults_file.is_some() {
+                return Err(
+                    "mysql: password_file and defaults_file are both set; keep one \
+                            (the password is read from exactly one place)"
+                        .to_owned(),
+                );
+            }
+            if let Some(bad) = m.schemas.iter().find(|s| {
+                s.is_empty()
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+            }) {
+                return Err(format!(
+                    "mysql.schemas: {bad:?} is not a plain schema name (letters, digits, _ and $)"
+                ));
+            }
+            if m.url.is_none() && m.defaults_file.is_none() {
+                return Err("mysql: set url (mysql://USER@HOST:PORT/DATABASE) or \
+                            defaults_file (a my.cnf-style file with a [client] section)"
+                    .to_owned());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -269,6 +301,82 @@ impl Default for HostConfig {
             timeout: DurationValue(Duration::from_secs(5)),
             pressure: true,
         }
+    }
+}
+
+/// `mysql:` — the MySQL/MariaDB server to watch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConfig {
+    /// Collect at all (the section can stay in the file while switched off).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// `mysql://USER@HOST:PORT/DATABASE`, or `mysql://USER@localhost/DATABASE?socket=PATH`
+    /// for a unix socket; never with a password.
+    #[serde(default)]
+    pub url: Option<MysqlUrl>,
+    /// A file holding only the password (trailing newline ignored), mode 0600 or stricter.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// A my.cnf-style file whose `[client]` section gives user, password, host, port or
+    /// socket; values the URL sets win.
+    #[serde(default)]
+    pub defaults_file: Option<PathBuf>,
+    /// Deadline of one collection (connect and queries); a scrape's may be shorter.
+    #[serde(default = "mysql_timeout")]
+    pub timeout: DurationValue,
+    /// Schemas whose tables get `mysql_info_schema_table_*` series.
+    #[serde(default)]
+    pub schemas: Vec<String>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn mysql_timeout() -> DurationValue {
+    DurationValue(Duration::from_secs(5))
+}
+
+/// A MySQL connection URL without a password, checked while the file is loaded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MysqlUrl(pub String);
+
+impl fmt::Debug for MysqlUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for MysqlUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // Parsed here first, so that no message below can ever echo a password.
+        let url = url::Url::parse(s).map_err(|e| format!("invalid MySQL URL: {e}"))?;
+        if url.password().is_some() {
+            return Err(
+                "the URL contains a password; remove it from the URL and put it in \
+                        mysql.password_file (a file only the exporter's user can read) or in \
+                        the [client] section of mysql.defaults_file"
+                    .to_owned(),
+            );
+        }
+        if url.scheme() != "mysql" {
+            return Err(format!(
+                "unsupported URL scheme {:?}: use mysql://USER@HOST:PORT/DATABASE",
+                url.scheme()
+            ));
+        }
+        mysql_async::Opts::from_url(s).map_err(|e| format!("invalid MySQL URL: {e}"))?;
+        Ok(MysqlUrl(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for MysqlUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -34,6 +34,9 @@ impl Format {
 pub enum Kind {
     Counter,
     Gauge,
+    /// A value of unknown meaning (`untyped` in the text format, `unknown` in
+    /// OpenMetrics): what mysqld_exporter reports a generic server status variable as.
+    Untyped,
 }
 
 /// A metric family, declared once as a `static` at the top of its collector (a
@@ -64,6 +67,15 @@ impl Family {
             name,
             help,
             kind: Kind::Gauge,
+            unit: None,
+        }
+    }
+
+    pub const fn untyped(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind: Kind::Untyped,
             unit: None,
         }
     }
@@ -138,12 +150,51 @@ impl<'a> MetricWriter<'a> {
         self.buf.push(b'\n');
     }
 
+    /// Writes a one-sample family of any kind whose name is only known at run time (a
+    /// server status variable, say). `value` is a number as a server printed it: an
+    /// integer is copied as it is (exact beyond 2^53), anything else goes through f64.
+    pub fn dynamic_sample(&mut self, kind: Kind, name: &str, help: &str, value: Number<'_>) {
+        self.dynamic_family(kind, name, help);
+        self.dynamic_series(name, &[], value);
+    }
+
+    /// Starts a family whose name is only known at run time; its samples follow with
+    /// [`MetricWriter::dynamic_series`].
+    pub fn dynamic_family(&mut self, kind: Kind, name: &str, help: &str) {
+        self.current = None;
+        self.metadata(name, help, kind, None);
+    }
+
+    /// One sample of the family [`MetricWriter::dynamic_family`] started.
+    pub fn dynamic_series(&mut self, name: &str, labels: &[(&str, &str)], value: Number<'_>) {
+        self.series(name, labels);
+        value.write(self.buf);
+        self.buf.push(b'\n');
+    }
+
+    /// Writes one sample whose value is a [`Number`] read from a server.
+    pub fn sample_number(
+        &mut self,
+        family: &'static Family,
+        labels: &[(&str, &str)],
+        value: Number<'_>,
+    ) {
+        self.start(family, labels);
+        value.write(self.buf);
+        self.buf.push(b'\n');
+    }
+
     fn start(&mut self, family: &'static Family, labels: &[(&str, &str)]) {
         if !self.current.is_some_and(|c| std::ptr::eq(c, family)) {
             self.current = Some(family);
             self.header(family);
         }
-        self.buf.extend_from_slice(family.name.as_bytes());
+        self.series(family.name, labels);
+    }
+
+    /// `name{k="v",…} ` up to the value.
+    fn series(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.buf.extend_from_slice(name.as_bytes());
         if !labels.is_empty() {
             self.buf.push(b'{');
             for (i, (k, v)) in labels.iter().enumerate() {
@@ -177,6 +228,10 @@ impl<'a> MetricWriter<'a> {
         self.buf.extend_from_slice(match kind {
             Kind::Counter => b" counter\n",
             Kind::Gauge => b" gauge\n",
+            Kind::Untyped => match self.format {
+                Format::OpenMetrics { .. } => b" unknown\n",
+                Format::Text => b" untyped\n",
+            },
         });
         if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, unit) {
             self.buf.extend_from_slice(b"# UNIT ");
@@ -210,6 +265,35 @@ fn escape_into(buf: &mut Vec<u8>, s: &[u8], quote: bool) {
             b'\n' => buf.extend_from_slice(b"\\n"),
             b'"' if quote => buf.extend_from_slice(b"\\\""),
             _ => buf.push(b),
+        }
+    }
+}
+
+/// A sample value read as text from a server, already checked to be a number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Number<'a> {
+    /// Decimal digits with an optional leading `-`, copied verbatim.
+    Integer(&'a str),
+    Float(f64),
+}
+
+impl<'a> Number<'a> {
+    /// Reads a value as a server prints it: an integer, a decimal, or nothing usable.
+    pub fn parse(s: &'a str) -> Option<Number<'a>> {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        if !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(Number::Integer(s));
+        }
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Number::Float)
+    }
+
+    fn write(self, buf: &mut Vec<u8>) {
+        match self {
+            Number::Integer(s) => buf.extend_from_slice(s.as_bytes()),
+            Number::Float(v) => write_f64(buf, v),
         }
     }
 }

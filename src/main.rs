@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use shoehub_exporter::cli::{Cli, Command, ServeArgs};
+use shoehub_exporter::collectors;
 use shoehub_exporter::config::Config;
 
 /// Exit code for a configuration that cannot be used (as sysexits' EX_CONFIG).
@@ -14,12 +15,15 @@ const EXIT_CONFIG: u8 = 78;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig(args)) => match Config::load(Some(&args.config)) {
+        Some(Command::CheckConfig(args)) => match Config::load(Some(&args.config))
+            .map_err(|e| Box::new(e) as Box<dyn Error>)
+            .and_then(|c| collectors::build(&c).map_err(|e| Box::new(e) as Box<dyn Error>))
+        {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&e, EXIT_CONFIG),
+            Err(e) => fail(e.as_ref(), EXIT_CONFIG),
         },
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
@@ -43,7 +47,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(path) = args.telemetry_path {
         config.web.telemetry_path = path;
     }
-    match shoehub_exporter::server::run(&config) {
+    let collectors = match collectors::build(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    match shoehub_exporter::server::run(&config, collectors) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e, 1),
     }

@@ -7,6 +7,10 @@
 //! reported failed and its thread left to finish; until it does, later scrapes do not
 //! start it again (unless it isolates blocking items itself), so a stuck source costs one
 //! thread, not one per scrape.
+//!
+//! Collectors that wait on the network ([`AsyncCollector`]: the database) run as tasks
+//! on the async runtime instead, and handle their deadline themselves: a hung server
+//! costs neither a thread nor more than the deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family as CounterFamily;
 use tracing::{info, warn};
 
-use crate::collectors::Collector;
+use crate::collectors::{AnyCollector, Collector};
 use crate::exposition::{finish, Family, Format, MetricWriter};
 
 pub static COLLECTOR_SUCCESS: Family = Family::gauge(
@@ -94,7 +98,7 @@ impl ExporterStats {
 
 /// One collector and what the engine remembers of it between scrapes.
 struct Slot {
-    collector: Arc<dyn Collector>,
+    collector: AnyCollector,
     /// A run that overran its deadline (its scrape's batch and index), until it returns.
     stalled: Mutex<Option<(Arc<Batch>, usize)>>,
     /// Whether the last scrape failed, so a failure is logged when it starts and a
@@ -162,6 +166,8 @@ impl Batch {
 
 /// Runners a scrape starts with.
 const INITIAL_RUNNERS: usize = 1;
+/// How long a scrape waits for an asynchronous collector past its deadline.
+const TASK_GRACE: Duration = Duration::from_millis(100);
 /// How long a scrape waits without progress before it adds a runner.
 const STALL_GRACE: Duration = Duration::from_millis(50);
 
@@ -172,7 +178,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(collectors: Vec<Arc<dyn Collector>>, timeout_offset: Duration) -> Self {
+    pub fn new(collectors: Vec<AnyCollector>, timeout_offset: Duration) -> Self {
         Engine {
             slots: collectors
                 .into_iter()
@@ -219,14 +225,35 @@ impl Engine {
             Refused(String),
             Inline,
             Pooled(usize),
+            Task(tokio::task::JoinHandle<Outcome>, Instant),
         }
         let mut sources = Vec::with_capacity(n);
         let mut pooled = Vec::new();
         for slot in &self.slots {
-            sources.push(match still_blocked(slot) {
+            let blocking = match &slot.collector {
+                AnyCollector::Blocking(c) => c,
+                AnyCollector::Async(c) => {
+                    // Started first, so that it runs while this thread is busy below.
+                    let deadline = start + self.deadline(c.timeout(), scrape_timeout);
+                    let run = Arc::clone(c).collect(format, deadline);
+                    let task = tokio::spawn(async move {
+                        let began = Instant::now();
+                        let (output, result) = run.await;
+                        Outcome {
+                            ok: result.is_ok(),
+                            seconds: began.elapsed().as_secs_f64(),
+                            output,
+                            cause: result.err().map(|e| e.to_string()),
+                        }
+                    });
+                    sources.push(Source::Task(task, deadline));
+                    continue;
+                }
+            };
+            sources.push(match still_blocked(slot, blocking.as_ref()) {
                 // An earlier run overran and has not returned: not started again.
                 Some(cause) => Source::Refused(cause),
-                None if slot.collector.may_block() => {
+                None if blocking.may_block() => {
                     pooled.push(Arc::clone(slot));
                     Source::Pooled(pooled.len() - 1)
                 }
@@ -305,6 +332,21 @@ impl Engine {
         for (slot, source) in self.slots.iter().zip(sources) {
             let outcome = match source {
                 Source::Refused(cause) => Outcome::failed(start, cause),
+                Source::Task(mut task, deadline) => {
+                    // The task ends itself at its deadline; the grace only covers a
+                    // task that fails to, which is then stopped.
+                    match tokio::time::timeout_at((deadline + TASK_GRACE).into(), &mut task).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(e)) => Outcome::failed(start, format!("collector task failed: {e}")),
+                        Err(_) => {
+                            task.abort();
+                            Outcome::failed(
+                                start,
+                                format!("ran out of time after {:?}", deadline - start),
+                            )
+                        }
+                    }
+                }
                 Source::Inline => inline_outcomes
                     .next()
                     .unwrap_or_else(|| Outcome::failed(start, "not run".to_owned())),
@@ -382,7 +424,11 @@ fn run_one(slot: &Slot, format: Format) -> Outcome {
     let mut output = Vec::with_capacity(slot.last_len.load(Ordering::Relaxed) + 256);
     let result = {
         let mut w = MetricWriter::new(&mut output, format);
-        slot.collector.collect(&mut w)
+        match &slot.collector {
+            AnyCollector::Blocking(c) => c.collect(&mut w),
+            // Never queued: asynchronous collectors run as tasks.
+            AnyCollector::Async(_) => Ok(()),
+        }
     };
     slot.last_len.store(output.len(), Ordering::Relaxed);
     Outcome {
@@ -414,8 +460,8 @@ fn spawn_runner(batch: &Arc<Batch>) {
 }
 
 /// Why a collector is not started: an earlier run of it overran and has not returned.
-fn still_blocked(slot: &Slot) -> Option<String> {
-    if slot.collector.reentrant() {
+fn still_blocked(slot: &Slot, collector: &dyn Collector) -> Option<String> {
+    if collector.reentrant() {
         return None;
     }
     let mut stalled = match slot.stalled.lock() {
@@ -487,8 +533,8 @@ mod tests {
     async fn overrun_is_reported_and_not_restarted_until_it_returns() {
         let engine = Engine::new(
             vec![
-                Arc::new(Sleepy(Duration::from_millis(600))),
-                Arc::new(Quick),
+                Arc::new(Sleepy(Duration::from_millis(600))).into(),
+                Arc::new(Quick).into(),
             ],
             Duration::from_millis(100),
         );

@@ -7,19 +7,22 @@
 //! still served.
 
 use std::ffi::CString;
+use std::future::Future;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::SystemConfig;
-use crate::exposition::MetricWriter;
+use crate::config::{Config, SystemConfig};
+use crate::exposition::{Format, MetricWriter};
 
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod host;
 pub mod memory;
+pub mod mysql;
 pub mod network;
 pub mod parse;
 
@@ -39,6 +42,9 @@ pub enum CollectError {
         count: usize,
         reason: &'static str,
     },
+    /// A source reached over the network failed (a database that is down, say).
+    #[error("{0}")]
+    Remote(String),
     #[error("{failed} of {total} {what} failed; first: {first}")]
     Partial {
         what: &'static str,
@@ -113,6 +119,53 @@ pub trait Collector: Send + Sync + 'static {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError>;
 }
 
+/// What an asynchronous collection hands back: its output and its outcome.
+pub type CollectFuture =
+    Pin<Box<dyn Future<Output = (Vec<u8>, Result<(), CollectError>)> + Send + 'static>>;
+
+/// A source that waits on the network (a database server): it runs as a task on the
+/// async runtime instead of a thread, and is cancelled at its deadline, so a hung
+/// server holds neither a thread nor the scrape.
+pub trait AsyncCollector: Send + Sync + 'static {
+    /// The `collector` label value and config section name.
+    fn name(&self) -> &'static str;
+    /// This collector's own deadline; a scrape's may be shorter.
+    fn timeout(&self) -> Duration;
+    /// One collection in `format` that must be over by `deadline`. It handles the
+    /// deadline itself, so it can still say what it knows (`mysql_up 0`) when it
+    /// runs out of time.
+    fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture;
+}
+
+/// A collector of either kind, as the scrape engine holds it.
+#[derive(Clone)]
+pub enum AnyCollector {
+    Blocking(Arc<dyn Collector>),
+    Async(Arc<dyn AsyncCollector>),
+}
+
+impl AnyCollector {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyCollector::Blocking(c) => c.name(),
+            AnyCollector::Async(c) => c.name(),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        match self {
+            AnyCollector::Blocking(c) => c.timeout(),
+            AnyCollector::Async(c) => c.timeout(),
+        }
+    }
+}
+
+impl<C: Collector> From<Arc<C>> for AnyCollector {
+    fn from(c: Arc<C>) -> Self {
+        AnyCollector::Blocking(c)
+    }
+}
+
 /// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
 pub fn is_procfs(dir: &Path) -> bool {
     const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
@@ -126,33 +179,53 @@ pub fn is_procfs(dir: &Path) -> bool {
     }
 }
 
+/// Every collector the configuration enables, in exposition order. Fails when a
+/// collector cannot be set up as configured (MySQL credentials that cannot be used).
+pub fn build(config: &Config) -> Result<Vec<AnyCollector>, mysql::CredentialsError> {
+    let mut out = host_collectors(&config.system);
+    if let Some(m) = config.mysql.as_ref().filter(|m| m.enabled) {
+        out.push(AnyCollector::Async(Arc::new(mysql::Mysql::new(m)?)));
+    }
+    Ok(out)
+}
+
 /// The host collectors the configuration enables, in exposition order.
-pub fn host_collectors(cfg: &SystemConfig) -> Vec<Arc<dyn Collector>> {
-    let mut out: Vec<Arc<dyn Collector>> = Vec::new();
+pub fn host_collectors(cfg: &SystemConfig) -> Vec<AnyCollector> {
+    let mut out: Vec<AnyCollector> = Vec::new();
     if cfg.cpu.enabled {
-        out.push(Arc::new(cpu::Cpu::new(&cfg.procfs, cfg.cpu.timeout.get())));
+        out.push(AnyCollector::Blocking(Arc::new(cpu::Cpu::new(
+            &cfg.procfs,
+            cfg.cpu.timeout.get(),
+        ))));
     }
     if cfg.memory.enabled {
-        out.push(Arc::new(memory::Memory::new(
+        out.push(AnyCollector::Blocking(Arc::new(memory::Memory::new(
             &cfg.procfs,
             cfg.memory.timeout.get(),
-        )));
+        ))));
     }
     if cfg.filesystem.enabled {
-        out.push(Arc::new(filesystem::Filesystem::new(
-            &cfg.procfs,
-            &cfg.rootfs,
-            &cfg.filesystem,
+        out.push(AnyCollector::Blocking(Arc::new(
+            filesystem::Filesystem::new(&cfg.procfs, &cfg.rootfs, &cfg.filesystem),
         )));
     }
     if cfg.disk.enabled {
-        out.push(Arc::new(disk::Disk::new(&cfg.procfs, &cfg.disk)));
+        out.push(AnyCollector::Blocking(Arc::new(disk::Disk::new(
+            &cfg.procfs,
+            &cfg.disk,
+        ))));
     }
     if cfg.network.enabled {
-        out.push(Arc::new(network::Network::new(&cfg.procfs, &cfg.network)));
+        out.push(AnyCollector::Blocking(Arc::new(network::Network::new(
+            &cfg.procfs,
+            &cfg.network,
+        ))));
     }
     if cfg.host.enabled {
-        out.push(Arc::new(host::Host::new(&cfg.procfs, &cfg.host)));
+        out.push(AnyCollector::Blocking(Arc::new(host::Host::new(
+            &cfg.procfs,
+            &cfg.host,
+        ))));
     }
     out
 }

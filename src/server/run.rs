@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::info;
 
 use super::{bind, serve, BindError, ServerSettings};
-use crate::collectors::host_collectors;
+use crate::collectors::AnyCollector;
 use crate::config::Config;
 use crate::scrape::Engine;
 
@@ -21,9 +21,10 @@ pub enum RunError {
     Signal(#[source] std::io::Error),
 }
 
-/// Serves `config` until SIGTERM or SIGINT.
-pub fn run(config: &Config) -> Result<(), RunError> {
-    // One worker answers HTTP; collectors run on the blocking pool. More workers only
+/// Serves `collectors` as `config` says until SIGTERM or SIGINT.
+pub fn run(config: &Config, collectors: Vec<AnyCollector>) -> Result<(), RunError> {
+    // One worker answers HTTP and drives the database collector's socket; the host
+    // collectors run on the blocking pool or inside `block_in_place`. More workers only
     // add wake-ups on a small host, and the exporter should stay out of the shop's way.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -36,10 +37,7 @@ pub fn run(config: &Config) -> Result<(), RunError> {
         .build()
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
-        let engine = Arc::new(Engine::new(
-            host_collectors(&config.system),
-            config.web.timeout_offset.get(),
-        ));
+        let engine = Arc::new(Engine::new(collectors, config.web.timeout_offset.get()));
         let addr = config.web.listen_address.0;
         let listener = bind(addr).await?;
         let shown = listener.local_addr().unwrap_or(addr);

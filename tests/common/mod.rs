@@ -3,6 +3,8 @@
 //! with what to install).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mariadb;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,386 @@
+//! Where the exporter's MySQL account comes from: the URL (never with a password), a
+//! password file, or a my.cnf-style defaults file. The files are read again for every
+//! new connection, so a rotated password needs no restart; they are checked once at
+//! start, so a mistake fails the start rather than the first scrape.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use mysql_async::{Opts, OptsBuilder};
+
+use crate::config::MysqlConfig;
+
+/// Why the exporter cannot log in to MySQL as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read mysql.{key} {path}: {source}")]
+    Read {
+        key: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "mysql.{key} {path} can be read by group or others (mode {mode:04o}); \
+         it holds a password, so make it private: chmod 600 {path}"
+    )]
+    Exposed {
+        key: &'static str,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error("mysql.{key} {path}: {reason}")]
+    Empty {
+        key: &'static str,
+        path: PathBuf,
+        reason: &'static str,
+    },
+    #[error("mysql.defaults_file {path}, line {line}: {reason}")]
+    Defaults {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("mysql: {0}")]
+    Url(String),
+    #[error(
+        "mysql: no user name: put it in the URL (mysql://USER@HOST:PORT/DATABASE) or as \
+         user= in the [client] section of defaults_file"
+    )]
+    NoUser,
+}
+
+/// A password held in memory: never printed, not even by `{:?}`.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// The `[client]` values of a defaults file the exporter uses.
+#[derive(Debug, Default)]
+pub struct ClientSection {
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub socket: Option<String>,
+}
+
+/// How to reach and log in to the server.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    defaults_file: Option<PathBuf>,
+}
+
+impl Credentials {
+    pub fn new(cfg: &MysqlConfig) -> Self {
+        Credentials {
+            url: cfg.url.as_ref().map(|u| u.0.clone()),
+            password_file: cfg.password_file.clone(),
+            defaults_file: cfg.defaults_file.clone(),
+        }
+    }
+
+    /// Connection options with the password read now from its file.
+    pub fn options(&self) -> Result<OptsBuilder, CredentialsError> {
+        let client = match &self.defaults_file {
+            Some(path) => read_defaults(path)?,
+            None => ClientSection::default(),
+        };
+        let password = match &self.password_file {
+            Some(path) => Some(read_password(path)?),
+            None => client.password.clone(),
+        };
+        let parsed = match &self.url {
+            Some(u) => Some(url::Url::parse(u).map_err(|e| CredentialsError::Url(e.to_string()))?),
+            None => None,
+        };
+        let mut b = match &self.url {
+            Some(u) => OptsBuilder::from_opts(
+                Opts::from_url(u).map_err(|e| CredentialsError::Url(e.to_string()))?,
+            ),
+            None => OptsBuilder::default(),
+        };
+        // What the URL leaves out, the defaults file fills in.
+        let url_user = parsed.as_ref().map(|u| u.username()).unwrap_or_default();
+        let user = if url_user.is_empty() {
+            client.user.clone().ok_or(CredentialsError::NoUser)?
+        } else {
+            percent_decode(url_user)
+        };
+        b = b.user(Some(user));
+        let url_has_host = parsed
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .is_some_and(|h| !h.is_empty());
+        if !url_has_host {
+            b = b.ip_or_hostname(
+                client
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| "localhost".to_owned()),
+            );
+        }
+        if parsed.as_ref().and_then(|u| u.port()).is_none() {
+            if let Some(port) = client.port {
+                b = b.tcp_port(port);
+            }
+        }
+        let url_has_socket = parsed
+            .as_ref()
+            .is_some_and(|u| u.query_pairs().any(|(k, _)| k == "socket"));
+        if !url_has_socket && client.socket.is_some() {
+            b = b.socket(client.socket.clone());
+        }
+        Ok(b.pass(password.map(|p| p.0))
+            // Exactly the transport configured: no reconnect to a socket behind its back.
+            .prefer_socket(false))
+    }
+
+    /// Checks at start that the files can be used, without keeping the password.
+    pub fn check(&self) -> Result<(), CredentialsError> {
+        self.options().map(drop)
+    }
+}
+
+/// Refuses a secret file that group or others can read or write.
+fn check_private(
+    key: &'static str,
+    path: &Path,
+    file: &std::fs::File,
+) -> Result<(), CredentialsError> {
+    let mode = file
+        .metadata()
+        .map_err(|source| CredentialsError::Read {
+            key,
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(CredentialsError::Exposed {
+            key,
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+fn read_secret_file(key: &'static str, path: &Path) -> Result<String, CredentialsError> {
+    use std::io::Read;
+    let err = |source| CredentialsError::Read {
+        key,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    check_private(key, path, &file)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(err)?;
+    Ok(text)
+}
+
+/// The password file: its content without the trailing newline.
+pub fn read_password(path: &Path) -> Result<Secret, CredentialsError> {
+    let mut text = read_secret_file("password_file", path)?;
+    while text.ends_with('\n') || text.ends_with('\r') {
+        text.pop();
+    }
+    if text.is_empty() {
+        return Err(CredentialsError::Empty {
+            key: "password_file",
+            path: path.to_owned(),
+            reason: "the file is empty; write the password into it",
+        });
+    }
+    if text.contains('\n') {
+        return Err(CredentialsError::Empty {
+            key: "password_file",
+            path: path.to_owned(),
+            reason: "the file has more than one line; it must hold only the password",
+        });
+    }
+    Ok(Secret(text))
+}
+
+/// The `[client]` section of a my.cnf-style file.
+pub fn read_defaults(path: &Path) -> Result<ClientSection, CredentialsError> {
+    let text = read_secret_file("defaults_file", path)?;
+    parse_defaults(&text).map_err(|(line, reason)| CredentialsError::Defaults {
+        path: path.to_owned(),
+        line,
+        reason,
+    })
+}
+
+/// Parses option-file syntax: `[group]` headers, `key=value` (spaces around `=`
+/// allowed, values optionally in single or double quotes), `#` and `;` comments, and
+/// `-` or `_` alike in key names. Only `[client]` is read.
+pub fn parse_defaults(text: &str) -> Result<ClientSection, (usize, String)> {
+    let mut out = ClientSection::default();
+    let mut in_client = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('!') {
+            return Err((
+                line_no,
+                "!include and !includedir are not followed; put the [client] values in this file"
+                    .to_owned(),
+            ));
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some(group) = rest.strip_suffix(']') else {
+                return Err((line_no, "a group header must end with ]".to_owned()));
+            };
+            in_client = group.trim() == "client";
+            continue;
+        }
+        if !in_client {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), unquote(v.trim()).map_err(|r| (line_no, r))?),
+            None => (line, String::new()),
+        };
+        let key = key.replace('-', "_");
+        match key.as_str() {
+            "user" => out.user = Some(value),
+            "password" => out.password = Some(Secret(value)),
+            "host" => out.host = Some(value),
+            "socket" => out.socket = Some(value),
+            "port" => {
+                out.port = Some(
+                    value
+                        .parse()
+                        .map_err(|_| (line_no, format!("port {value:?} is not a port number")))?,
+                )
+            }
+            // Other client options (ssl settings, default-character-set, …) belong to
+            // other programs reading the same file.
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn unquote(v: &str) -> Result<String, String> {
+    for q in ['\'', '"'] {
+        if let Some(rest) = v.strip_prefix(q) {
+            return rest
+                .strip_suffix(q)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("a value that opens with {q} must close with it"));
+        }
+    }
+    // An unquoted value ends at a comment.
+    let v = v.split(" #").next().unwrap_or(v).trim_end();
+    Ok(v.to_owned())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| char::from(b).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_section_only() {
+        let c = parse_defaults(
+            "# a comment\n[mysqld]\nuser = mysql\n[client]\nuser = exporter\npassword = \"s3 cr#t\"\nhost=127.0.0.1\nport = 3307\nsocket='/run/mysqld/mysqld.sock'\nssl-ca=/x\n[mysql]\nuser=other\n",
+        )
+        .unwrap();
+        assert_eq!(c.user.as_deref(), Some("exporter"));
+        assert_eq!(c.password.map(|p| p.0).as_deref(), Some("s3 cr#t"));
+        assert_eq!(c.host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(c.port, Some(3307));
+        assert_eq!(c.socket.as_deref(), Some("/run/mysqld/mysqld.sock"));
+    }
+
+    #[test]
+    fn defaults_errors_name_the_line() {
+        assert_eq!(parse_defaults("[client]\nport=abc\n").unwrap_err().0, 2);
+        assert_eq!(parse_defaults("[client\n").unwrap_err().0, 1);
+        assert_eq!(
+            parse_defaults("[client]\n!include /etc/other.cnf\n")
+                .unwrap_err()
+                .0,
+            2
+        );
+        assert_eq!(
+            parse_defaults("[client]\npassword='open\n").unwrap_err().0,
+            2
+        );
+    }
+
+    #[test]
+    fn secret_is_not_printed() {
+        let s = Secret("hunter2".to_owned());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let c = ClientSection {
+            password: Some(s),
+            ..ClientSection::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn password_file_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "hunter2\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_password(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("can be read by group or others") && e.contains("chmod 600"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password(&p).unwrap().0, "hunter2");
+        std::fs::write(&p, "\n").unwrap();
+        assert!(read_password(&p).unwrap_err().to_string().contains("empty"));
+        let e = read_password(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read mysql.password_file"), "{e}");
+    }
+
+    #[test]
+    fn percent_decoding_of_user_names() {
+        assert_eq!(percent_decode("shop%2Dexporter"), "shop-exporter");
+        assert_eq!(percent_decode("plain"), "plain");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("end%2"), "end%2");
+    }
+}

@@ -1,0 +1,469 @@
+//! What the server said, as metric families with mysqld_exporter's names, labels and
+//! types, so that the mysqld mixin and people's queries keep working.
+
+use crate::exposition::{Family, Kind, MetricWriter, Number};
+
+pub static UP: Family = Family::gauge(
+    "mysql_up",
+    "Whether the MySQL server answered this scrape: 1 if the exporter logged in and read \
+     its status, 0 if the server was down, hung, unreachable or refused the login.",
+);
+static COMMANDS: Family = Family::counter(
+    "mysql_global_status_commands_total",
+    "Statements the server executed, by command (the Com_* status variables).",
+);
+static HANDLERS: Family = Family::counter(
+    "mysql_global_status_handlers_total",
+    "Storage engine handler calls, by handler (the Handler_* status variables).",
+);
+static CONNECTION_ERRORS: Family = Family::counter(
+    "mysql_global_status_connection_errors_total",
+    "Connections that failed, by cause (the Connection_errors_* status variables).",
+);
+static BUFFER_POOL_PAGES: Family = Family::gauge(
+    "mysql_global_status_buffer_pool_pages",
+    "InnoDB buffer pool pages by state (data, free, misc, old).",
+);
+static BUFFER_POOL_DIRTY: Family = Family::gauge(
+    "mysql_global_status_buffer_pool_dirty_pages",
+    "InnoDB buffer pool pages changed in memory and not yet written to disk.",
+);
+static BUFFER_POOL_CHANGES: Family = Family::counter(
+    "mysql_global_status_buffer_pool_page_changes_total",
+    "InnoDB buffer pool page operations, by operation (flushed, made_young, …).",
+);
+static INNODB_ROW_OPS: Family = Family::counter(
+    "mysql_global_status_innodb_row_ops_total",
+    "InnoDB row operations, by operation (the Innodb_rows_* status variables).",
+);
+static PERF_SCHEMA_LOST: Family = Family::counter(
+    "mysql_global_status_performance_schema_lost_total",
+    "Performance schema instruments that could not be recorded, by instrumentation.",
+);
+static VERSION_INFO: Family = Family::gauge(
+    "mysql_version_info",
+    "The server's version: constant 1, the values are in the labels.",
+);
+static TABLE_ROWS: Family = Family::gauge(
+    "mysql_info_schema_table_rows",
+    "Rows of the table as information_schema.tables estimates them (exact for MyISAM).",
+);
+static TABLE_SIZE: Family = Family::gauge(
+    "mysql_info_schema_table_size",
+    "Size of the table in bytes, by component: data_length, index_length, data_free.",
+);
+
+const STATUS_HELP: &str = "A server status variable (SHOW GLOBAL STATUS).";
+const VARIABLE_HELP: &str = "A server system variable (SHOW GLOBAL VARIABLES).";
+const REPLICA_HELP: &str = "A replication status column (SHOW REPLICA STATUS or \
+                            SHOW SLAVE STATUS, under the Slave_*/Master_* names).";
+
+/// The system variables exported: those the mysqld mixin and our dashboard use, and
+/// those needed to turn status counters into ratios. The string ones feed
+/// `mysql_version_info`.
+pub const VARIABLES: &[&str] = &[
+    "innodb_additional_mem_pool_size",
+    "innodb_buffer_pool_size",
+    "innodb_log_buffer_size",
+    "innodb_log_file_size",
+    "innodb_version",
+    "key_buffer_size",
+    "long_query_time",
+    "max_connections",
+    "max_user_connections",
+    "open_files_limit",
+    "query_cache_size",
+    "read_only",
+    "table_definition_cache",
+    "table_open_cache",
+    "thread_cache_size",
+    "tokudb_cache_size",
+    "version",
+    "version_comment",
+];
+
+/// One table's row of information_schema.tables.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TableStats {
+    pub schema: String,
+    pub table: String,
+    pub rows: u64,
+    pub data_length: u64,
+    pub index_length: u64,
+    pub data_free: u64,
+}
+
+/// Replication status: one row per replication channel or connection, with its column
+/// names as the server spelt them.
+#[derive(Debug, Default)]
+pub struct ReplicaStatus {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// Everything one scrape read from the server.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub status: Vec<(String, String)>,
+    pub variables: Vec<(String, String)>,
+    pub replica: ReplicaStatus,
+    pub tables: Vec<TableStats>,
+}
+
+/// A status or variable value as a number: numbers as they are, the server's words
+/// for on and off as 1 and 0, anything else (a path, a state name) left out.
+pub fn status_value(v: &str) -> Option<Number<'_>> {
+    if let Some(n) = Number::parse(v) {
+        return Some(n);
+    }
+    let yes = ["ON", "YES", "Primary", "TRUE"];
+    let no = [
+        "OFF",
+        "NO",
+        "DISABLED",
+        "Non-Primary",
+        "FALSE",
+        "Connecting",
+    ];
+    if yes.iter().any(|w| w.eq_ignore_ascii_case(v)) {
+        Some(Number::Integer("1"))
+    } else if no.iter().any(|w| w.eq_ignore_ascii_case(v)) {
+        Some(Number::Integer("0"))
+    } else {
+        None
+    }
+}
+
+/// `prefix` + the variable name in lower case with anything but letters, digits and
+/// `_` turned into `_`.
+fn metric_name(buf: &mut String, prefix: &str, var: &str) {
+    buf.clear();
+    buf.push_str(prefix);
+    buf.extend(var.chars().map(|c| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '_'
+        }
+    }));
+}
+
+/// Writes every family of a snapshot (not `mysql_up`, which the caller writes).
+pub fn encode(w: &mut MetricWriter<'_>, snap: &Snapshot) {
+    encode_status(w, &snap.status);
+    encode_variables(w, &snap.variables);
+    encode_replica(w, &snap.replica);
+    encode_tables(w, &snap.tables);
+}
+
+fn encode_status(w: &mut MetricWriter<'_>, status: &[(String, String)]) {
+    // Grouped families are written after the generic ones, each in one piece.
+    let mut grouped: Vec<(&'static Family, &'static str, String, Number<'_>)> = Vec::new();
+    let mut name = String::with_capacity(64);
+    for (var, value) in status {
+        let Some(v) = status_value(value) else {
+            continue;
+        };
+        metric_name(&mut name, "", var);
+        let group = |prefix: &str| name.strip_prefix(prefix).map(str::to_owned);
+        if let Some(cmd) = group("com_") {
+            grouped.push((&COMMANDS, "command", cmd, v));
+        } else if let Some(h) = group("handler_") {
+            grouped.push((&HANDLERS, "handler", h, v));
+        } else if let Some(e) = group("connection_errors_") {
+            grouped.push((&CONNECTION_ERRORS, "error", e, v));
+        } else if let Some(p) = group("innodb_buffer_pool_pages_") {
+            match p.as_str() {
+                "data" | "free" | "misc" | "old" => {
+                    grouped.push((&BUFFER_POOL_PAGES, "state", p, v));
+                }
+                "dirty" => grouped.push((&BUFFER_POOL_DIRTY, "", p, v)),
+                // The sum of the states: derived, as mysqld_exporter leaves it out.
+                "total" => {}
+                _ => grouped.push((&BUFFER_POOL_CHANGES, "operation", p, v)),
+            }
+        } else if let Some(op) = group("innodb_rows_") {
+            grouped.push((&INNODB_ROW_OPS, "operation", op, v));
+        } else if let Some(i) = group("performance_schema_") {
+            let i = i.strip_suffix("_lost").map(str::to_owned).unwrap_or(i);
+            grouped.push((&PERF_SCHEMA_LOST, "instrumentation", i, v));
+        } else {
+            let full = format!("mysql_global_status_{name}");
+            w.dynamic_sample(Kind::Untyped, &full, STATUS_HELP, v);
+        }
+    }
+    // Stable order: by family (in first-seen order), then as the server listed them.
+    let mut order: Vec<*const Family> = Vec::new();
+    for (f, ..) in &grouped {
+        if !order.contains(&(*f as *const Family)) {
+            order.push(*f as *const Family);
+        }
+    }
+    for f in order {
+        for (family, label, value_label, v) in grouped.iter().filter(|g| std::ptr::eq(g.0, f)) {
+            if label.is_empty() {
+                w.sample_number(family, &[], *v);
+            } else {
+                w.sample_number(family, &[(label, value_label)], *v);
+            }
+        }
+    }
+}
+
+fn encode_variables(w: &mut MetricWriter<'_>, variables: &[(String, String)]) {
+    let mut version = ("", "", "");
+    let mut name = String::with_capacity(64);
+    for (var, value) in variables {
+        let key = var.to_ascii_lowercase();
+        match key.as_str() {
+            "version" => version.0 = value,
+            "version_comment" => version.1 = value,
+            "innodb_version" => version.2 = value,
+            _ => {
+                if let Some(v) = status_value(value) {
+                    metric_name(&mut name, "mysql_global_variables_", var);
+                    w.dynamic_sample(Kind::Gauge, &name, VARIABLE_HELP, v);
+                }
+            }
+        }
+    }
+    if !version.0.is_empty() {
+        w.sample_u64(
+            &VERSION_INFO,
+            &[
+                ("innodb_version", version.2),
+                ("version", version.0),
+                ("version_comment", version.1),
+            ],
+            1,
+        );
+    }
+}
+
+/// A replication column under the name mysqld_exporter has always used: MySQL 8.0.22+
+/// and MariaDB 10.5+ renamed `Slave`/`Master` to `Replica`/`Source`, and dashboards
+/// should not care which one the server speaks.
+pub fn replica_column(col: &str) -> String {
+    col.replace("Replica", "Slave")
+        .replace("replica", "slave")
+        .replace("Source", "Master")
+        .replace("source", "master")
+}
+
+fn encode_replica(w: &mut MetricWriter<'_>, rs: &ReplicaStatus) {
+    if rs.rows.is_empty() {
+        return;
+    }
+    let cols: Vec<String> = rs.columns.iter().map(|c| replica_column(c)).collect();
+    let find = |want: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(want));
+    let label_cols = [
+        ("channel_name", find("Channel_Name")),
+        ("connection_name", find("Connection_name")),
+        ("master_host", find("Master_Host")),
+        ("master_uuid", find("Master_UUID")),
+    ];
+    let labels: Vec<[(&str, &str); 4]> = rs
+        .rows
+        .iter()
+        .map(|row| {
+            label_cols.map(|(k, i)| {
+                let v = i
+                    .and_then(|i| row.get(i))
+                    .and_then(|v| v.as_deref())
+                    .unwrap_or("");
+                (k, v)
+            })
+        })
+        .collect();
+    let mut name = String::with_capacity(64);
+    for (i, col) in cols.iter().enumerate() {
+        let values: Vec<(usize, Number<'_>)> = rs
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(r, row)| {
+                let v = row.get(i)?.as_deref()?;
+                Some((r, status_value(v)?))
+            })
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        metric_name(&mut name, "mysql_slave_status_", col);
+        w.dynamic_family(Kind::Untyped, &name, REPLICA_HELP);
+        for (r, v) in values {
+            w.dynamic_series(&name, &labels[r], v);
+        }
+    }
+}
+
+fn encode_tables(w: &mut MetricWriter<'_>, tables: &[TableStats]) {
+    for t in tables {
+        w.sample_u64(
+            &TABLE_ROWS,
+            &[("schema", &t.schema), ("table", &t.table)],
+            t.rows,
+        );
+    }
+    for t in tables {
+        for (component, v) in [
+            ("data_length", t.data_length),
+            ("index_length", t.index_length),
+            ("data_free", t.data_free),
+        ] {
+            w.sample_u64(
+                &TABLE_SIZE,
+                &[
+                    ("component", component),
+                    ("schema", &t.schema),
+                    ("table", &t.table),
+                ],
+                v,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::Format;
+
+    fn render(snap: &Snapshot) -> String {
+        let mut buf = Vec::new();
+        encode(&mut MetricWriter::new(&mut buf, Format::Text), snap);
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn status_names_types_and_groups() {
+        let out = render(&Snapshot {
+            status: pairs(&[
+                ("Aborted_clients", "3"),
+                ("Bytes_received", "18446744073709551615"),
+                ("Com_select", "10"),
+                ("Com_insert", "2"),
+                ("Handler_commit", "5"),
+                ("Innodb_buffer_pool_pages_data", "300"),
+                ("Innodb_buffer_pool_pages_dirty", "4"),
+                ("Innodb_buffer_pool_pages_flushed", "9"),
+                ("Innodb_buffer_pool_pages_total", "8191"),
+                (
+                    "Innodb_buffer_pool_load_status",
+                    "Buffer pool(s) load completed",
+                ),
+                ("Innodb_rows_read", "77"),
+                ("Rpl_status", "AUTH_MASTER"),
+                ("Ssl_cipher", ""),
+                ("Slave_running", "OFF"),
+                ("Uptime", "1234"),
+            ]),
+            ..Snapshot::default()
+        });
+        assert!(out.contains("# TYPE mysql_global_status_aborted_clients untyped\nmysql_global_status_aborted_clients 3\n"), "{out}");
+        // Exact beyond 2^53: copied, not rounded through a float.
+        assert!(out.contains("mysql_global_status_bytes_received 18446744073709551615\n"));
+        assert!(out.contains("# TYPE mysql_global_status_commands_total counter\nmysql_global_status_commands_total{command=\"select\"} 10\nmysql_global_status_commands_total{command=\"insert\"} 2\n"), "{out}");
+        assert!(out.contains("mysql_global_status_handlers_total{handler=\"commit\"} 5\n"));
+        assert!(out.contains("mysql_global_status_buffer_pool_pages{state=\"data\"} 300\n"));
+        assert!(out.contains("mysql_global_status_buffer_pool_dirty_pages 4\n"));
+        assert!(out.contains(
+            "mysql_global_status_buffer_pool_page_changes_total{operation=\"flushed\"} 9\n"
+        ));
+        assert!(!out.contains("total\"}") && !out.contains("load_status"));
+        assert!(out.contains("mysql_global_status_innodb_row_ops_total{operation=\"read\"} 77\n"));
+        assert!(out.contains("mysql_global_status_slave_running 0\n"));
+        assert!(!out.contains("rpl_status") && !out.contains("ssl_cipher"));
+        // Every family's header appears once.
+        assert_eq!(
+            out.matches("# TYPE mysql_global_status_commands_total")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn variables_and_version() {
+        let out = render(&Snapshot {
+            variables: pairs(&[
+                ("max_connections", "151"),
+                ("read_only", "OFF"),
+                ("long_query_time", "10.000000"),
+                ("version", "10.11.6-MariaDB"),
+                ("version_comment", "Debian 12"),
+                ("innodb_version", "10.11.6"),
+            ]),
+            ..Snapshot::default()
+        });
+        assert!(out.contains("# TYPE mysql_global_variables_max_connections gauge\nmysql_global_variables_max_connections 151\n"));
+        assert!(out.contains("mysql_global_variables_read_only 0\n"));
+        assert!(out.contains("mysql_global_variables_long_query_time 10\n"));
+        assert!(out.contains("mysql_version_info{innodb_version=\"10.11.6\",version=\"10.11.6-MariaDB\",version_comment=\"Debian 12\"} 1\n"), "{out}");
+    }
+
+    #[test]
+    fn replica_columns_under_the_old_names() {
+        let both = |columns: &[&str]| ReplicaStatus {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: vec![vec![
+                Some("db1".to_owned()),
+                Some("Yes".to_owned()),
+                Some("Connecting".to_owned()),
+                Some("12".to_owned()),
+                None,
+            ]],
+        };
+        let old = render(&Snapshot {
+            replica: both(&[
+                "Master_Host",
+                "Slave_SQL_Running",
+                "Slave_IO_Running",
+                "Seconds_Behind_Master",
+                "Last_IO_Errno",
+            ]),
+            ..Snapshot::default()
+        });
+        let new = render(&Snapshot {
+            replica: both(&[
+                "Source_Host",
+                "Replica_SQL_Running",
+                "Replica_IO_Running",
+                "Seconds_Behind_Source",
+                "Last_IO_Errno",
+            ]),
+            ..Snapshot::default()
+        });
+        assert_eq!(old, new);
+        let l = "{channel_name=\"\",connection_name=\"\",master_host=\"db1\",master_uuid=\"\"}";
+        assert!(
+            old.contains(&format!("mysql_slave_status_slave_sql_running{l} 1\n")),
+            "{old}"
+        );
+        assert!(old.contains(&format!("mysql_slave_status_slave_io_running{l} 0\n")));
+        assert!(old.contains(&format!("mysql_slave_status_seconds_behind_master{l} 12\n")));
+        assert!(!old.contains("last_io_errno"), "NULL is left out");
+    }
+
+    #[test]
+    fn table_sizes() {
+        let out = render(&Snapshot {
+            tables: vec![TableStats {
+                schema: "shop".into(),
+                table: "orders".into(),
+                rows: 5,
+                data_length: 16384,
+                index_length: 0,
+                data_free: 0,
+            }],
+            ..Snapshot::default()
+        });
+        assert!(out.contains("mysql_info_schema_table_rows{schema=\"shop\",table=\"orders\"} 5\n"));
+        assert!(out.contains("mysql_info_schema_table_size{component=\"data_length\",schema=\"shop\",table=\"orders\"} 16384\n"));
+    }
+}

@@ -1,0 +1,461 @@
+//! The mysql collector against a real MariaDB server that each test starts itself
+//! (Debian's `mariadb-server`; scripts/test installs it when missing).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::mariadb::{MariaDb, EXPORTER_PASSWORD, EXPORTER_USER};
+use common::{Exporter, Exposition, BIN};
+
+/// A private password file in `dir`.
+fn password_file(dir: &Path, password: &str) -> PathBuf {
+    let p = dir.join("mysql.password");
+    std::fs::write(&p, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn config(db: &MariaDb, password_file: &Path, timeout: &str) -> String {
+    format!(
+        "mysql:\n  url: \"mysql://{EXPORTER_USER}@127.0.0.1:{}/shoe_store_hub\"\n  \
+         password_file: {}\n  timeout: {timeout}\n  schemas: [shoe_store_hub]\n",
+        db.port,
+        password_file.display()
+    )
+}
+
+fn scrape(e: &Exporter) -> Exposition {
+    e.metrics()
+}
+
+fn mysql_up(m: &Exposition) -> f64 {
+    m.value("mysql_up", &[]).expect("mysql_up is always there")
+}
+
+fn success(m: &Exposition) -> f64 {
+    m.value(
+        "shoehub_scrape_collector_success",
+        &[("collector", "mysql")],
+    )
+    .unwrap()
+}
+
+/// Scrapes until `mysql_up` is `want`, for at most `within`.
+fn wait_up(e: &Exporter, want: f64, within: Duration) -> Exposition {
+    let t = Instant::now();
+    loop {
+        let m = scrape(e);
+        if mysql_up(&m) == want {
+            return m;
+        }
+        assert!(
+            t.elapsed() < within,
+            "mysql_up did not become {want} within {within:?}; log:\n{}",
+            e.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn values_agree_with_the_server() {
+    let db = MariaDb::start();
+    db.sql(
+        "INSERT INTO shoe_store_hub.products (name, price) VALUES ('boot', 99.5), ('sandal', 30), ('sneaker', 75);
+         INSERT INTO shoe_store_hub.orders (product, qty) SELECT id, 2 FROM shoe_store_hub.products;
+         ANALYZE TABLE shoe_store_hub.products, shoe_store_hub.orders;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&config(
+        &db,
+        &password_file(dir.path(), EXPORTER_PASSWORD),
+        "5s",
+    ));
+    let m = scrape(&e);
+    assert_eq!(mysql_up(&m), 1.0, "{}", e.stderr());
+    assert_eq!(success(&m), 1.0, "{}", e.stderr());
+
+    // The test's own client is one connection while it reads; the exporter keeps its
+    // pooled connection open between scrapes, so the server counts one more while the
+    // test reads than while the exporter does.
+    let before = db.status("Threads_connected");
+    let m = scrape(&e);
+    let after = db.status("Threads_connected");
+    assert_eq!(before, after, "the connection count moved during the test");
+    assert_eq!(
+        m.value("mysql_global_status_threads_connected", &[]),
+        Some(before - 1.0)
+    );
+    assert_eq!(
+        m.value("mysql_global_variables_max_connections", &[]),
+        Some(50.0)
+    );
+    let uptime = m.value("mysql_global_status_uptime", &[]).unwrap();
+    let server_uptime = db.status("Uptime");
+    assert!(
+        (server_uptime - uptime).abs() <= 2.0,
+        "{uptime} vs {server_uptime}"
+    );
+
+    // Table sizes as information_schema has them.
+    let rows = db.sql(
+        "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH, DATA_FREE FROM information_schema.TABLES
+         WHERE TABLE_SCHEMA = 'shoe_store_hub' ORDER BY TABLE_NAME",
+    );
+    let mut tables = 0;
+    for line in rows.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (table, n) = (f[0], f[1].parse::<f64>().unwrap());
+        let labels = [("schema", "shoe_store_hub"), ("table", table)];
+        assert_eq!(
+            m.value("mysql_info_schema_table_rows", &labels),
+            Some(n),
+            "{table}"
+        );
+        for (component, v) in [
+            ("data_length", f[2]),
+            ("index_length", f[3]),
+            ("data_free", f[4]),
+        ] {
+            let l = [
+                ("schema", "shoe_store_hub"),
+                ("table", table),
+                ("component", component),
+            ];
+            assert_eq!(
+                m.value("mysql_info_schema_table_size", &l),
+                Some(v.parse::<f64>().unwrap()),
+                "{table} {component}"
+            );
+        }
+        tables += 1;
+    }
+    assert_eq!(tables, 2);
+    assert_eq!(
+        m.value(
+            "mysql_info_schema_table_rows",
+            &[("schema", "shoe_store_hub"), ("table", "orders")]
+        ),
+        Some(3.0)
+    );
+
+    // mysqld_exporter's names and types, which the mysqld mixin queries.
+    for (name, kind) in [
+        ("mysql_up", "gauge"),
+        ("mysql_global_status_uptime", "untyped"),
+        ("mysql_global_status_questions", "untyped"),
+        ("mysql_global_status_slow_queries", "untyped"),
+        ("mysql_global_status_bytes_received", "untyped"),
+        (
+            "mysql_global_status_innodb_buffer_pool_read_requests",
+            "untyped",
+        ),
+        ("mysql_global_status_commands_total", "counter"),
+        ("mysql_global_status_handlers_total", "counter"),
+        ("mysql_global_status_buffer_pool_pages", "gauge"),
+        ("mysql_global_status_connection_errors_total", "counter"),
+        ("mysql_global_variables_innodb_buffer_pool_size", "gauge"),
+        ("mysql_version_info", "gauge"),
+        ("mysql_info_schema_table_size", "gauge"),
+    ] {
+        assert_eq!(m.types.get(name).map(String::as_str), Some(kind), "{name}");
+    }
+    assert!(m
+        .value(
+            "mysql_global_status_commands_total",
+            &[("command", "select")]
+        )
+        .is_some_and(|v| v > 0.0));
+    assert!(m
+        .value(
+            "mysql_global_status_buffer_pool_pages",
+            &[("state", "data")]
+        )
+        .is_some_and(|v| v > 0.0));
+    assert_eq!(
+        m.value("mysql_global_variables_innodb_buffer_pool_size", &[]),
+        Some(32.0 * 1024.0 * 1024.0)
+    );
+    let version = db.sql("SELECT @@version");
+    assert!(m.family("mysql_version_info").iter().any(|s| s
+        .labels
+        .get("version")
+        .map(String::as_str)
+        == Some(version.trim())));
+    // Not a replica: no replication series, and no failure for it.
+    assert!(m.family("mysql_slave_status_slave_io_running").is_empty());
+    // The host collectors are still there.
+    assert!(!m.family("node_cpu_seconds_total").is_empty());
+}
+
+#[test]
+fn server_down_then_back_without_restarting_the_exporter() {
+    let mut db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&config(
+        &db,
+        &password_file(dir.path(), EXPORTER_PASSWORD),
+        "5s",
+    ));
+    assert_eq!(mysql_up(&scrape(&e)), 1.0, "{}", e.stderr());
+    db.stop();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let m = scrape(&e);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a refused connection is quick"
+        );
+        assert_eq!(mysql_up(&m), 0.0);
+        assert_eq!(success(&m), 0.0);
+        assert!(!m.family("node_cpu_seconds_total").is_empty());
+        assert!(m.family("mysql_global_status_uptime").is_empty());
+    }
+    // Logged once for the change of state, not once per scrape.
+    let log = e.stderr();
+    assert_eq!(
+        log.matches("collector failed").count(),
+        1,
+        "expected one failure line:\n{log}"
+    );
+    assert!(log.contains("cannot connect"), "{log}");
+    db.restart();
+    let m = wait_up(&e, 1.0, Duration::from_secs(5));
+    assert_eq!(success(&m), 1.0);
+    assert!(e.stderr().contains("collector recovered"), "{}", e.stderr());
+}
+
+#[test]
+fn frozen_server_cannot_stall_the_scrape() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&config(
+        &db,
+        &password_file(dir.path(), EXPORTER_PASSWORD),
+        "5s",
+    ));
+    assert_eq!(mysql_up(&scrape(&e)), 1.0, "{}", e.stderr());
+    db.signal(libc::SIGSTOP);
+    // Prometheus' timeout of 2 s minus the 0.5 s offset: the answer comes at 1.5 s.
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = e.get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "2")]);
+        let took = t.elapsed();
+        assert_eq!(r.status, 200);
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_millis(1900),
+            "answered after {took:?}"
+        );
+        let m = Exposition::parse(&r.text());
+        assert_eq!(mysql_up(&m), 0.0);
+        assert_eq!(success(&m), 0.0);
+        assert!(!m.family("node_memory_MemTotal_bytes").is_empty());
+    }
+    assert!(
+        e.stderr().contains("did not answer within"),
+        "{}",
+        e.stderr()
+    );
+    db.signal(libc::SIGCONT);
+    wait_up(&e, 1.0, Duration::from_secs(10));
+}
+
+#[test]
+fn wrong_password_is_down_and_the_password_never_shows() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "not-the-Pa55word";
+    let e = Exporter::start_with_args(
+        &config(&db, &password_file(dir.path(), wrong), "5s"),
+        &["--log.level", "debug"],
+    );
+    let body = e.get("/metrics", &[]).text();
+    let m = Exposition::parse(&body);
+    assert_eq!(mysql_up(&m), 0.0);
+    assert_eq!(success(&m), 0.0);
+    let log = e.stderr();
+    assert!(log.contains("Access denied"), "{log}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", e.child.id())).unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", e.child.id())).unwrap();
+    for (what, text) in [
+        ("log", log.into_bytes()),
+        ("metrics", body.into_bytes()),
+        ("cmdline", cmdline),
+        ("environ", environ),
+    ] {
+        let text = String::from_utf8_lossy(&text);
+        assert!(!text.contains(wrong), "the password is in the {what}");
+    }
+}
+
+#[test]
+fn the_right_password_never_shows_either() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start_with_args(
+        &config(&db, &password_file(dir.path(), EXPORTER_PASSWORD), "5s"),
+        &["--log.level", "debug"],
+    );
+    let body = e.get("/metrics", &[]).text();
+    assert_eq!(mysql_up(&Exposition::parse(&body)), 1.0, "{}", e.stderr());
+    // A failure path too: the server goes away, the log talks about it.
+    drop(db);
+    let _ = e.get("/metrics", &[]).text();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", e.child.id())).unwrap();
+    for (what, text) in [
+        ("log", e.stderr().into_bytes()),
+        ("metrics", body.into_bytes()),
+        ("cmdline", cmdline),
+    ] {
+        assert!(
+            !String::from_utf8_lossy(&text).contains(EXPORTER_PASSWORD),
+            "the password is in the {what}"
+        );
+    }
+}
+
+/// `check-config` and `serve` both refuse the file, with exit code 78 and a message
+/// that contains `needle`.
+fn refused(config_text: &str, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, config_text).unwrap();
+    for args in [
+        vec!["check-config", "--config", cfg.to_str().unwrap()],
+        vec![
+            "--config",
+            cfg.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in: {err}"
+        );
+        assert!(!err.contains("S3cr3t"), "the password is echoed: {err}");
+    }
+}
+
+#[test]
+fn unusable_credentials_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.password");
+    refused(
+        &format!(
+            "mysql:\n  url: mysql://exporter@127.0.0.1:3306/\n  password_file: {}\n",
+            missing.display()
+        ),
+        &format!("cannot read mysql.password_file {}", missing.display()),
+    );
+    let open = dir.path().join("open.password");
+    std::fs::write(&open, "S3cr3t\n").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    refused(
+        &format!(
+            "mysql:\n  url: mysql://exporter@127.0.0.1:3306/\n  password_file: {}\n",
+            open.display()
+        ),
+        "can be read by group or others (mode 0644); it holds a password, so make it private: chmod 600",
+    );
+    refused(
+        "mysql:\n  url: mysql://exporter:S3cr3t@127.0.0.1:3306/shoe_store_hub\n",
+        "mysql.url: the URL contains a password; remove it from the URL and put it in mysql.password_file",
+    );
+    refused(
+        "mysql:\n  url: mysql://exporter@127.0.0.1:3306/\n  schemas: [\"x'; DROP TABLE y\"]\n",
+        "mysql.schemas",
+    );
+}
+
+#[test]
+fn defaults_file_and_unix_socket() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cnf = dir.path().join("exporter.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[client]\nuser = {EXPORTER_USER}\npassword = \"{EXPORTER_PASSWORD}\"\nsocket = {}\n",
+            db.socket().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cnf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = Exporter::start(&format!("mysql:\n  defaults_file: {}\n", cnf.display()));
+    let m = scrape(&e);
+    assert_eq!(mysql_up(&m), 1.0, "{}", e.stderr());
+    // Over the socket: the server sees the account from localhost, not 127.0.0.1.
+    let hosts = db.sql(&format!(
+        "SELECT HOST FROM information_schema.PROCESSLIST WHERE USER = '{EXPORTER_USER}'"
+    ));
+    assert_eq!(hosts.trim(), "localhost");
+}
+
+#[test]
+fn a_thousand_scrapes_use_at_most_the_pool() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&config(
+        &db,
+        &password_file(dir.path(), EXPORTER_PASSWORD),
+        "5s",
+    ));
+    let connections_before = db.status("Connections");
+    let port = e.port;
+    // Four clients at once, 250 scrapes each.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    let r = common::http("GET", port, "/metrics", &[]);
+                    assert_eq!(r.status, 200);
+                    let m = Exposition::parse(&r.text());
+                    assert_eq!(m.value("mysql_up", &[]), Some(1.0));
+                }
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while clients.iter().any(|c| !c.is_finished()) {
+        let n: usize = db
+            .sql(&format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{EXPORTER_USER}'"
+            ))
+            .trim()
+            .parse()
+            .unwrap();
+        most = most.max(n);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for c in clients {
+        c.join().unwrap();
+    }
+    // The test's own status reads are connections too: one per db.sql call is not
+    // the exporter's, so count only the exporter's account.
+    let opened = db
+        .sql(&format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{EXPORTER_USER}'"
+        ))
+        .trim()
+        .parse::<usize>()
+        .unwrap();
+    assert!(most <= 2, "the exporter held {most} connections at once");
+    assert!(opened <= 2, "{opened} connections left open");
+    assert!(most >= 1, "the sampling saw no exporter connection at all");
+    // Reused, not reopened: the server's Connections counter moved by the pool's
+    // logins and the test's own status reads, not by a thousand.
+    let connections_after = db.status("Connections");
+    assert!(
+        connections_after - connections_before < 200.0,
+        "{connections_before} -> {connections_after}"
+    );
+}
