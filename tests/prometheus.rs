@@ -179,3 +179,112 @@ fn node_exporter_full_quick_and_basic_rows_keep_working() {
         panels.len()
     );
 }
+
+/// Every panel of a dashboard, nested rows included: (title, PromQL expressions).
+fn all_panels(dashboard: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, Vec<String>)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            if p["type"] != "row" {
+                let (_, title, exprs) = panel_entry("", p);
+                out.push((title, exprs));
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    for row in dashboard["rows"].as_array().into_iter().flatten() {
+        walk(&row["panels"], &mut out);
+    }
+    out
+}
+
+#[test]
+fn mysqld_mixin_overview_keeps_working() {
+    use common::mariadb::{MariaDb, EXPORTER_PASSWORD, EXPORTER_USER};
+    use std::os::unix::fs::PermissionsExt;
+
+    let mysqld_bin = require_tool("prometheus-mysqld-exporter", "prometheus-mysqld-exporter");
+    let dashboard = reference_dashboard("mysqld-mixin-mysql-overview.json");
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cnf = dir.path().join("exporter.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[client]\nuser = {EXPORTER_USER}\npassword = \"{EXPORTER_PASSWORD}\"\nhost = 127.0.0.1\nport = {}\n",
+            db.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cnf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mysqld_port = free_port();
+    let mysqld = Command::new(mysqld_bin)
+        .arg(format!("--config.my-cnf={}", cnf.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{mysqld_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _mysqld = Kill(mysqld);
+    let e = Exporter::start(&format!(
+        "mysql:\n  defaults_file: {}\n  schemas: [shoe_store_hub]\n",
+        cnf.display()
+    ));
+    let p = Prometheus::start(&format!(
+        "  - job_name: mysqld\n    static_configs:\n      - targets: ['127.0.0.1:{mysqld_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
+        e.address()
+    ));
+    p.wait_for("mysql_up{job=\"mysqld\"} == 1", Duration::from_secs(20));
+    p.wait_for("mysql_up{job=\"shoehub\"} == 1", Duration::from_secs(20));
+    // Some work for the rate panels, then enough samples for rate() over 4 s.
+    for i in 0..20 {
+        db.sql(&format!(
+            "INSERT INTO shoe_store_hub.products (name, price) VALUES ('p{i}', {i}); SELECT COUNT(*) FROM shoe_store_hub.products;"
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+
+    let panels = all_panels(&dashboard);
+    assert!(panels.len() >= 27, "found only {} panels", panels.len());
+    // The dashboard's variables: `job` as chosen, `instance` left at All (`.+`).
+    let has_data = |job: &str, exprs: &[String]| {
+        exprs.iter().any(|expr| {
+            let q = expr
+                .replace("$__rate_interval", "4s")
+                .replace("$job", job)
+                .replace("$instance", ".+");
+            !p.query(&q).is_empty()
+        })
+    };
+    let mut with_mysqld = 0;
+    let mut missing = Vec::new();
+    for (title, exprs) in &panels {
+        if has_data("mysqld", exprs) {
+            with_mysqld += 1;
+            if !has_data("shoehub", exprs) {
+                missing.push(title.clone());
+            }
+        }
+    }
+    assert!(
+        with_mysqld >= 20,
+        "mysqld_exporter itself had data in only {with_mysqld} panels"
+    );
+    assert!(
+        missing.is_empty(),
+        "panels with data for mysqld_exporter but not for shoehub-exporter: {missing:#?}"
+    );
+    eprintln!(
+        "{with_mysqld} of {} panels have data with both exporters",
+        panels.len()
+    );
+}
