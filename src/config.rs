@@ -328,6 +328,14 @@ pub struct MysqlConfig {
     /// Schemas whose tables get `mysql_info_schema_table_*` series.
     #[serde(default)]
     pub schemas: Vec<String>,
+    /// How often table sizes are read again (information_schema.TABLES opens every
+    /// table of the schemas; sizes change slowly). `0s` reads them on every scrape.
+    #[serde(default = "table_sizes_interval")]
+    pub table_sizes_interval: DurationValue,
+}
+
+fn table_sizes_interval() -> DurationValue {
+    DurationValue(Duration::from_secs(60))
 }
 
 fn enabled() -> bool {

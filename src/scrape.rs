@@ -216,8 +216,9 @@ impl Engine {
         }
     }
 
-    /// Runs every collector and returns the whole exposition.
-    pub async fn scrape(&self, format: Format, scrape_timeout: Option<Duration>) -> Vec<u8> {
+    /// Runs every collector and returns the whole exposition, in pieces to be sent in
+    /// order.
+    pub async fn scrape(&self, format: Format, scrape_timeout: Option<Duration>) -> Vec<Vec<u8>> {
         let start = Instant::now();
         let n = self.slots.len();
         // Where each collector's outcome comes from.
@@ -376,24 +377,22 @@ impl Engine {
             }
             outcomes.push(outcome);
         }
-        self.assemble(format, &outcomes)
+        self.assemble(format, outcomes)
     }
 
-    fn assemble(&self, format: Format, outcomes: &[Outcome]) -> Vec<u8> {
-        let total: usize = outcomes.iter().map(|o| o.output.len()).sum();
-        let mut buf = Vec::with_capacity(total + 2048);
-        for o in outcomes {
-            buf.extend_from_slice(&o.output);
-        }
+    /// The collectors' outputs as they are (no copy), then the engine's own families.
+    fn assemble(&self, format: Format, outcomes: Vec<Outcome>) -> Vec<Vec<u8>> {
+        let mut parts = Vec::with_capacity(outcomes.len() + 1);
+        let mut buf = Vec::with_capacity(2048);
         let mut w = MetricWriter::new(&mut buf, format);
-        for (slot, o) in self.slots.iter().zip(outcomes) {
+        for (slot, o) in self.slots.iter().zip(&outcomes) {
             w.sample_u64(
                 &COLLECTOR_SUCCESS,
                 &[("collector", slot.collector.name())],
                 u64::from(o.ok),
             );
         }
-        for (slot, o) in self.slots.iter().zip(outcomes) {
+        for (slot, o) in self.slots.iter().zip(&outcomes) {
             w.sample(
                 &COLLECTOR_DURATION,
                 &[("collector", slot.collector.name())],
@@ -414,7 +413,14 @@ impl Engine {
             );
         }
         finish(&mut buf, format);
-        buf
+        parts.extend(
+            outcomes
+                .into_iter()
+                .map(|o| o.output)
+                .filter(|o| !o.is_empty()),
+        );
+        parts.push(buf);
+        parts
     }
 }
 
@@ -542,7 +548,8 @@ mod tests {
         let out = String::from_utf8(
             engine
                 .scrape(Format::Text, Some(Duration::from_millis(300)))
-                .await,
+                .await
+                .concat(),
         )
         .unwrap();
         assert!(
@@ -561,7 +568,8 @@ mod tests {
         let out = String::from_utf8(
             engine
                 .scrape(Format::Text, Some(Duration::from_millis(300)))
-                .await,
+                .await
+                .concat(),
         )
         .unwrap();
         assert!(
@@ -572,7 +580,7 @@ mod tests {
         assert!(out.contains("collector=\"sleepy\"} 0\n"));
         // Once it returned, it runs again (and with time enough, succeeds).
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let out = String::from_utf8(engine.scrape(Format::Text, None).await).unwrap();
+        let out = String::from_utf8(engine.scrape(Format::Text, None).await.concat()).unwrap();
         assert!(
             out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 1\n"),
             "{out}"

@@ -459,3 +459,63 @@ fn a_thousand_scrapes_use_at_most_the_pool() {
         "{connections_before} -> {connections_after}"
     );
 }
+
+#[test]
+fn a_missing_replication_grant_costs_only_the_replication_series() {
+    let db = MariaDb::start();
+    db.sql(
+        "CREATE USER 'narrow'@'127.0.0.1' IDENTIFIED BY 'narrow-pw';
+         GRANT PROCESS, SELECT ON *.* TO 'narrow'@'127.0.0.1';",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&format!(
+        "mysql:\n  url: mysql://narrow@127.0.0.1:{}/\n  password_file: {}\n  schemas: [shoe_store_hub]\n",
+        db.port,
+        password_file(dir.path(), "narrow-pw").display()
+    ));
+    let m = scrape(&e);
+    assert_eq!(mysql_up(&m), 1.0, "{}", e.stderr());
+    assert_eq!(success(&m), 0.0, "the refused statement is reported");
+    assert!(m.value("mysql_global_status_uptime", &[]).is_some());
+    assert!(m
+        .value("mysql_global_variables_max_connections", &[])
+        .is_some());
+    assert_eq!(
+        m.family("mysql_info_schema_table_rows").len(),
+        2,
+        "table sizes come before the refused statement"
+    );
+    let log = e.stderr();
+    assert!(
+        log.contains("reading replication status") && log.contains("grants"),
+        "{log}"
+    );
+}
+
+#[test]
+fn table_sizes_are_reread_at_their_interval() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = password_file(dir.path(), EXPORTER_PASSWORD);
+    let every = Exporter::start(&format!(
+        "{}  table_sizes_interval: 0s\n",
+        config(&db, &pw, "5s")
+    ));
+    let cached = Exporter::start(&config(&db, &pw, "5s"));
+    let rows = |e: &Exporter| {
+        scrape(e)
+            .value(
+                "mysql_info_schema_table_rows",
+                &[("schema", "shoe_store_hub"), ("table", "products")],
+            )
+            .unwrap()
+    };
+    assert_eq!(rows(&every), 0.0);
+    assert_eq!(rows(&cached), 0.0);
+    db.sql(
+        "INSERT INTO shoe_store_hub.products (name) VALUES ('a'), ('b'), ('c'), ('d');
+         ANALYZE TABLE shoe_store_hub.products;",
+    );
+    assert_eq!(rows(&every), 4.0);
+    assert_eq!(rows(&cached), 0.0, "read again before its interval");
+}

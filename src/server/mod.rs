@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use body::Chunks;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY,
@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::scrape::{Engine, Handler};
 
+mod body;
 mod negotiate;
 mod run;
 
@@ -136,7 +137,7 @@ impl Drop for ConnectionGuard {
     }
 }
 
-async fn handle(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, st: &State) -> Response<Chunks> {
     let path = req.uri().path();
     let is_metrics = path == st.settings.telemetry_path;
     let get_like = req.method() == Method::GET || req.method() == Method::HEAD;
@@ -164,12 +165,12 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
         .record_request(handler, response.status().as_u16());
     if req.method() == Method::HEAD {
         let (parts, _) = response.into_parts();
-        return Response::from_parts(parts, Full::new(Bytes::new()));
+        return Response::from_parts(parts, Chunks::default());
     }
     response
 }
 
-async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
+async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Chunks> {
     let Ok(_permit) = st.scrapes.try_acquire() else {
         let mut r = text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -187,42 +188,39 @@ async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| Duration::from_secs_f64(s.min(86_400.0)));
-    let body = st.engine.scrape(format, scrape_timeout).await;
+    let parts = st.engine.scrape(format, scrape_timeout).await;
     let gzip = accepts_gzip(headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(Chunks::default());
     let h = response.headers_mut();
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
     h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
-    let body = if gzip {
-        match gzip_bytes(&body) {
-            Ok(z) => {
-                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                z
-            }
-            Err(_) => body,
+    let body = match gzip.then(|| gzip_parts(&parts)) {
+        Some(Ok(z)) => {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            Chunks::from(Bytes::from(z))
         }
-    } else {
-        body
+        _ => Chunks::new(parts.into_iter().map(Bytes::from)),
     };
-    *response.body_mut() = Full::new(Bytes::from(body));
+    *response.body_mut() = body;
     response
 }
 
-fn gzip_bytes(body: &[u8]) -> std::io::Result<Vec<u8>> {
+fn gzip_parts(parts: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
+    let len: usize = parts.iter().map(Vec::len).sum();
     // Level 1: expositions compress about 8:1 even so, at a fraction of the CPU.
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 6),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body)?;
+    let mut enc =
+        flate2::write::GzEncoder::new(Vec::with_capacity(len / 6), flate2::Compression::fast());
+    for p in parts {
+        enc.write_all(p)?;
+    }
     enc.finish()
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<Chunks> {
+    let mut r = Response::new(Chunks::from(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -231,8 +229,8 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-fn html(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+fn html(status: StatusCode, body: Bytes) -> Response<Chunks> {
+    let mut r = Response::new(Chunks::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -241,7 +239,7 @@ fn html(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     r
 }
 
-fn method_not_allowed() -> Response<Full<Bytes>> {
+fn method_not_allowed() -> Response<Chunks> {
     let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
     r.headers_mut()
         .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -30,16 +30,22 @@ pub const POOL_SIZE: usize = 2;
 /// A server session the pool keeps, and what it learnt when it logged in.
 struct Session {
     conn: Conn,
+    /// Global status and the variables, in one statement.
+    statement: String,
     /// The statement that lists replication status on this server.
-    replica_query: &'static str,
+    replica: &'static str,
+    /// The system variables this server has, in the order the statement reads them.
+    variables: Vec<String>,
 }
 
 pub struct Mysql {
     credentials: credentials::Credentials,
     timeout: Duration,
-    /// The per-scrape statement, built once.
-    query: String,
-    with_tables: bool,
+    /// The table-size statement for `mysql.schemas`, if any.
+    tables_sql: Option<String>,
+    tables_interval: Duration,
+    /// Table sizes as last read, and when.
+    tables: Mutex<Option<(Instant, Vec<TableStats>)>>,
     idle: Mutex<Vec<Session>>,
     permits: Semaphore,
     last_len: std::sync::atomic::AtomicUsize,
@@ -51,45 +57,42 @@ impl Mysql {
     pub fn new(cfg: &MysqlConfig) -> Result<Mysql, CredentialsError> {
         let credentials = credentials::Credentials::new(cfg);
         credentials.check()?;
-        let mut query =
-            String::from("SHOW GLOBAL STATUS; SHOW GLOBAL VARIABLES WHERE Variable_name IN (");
-        for (i, v) in VARIABLES.iter().enumerate() {
-            if i > 0 {
-                query.push(',');
-            }
-            query.push('\'');
-            query.push_str(v);
-            query.push('\'');
-        }
-        query.push_str(");");
-        let with_tables = !cfg.schemas.is_empty();
-        if with_tables {
-            query.push_str(
-                " SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(TABLE_ROWS, 0), \
+        let tables_sql = (!cfg.schemas.is_empty()).then(|| {
+            let list = cfg
+                .schemas
+                .iter()
+                // Schema names are checked to be plain identifiers while loading.
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(TABLE_ROWS, 0), \
                  IFNULL(DATA_LENGTH, 0), IFNULL(INDEX_LENGTH, 0), IFNULL(DATA_FREE, 0) \
                  FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
-                 AND TABLE_SCHEMA IN (",
-            );
-            for (i, s) in cfg.schemas.iter().enumerate() {
-                if i > 0 {
-                    query.push(',');
-                }
-                // Schema names are checked to be plain identifiers while loading.
-                query.push('\'');
-                query.push_str(s);
-                query.push('\'');
-            }
-            query.push_str(") ORDER BY TABLE_SCHEMA, TABLE_NAME;");
-        }
+                 AND TABLE_SCHEMA IN ({list}) ORDER BY TABLE_SCHEMA, TABLE_NAME"
+            )
+        });
         Ok(Mysql {
             credentials,
             timeout: cfg.timeout.get(),
-            query,
-            with_tables,
+            tables_sql,
+            tables_interval: cfg.table_sizes_interval.get(),
+            tables: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(POOL_SIZE),
             last_len: std::sync::atomic::AtomicUsize::new(32 * 1024),
         })
+    }
+
+    /// Whether this scrape reads table sizes again, or serves them as last read.
+    fn tables_due(&self) -> bool {
+        self.tables_sql.is_some()
+            && match self.tables.lock() {
+                Ok(t) => t
+                    .as_ref()
+                    .is_none_or(|(at, _)| at.elapsed() >= self.tables_interval),
+                Err(_) => true,
+            }
     }
 
     fn take_idle(&self) -> Option<Session> {
@@ -141,7 +144,7 @@ impl Mysql {
             }
         }
         let (major, minor, patch) = conn.server_version();
-        let replica_query = if mariadb {
+        let replica = if mariadb {
             // Every connection of a multi-source replica, with its Connection_name.
             "SHOW ALL SLAVES STATUS"
         } else if (major, minor, patch) >= (8, 0, 22) {
@@ -149,9 +152,32 @@ impl Mysql {
         } else {
             "SHOW SLAVE STATUS"
         };
+        // Which of the wanted variables this server has: reading them by name
+        // (`@@global.x`) costs the server far less than a filtered SHOW VARIABLES,
+        // but fails on a name it does not know.
+        let list = VARIABLES
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let variables: Vec<String> = conn
+            .query_map(
+                format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({list})"),
+                |(name, _): (String, Vec<u8>)| name,
+            )
+            .await
+            .map_err(|e| CollectError::Remote(format!("cannot list the system variables: {e}")))?;
+        let select = if variables.is_empty() {
+            "SELECT 1".to_owned()
+        } else {
+            let cols: Vec<String> = variables.iter().map(|v| format!("@@global.{v}")).collect();
+            format!("SELECT {}", cols.join(", "))
+        };
         Ok(Session {
             conn,
-            replica_query,
+            statement: format!("SHOW GLOBAL STATUS; {select}"),
+            replica,
+            variables,
         })
     }
 
@@ -186,74 +212,96 @@ impl Mysql {
         }
     }
 
-    /// Runs the scrape statement. Status and variables must succeed; table sizes and
-    /// replication status that fail (a missing grant) are reported as a partial failure.
+    /// Reads one snapshot. Status and variables come in one round trip and must
+    /// succeed. Table sizes (when due) and replication status are statements of their
+    /// own: one the account may not be allowed (a missing grant) is reported as a
+    /// partial failure and costs only its own series.
     async fn read(
         &self,
         session: &mut Session,
     ) -> Result<(Snapshot, Option<CollectError>), mysql_async::Error> {
         let mut snap = Snapshot::default();
-        let mut result = session.conn.query_iter(self.query.as_str()).await?;
+        let mut result = session.conn.query_iter(session.statement.as_str()).await?;
+        let status = &mut snap.status;
         result
             .for_each(|row| {
                 if let Some(p) = pair(&row) {
-                    snap.status.push(p);
+                    status.push(p);
                 }
             })
             .await?;
+        let (names, variables) = (&session.variables, &mut snap.variables);
         result
             .for_each(|row| {
-                if let Some(p) = pair(&row) {
-                    snap.variables.push(p);
-                }
-            })
-            .await?;
-        let mut partial = None;
-        if self.with_tables {
-            let tables = &mut snap.tables;
-            if let Err(e) = result
-                .for_each(|row| {
-                    if let Some(t) = table_row(&row) {
-                        tables.push(t);
+                for (i, name) in names.iter().enumerate() {
+                    if let Some(v) = text(row.as_ref(i)) {
+                        variables.push((name.clone(), v.to_owned()));
                     }
-                })
-                .await
-            {
-                partial = Some(server_error("table sizes", &e)?);
+                }
+            })
+            .await?;
+        drop(result);
+        let mut partial = None;
+        if let Some(sql) = self.tables_sql.as_deref().filter(|_| self.tables_due()) {
+            let mut tables = Vec::new();
+            let read = optional(&mut session.conn, sql, |row| {
+                if let Some(t) = table_row(&row) {
+                    tables.push(t);
+                }
+            })
+            .await;
+            match read {
+                Ok(()) => {
+                    if let Ok(mut t) = self.tables.lock() {
+                        *t = Some((Instant::now(), tables));
+                    }
+                }
+                Err(e) => partial = Some(server_error("reading table sizes", e)?),
             }
         }
-        drop(result);
-        // Separate: a grant the account lacks only costs the replication series.
+        snap.tables = match self.tables.lock() {
+            Ok(t) => t.as_ref().map(|(_, v)| v.clone()).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
         let replica = &mut snap.replica;
-        match session.conn.query_iter(session.replica_query).await {
-            Ok(mut r) => {
-                if let Some(cols) = r.columns() {
-                    replica.columns = cols.iter().map(|c| c.name_str().into_owned()).collect();
-                }
-                let rows = &mut replica.rows;
-                let res = r
-                    .for_each(|row| {
-                        rows.push(
-                            (0..row.len())
-                                .map(|i| text(row.as_ref(i)).map(str::to_owned))
-                                .collect(),
-                        );
-                    })
-                    .await;
-                if let Err(e) = res {
-                    partial = partial.or(Some(server_error(session.replica_query, &e)?));
-                }
+        let mut columns = None;
+        let read = optional(&mut session.conn, session.replica, |row| {
+            if columns.is_none() {
+                columns = Some(
+                    row.columns_ref()
+                        .iter()
+                        .map(|c| c.name_str().into_owned())
+                        .collect(),
+                );
             }
-            Err(e) => partial = partial.or(Some(server_error(session.replica_query, &e)?)),
+            replica.rows.push(
+                (0..row.len())
+                    .map(|i| text(row.as_ref(i)).map(str::to_owned))
+                    .collect(),
+            );
+        })
+        .await;
+        replica.columns = columns.unwrap_or_default();
+        if let Err(e) = read {
+            partial = partial.or(Some(server_error("reading replication status", e)?));
         }
         Ok((snap, partial))
     }
 }
 
+/// Runs one statement and hands each row to `f`.
+async fn optional(
+    conn: &mut Conn,
+    sql: &str,
+    f: impl FnMut(Row),
+) -> Result<(), mysql_async::Error> {
+    conn.query_iter(sql).await?.for_each(f).await
+}
+
 /// A statement the server refused becomes a partial failure; a broken connection stays
 /// an error (the connection is then dropped).
-fn server_error(what: &str, e: &mysql_async::Error) -> Result<CollectError, mysql_async::Error> {
-    match e {
+fn server_error(what: &str, e: mysql_async::Error) -> Result<CollectError, mysql_async::Error> {
+    match &e {
         mysql_async::Error::Server(s) => {
             let hint = if s.code == 1227 || s.code == 1044 || s.code == 1142 {
                 " (see the README for the grants the exporter's account needs)"
@@ -262,13 +310,8 @@ fn server_error(what: &str, e: &mysql_async::Error) -> Result<CollectError, mysq
             };
             Ok(CollectError::Remote(format!("{what}: {s}{hint}")))
         }
-        other => Err(clone_error(other)),
+        _ => Err(e),
     }
-}
-
-/// `mysql_async::Error` is not `Clone`; the message is what is kept.
-fn clone_error(e: &mysql_async::Error) -> mysql_async::Error {
-    mysql_async::Error::Other(e.to_string().into())
 }
 
 fn text(v: Option<&Value>) -> Option<&str> {

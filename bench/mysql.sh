@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# MySQL collector: shoehub-exporter against mysqld_exporter, side by side, one run.
+#
+# One MariaDB server (started here, in a scratch directory, on a free port) and one
+# account for both exporters, read from the same my.cnf-style file. mysqld_exporter runs
+# with its default collectors; shoehub-exporter with the mysql collector (one schema's
+# table sizes) and its host collectors on as well. Each round loads one exporter, then
+# the other, with wrk on loopback, first on one connection, then on four. Reported per
+# exporter: scrapes/s, p50 and p99 latency, CPU seconds per 1,000 scrapes (from
+# /proc/PID/stat, the exporter's own process only), peak RSS (VmHWM); then the ratios.
+#
+# Usage: bench/mysql.sh [ROUNDS] [SECONDS_PER_RUN]     (defaults: 3 rounds of 10 s)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+secs=${2:-10}
+
+work=$(mktemp -d)
+. bench/lib.sh
+install_missing prometheus-mysqld-exporter:prometheus-mysqld-exporter mariadbd:mariadb-server \
+  mariadb:mariadb-client wrk:wrk bc:bc curl:curl
+export PATH="$PATH:/usr/sbin"
+cargo build --release --locked -q
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+user=root
+[ "$(id -u)" = 0 ] || user=$(id -un)
+db_port=$(free_port)
+mariadb-install-db --no-defaults --datadir="$work/data" --user="$user" \
+  --auth-root-authentication-method=socket --skip-test-db >"$work/install.log" 2>&1
+mariadbd --no-defaults --datadir="$work/data" --socket="$work/mysqld.sock" --port="$db_port" \
+  --bind-address=127.0.0.1 --user="$user" --innodb-buffer-pool-size=64M \
+  --log-error="$work/mysqld.log" &
+pids+=("$!")
+sql() { mariadb --no-defaults --socket="$work/mysqld.sock" --user="$user" --batch -e "$1"; }
+for _ in $(seq 100); do sql 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+sql "CREATE USER 'exporter'@'127.0.0.1' IDENTIFIED BY '$password';
+     GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'exporter'@'127.0.0.1';
+     CREATE DATABASE shoe_store_hub;
+     CREATE TABLE shoe_store_hub.products (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100));
+     CREATE TABLE shoe_store_hub.orders (id INT PRIMARY KEY AUTO_INCREMENT, product INT, KEY (product));"
+(umask 077; printf '[client]\nuser = exporter\npassword = "%s"\nhost = 127.0.0.1\nport = %s\n' \
+  "$password" "$db_port" >"$work/exporter.cnf")
+
+peer_port=$(free_port)
+ours_port=$(free_port)
+prometheus-mysqld-exporter --config.my-cnf="$work/exporter.cnf" \
+  --web.listen-address="127.0.0.1:$peer_port" >"$work/peer.log" 2>&1 &
+peer_pid=$!; pids+=("$peer_pid")
+printf 'mysql:\n  defaults_file: %s\n  schemas: [shoe_store_hub]\n' "$work/exporter.cnf" >"$work/shoehub.yml"
+target/release/shoehub-exporter --config "$work/shoehub.yml" \
+  --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
+ours_pid=$!; pids+=("$ours_pid")
+wait_http "$peer_port"
+wait_http "$ours_port"
+curl -s "http://127.0.0.1:$peer_port/metrics" | grep -q '^mysql_up 1' || { echo "mysqld_exporter cannot reach the server" >&2; exit 1; }
+curl -s "http://127.0.0.1:$ours_port/metrics" | grep -q '^mysql_up 1' || { echo "shoehub-exporter cannot reach the server" >&2; cat "$work/ours.log" >&2; exit 1; }
+
+for r in $(seq "$rounds"); do
+  for conns in 1 4; do
+    run peer "$peer_pid" "$peer_port" "$conns"
+    run ours "$ours_pid" "$ours_port" "$conns"
+  done
+  echo "round $r of $rounds done" >&2
+done
+
+peer_rss=$(rss_kb "$peer_pid")
+ours_rss=$(rss_kb "$ours_pid")
+
+echo
+machine
+echo "$(mariadbd --version | awk '{print $3}'), mysqld_exporter $(prometheus-mysqld-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $(target/release/shoehub-exporter --version | awk '{print $2}')"
+echo "medians of $rounds alternating runs of ${secs}s each"
+printf '%-16s %-6s %12s %10s %10s %18s\n' exporter conns scrapes/s p50_us p99_us cpu_s/1000scrapes
+for conns in 1 4; do
+  for name in peer ours; do
+    printf '%-16s %-6s %12.0f %10.0f %10.0f %18.3f\n' "$name" "$conns" \
+      "$(median "$work/$name.$conns" 1)" "$(median "$work/$name.$conns" 2)" \
+      "$(median "$work/$name.$conns" 3)" "$(median "$work/$name.$conns" 4)"
+  done
+done
+printf 'peak RSS: mysqld_exporter %s kB, ours %s kB\n' "$peer_rss" "$ours_rss"
+echo
+echo "ratios (shoehub-exporter against mysqld_exporter; goal in brackets):"
+for conns in 1 4; do
+  tput=$(echo "$(median "$work/ours.$conns" 1) / $(median "$work/peer.$conns" 1)" | bc -l)
+  cpu=$(echo "$(median "$work/peer.$conns" 4) / $(median "$work/ours.$conns" 4)" | bc -l)
+  printf '  %s connection(s): throughput %.1fx [>=10x], CPU per scrape 1/%.1f [<=1/10]\n' \
+    "$conns" "$tput" "$cpu"
+done
+printf '  peak RSS: %.0f%% of its [<=30%%]\n' "$(echo "$ours_rss * 100 / $peer_rss" | bc -l)"
