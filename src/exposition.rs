@@ -252,9 +252,11 @@ pub fn finish(buf: &mut Vec<u8>, format: Format) {
 
 /// Escapes `\` and newline (and `"` in label values) as both formats require.
 fn escape_into(buf: &mut Vec<u8>, s: &[u8], quote: bool) {
-    let needs = s
-        .iter()
-        .any(|&b| b == b'\\' || b == b'\n' || (quote && b == b'"'));
+    let needs = if quote {
+        memchr::memchr3(b'\\', b'\n', b'"', s).is_some()
+    } else {
+        memchr::memchr2(b'\\', b'\n', s).is_some()
+    };
     if !needs {
         buf.extend_from_slice(s);
         return;

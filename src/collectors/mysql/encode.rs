@@ -139,9 +139,9 @@ pub fn status_value(v: &str) -> Option<Number<'_>> {
 fn metric_name(buf: &mut String, prefix: &str, var: &str) {
     buf.clear();
     buf.push_str(prefix);
-    buf.extend(var.chars().map(|c| {
-        if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase()
+    buf.extend(var.bytes().map(|b| {
+        if b.is_ascii_alphanumeric() {
+            char::from(b.to_ascii_lowercase())
         } else {
             '_'
         }
@@ -156,58 +156,78 @@ pub fn encode(w: &mut MetricWriter<'_>, snap: &Snapshot) {
     encode_tables(w, &snap.tables);
 }
 
+/// The status variables mysqld_exporter folds into labelled families: name prefix,
+/// family, label.
+const GROUPS: &[(&str, &Family, &str)] = &[
+    ("com_", &COMMANDS, "command"),
+    ("handler_", &HANDLERS, "handler"),
+    ("connection_errors_", &CONNECTION_ERRORS, "error"),
+    ("innodb_rows_", &INNODB_ROW_OPS, "operation"),
+    ("performance_schema_", &PERF_SCHEMA_LOST, "instrumentation"),
+];
+
 fn encode_status(w: &mut MetricWriter<'_>, status: &[(String, String)]) {
-    // Grouped families are written after the generic ones, each in one piece.
+    // Labelled families are written after the generic ones, each in one piece:
+    // (family, label name, label value, value).
     let mut grouped: Vec<(&'static Family, &'static str, String, Number<'_>)> = Vec::new();
+    const PREFIX: &str = "mysql_global_status_";
     let mut name = String::with_capacity(64);
     for (var, value) in status {
         let Some(v) = status_value(value) else {
             continue;
         };
-        metric_name(&mut name, "", var);
-        let group = |prefix: &str| name.strip_prefix(prefix).map(str::to_owned);
-        if let Some(cmd) = group("com_") {
-            grouped.push((&COMMANDS, "command", cmd, v));
-        } else if let Some(h) = group("handler_") {
-            grouped.push((&HANDLERS, "handler", h, v));
-        } else if let Some(e) = group("connection_errors_") {
-            grouped.push((&CONNECTION_ERRORS, "error", e, v));
-        } else if let Some(p) = group("innodb_buffer_pool_pages_") {
-            match p.as_str() {
+        metric_name(&mut name, PREFIX, var);
+        let short = &name[PREFIX.len()..];
+        if let Some(p) = short.strip_prefix("innodb_buffer_pool_pages_") {
+            match p {
                 "data" | "free" | "misc" | "old" => {
-                    grouped.push((&BUFFER_POOL_PAGES, "state", p, v));
+                    grouped.push((&BUFFER_POOL_PAGES, "state", p.to_owned(), v));
                 }
-                "dirty" => grouped.push((&BUFFER_POOL_DIRTY, "", p, v)),
+                "dirty" => grouped.push((&BUFFER_POOL_DIRTY, "", String::new(), v)),
                 // The sum of the states: derived, as mysqld_exporter leaves it out.
                 "total" => {}
-                _ => grouped.push((&BUFFER_POOL_CHANGES, "operation", p, v)),
+                _ => grouped.push((&BUFFER_POOL_CHANGES, "operation", p.to_owned(), v)),
             }
-        } else if let Some(op) = group("innodb_rows_") {
-            grouped.push((&INNODB_ROW_OPS, "operation", op, v));
-        } else if let Some(i) = group("performance_schema_") {
-            let i = i.strip_suffix("_lost").map(str::to_owned).unwrap_or(i);
-            grouped.push((&PERF_SCHEMA_LOST, "instrumentation", i, v));
+            continue;
+        }
+        match GROUPS.iter().find(|(prefix, ..)| short.starts_with(prefix)) {
+            Some((prefix, family, label)) => {
+                let mut value = &short[prefix.len()..];
+                if std::ptr::eq(*family, &PERF_SCHEMA_LOST) {
+                    value = value.strip_suffix("_lost").unwrap_or(value);
+                }
+                grouped.push((family, label, value.to_owned(), v));
+            }
+            None => w.dynamic_sample(Kind::Untyped, &name, STATUS_HELP, v),
+        }
+    }
+    // Stable order: by family, then as the server listed them (the sort is stable).
+    grouped.sort_by_key(|g| grouped_first(g.0));
+    for (family, label, value_label, v) in &grouped {
+        if label.is_empty() {
+            w.sample_number(family, &[], *v);
         } else {
-            let full = format!("mysql_global_status_{name}");
-            w.dynamic_sample(Kind::Untyped, &full, STATUS_HELP, v);
+            w.sample_number(family, &[(label, value_label)], *v);
         }
     }
-    // Stable order: by family (in first-seen order), then as the server listed them.
-    let mut order: Vec<*const Family> = Vec::new();
-    for (f, ..) in &grouped {
-        if !order.contains(&(*f as *const Family)) {
-            order.push(*f as *const Family);
-        }
-    }
-    for f in order {
-        for (family, label, value_label, v) in grouped.iter().filter(|g| std::ptr::eq(g.0, f)) {
-            if label.is_empty() {
-                w.sample_number(family, &[], *v);
-            } else {
-                w.sample_number(family, &[(label, value_label)], *v);
-            }
-        }
-    }
+}
+
+/// A family's place among the labelled status families.
+fn grouped_first(f: &Family) -> usize {
+    let order: [&Family; 8] = [
+        &BUFFER_POOL_PAGES,
+        &BUFFER_POOL_DIRTY,
+        &BUFFER_POOL_CHANGES,
+        &COMMANDS,
+        &CONNECTION_ERRORS,
+        &HANDLERS,
+        &INNODB_ROW_OPS,
+        &PERF_SCHEMA_LOST,
+    ];
+    order
+        .iter()
+        .position(|o| std::ptr::eq(*o, f))
+        .unwrap_or(order.len())
 }
 
 fn encode_variables(w: &mut MetricWriter<'_>, variables: &[(String, String)]) {

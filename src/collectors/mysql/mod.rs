@@ -1,12 +1,13 @@
 //! The MySQL/MariaDB collector.
 //!
-//! One scrape sends one multi-statement query (global status, the few variables that
-//! matter, table sizes, replication status) over a pooled connection, under the
-//! scrape's deadline. The pool holds at most [`POOL_SIZE`] connections and reuses them
-//! across scrapes; a connection that fails or runs out of time is dropped, never
-//! returned, so a hung server or a metadata lock costs one socket until the deadline,
-//! not a pile of connections. The query itself is the health check: a pooled connection
-//! that the server closed meanwhile (a restart) is replaced at once, in the same scrape.
+//! One scrape sends one multi-statement query (replication status, global status, the
+//! few variables that matter) over a pooled connection, under the scrape's deadline;
+//! table sizes are read again at their own, longer interval. The pool holds at most
+//! [`POOL_SIZE`] connections and reuses them across scrapes; a connection that fails
+//! or runs out of time is dropped, never returned, so a hung server or a metadata lock
+//! costs one socket until the deadline, not a pile of connections. The query itself is
+//! the health check: a pooled connection that the server closed meanwhile (a restart)
+//! is replaced at once, in the same scrape.
 
 mod credentials;
 mod encode;
@@ -26,14 +27,19 @@ use encode::{Snapshot, TableStats, UP, VARIABLES};
 
 /// Connections the exporter opens at most.
 pub const POOL_SIZE: usize = 2;
+/// How long a connection whose account was refused replication status waits before
+/// asking again (a grant added meanwhile then takes effect).
+const REPLICA_RETRY: Duration = Duration::from_secs(300);
 
 /// A server session the pool keeps, and what it learnt when it logged in.
 struct Session {
     conn: Conn,
-    /// Global status and the variables, in one statement.
-    statement: String,
-    /// The statement that lists replication status on this server.
-    replica: &'static str,
+    /// Replication status, global status and the variables: one round trip.
+    batch: String,
+    /// The same without replication status, for an account not allowed to read it.
+    batch_without_replica: String,
+    /// Why replication status was refused, and when it was last tried.
+    replica_refused: Option<(String, Instant)>,
     /// The system variables this server has, in the order the statement reads them.
     variables: Vec<String>,
 }
@@ -175,8 +181,11 @@ impl Mysql {
         };
         Ok(Session {
             conn,
-            statement: format!("SHOW GLOBAL STATUS; {select}"),
-            replica,
+            // Replication first: a statement the account may not run fails the batch
+            // at once, before anything else ran, and the batch is sent again without it.
+            batch: format!("{replica}; SHOW GLOBAL STATUS; {select}"),
+            batch_without_replica: format!("SHOW GLOBAL STATUS; {select}"),
+            replica_refused: None,
             variables,
         })
     }
@@ -212,20 +221,70 @@ impl Mysql {
         }
     }
 
-    /// Reads one snapshot. Status and variables come in one round trip and must
-    /// succeed. Table sizes (when due) and replication status are statements of their
-    /// own: one the account may not be allowed (a missing grant) is reported as a
-    /// partial failure and costs only its own series.
+    /// Reads one snapshot. Replication status, global status and the variables come in
+    /// one round trip; status and variables must succeed. Replication status that the
+    /// account may not read (a missing grant) and table sizes that fail are reported
+    /// as a partial failure and cost only their own series.
     async fn read(
         &self,
         session: &mut Session,
     ) -> Result<(Snapshot, Option<CollectError>), mysql_async::Error> {
         let mut snap = Snapshot::default();
-        let mut result = session.conn.query_iter(session.statement.as_str()).await?;
+        let mut partial = None;
+        let try_replica = session
+            .replica_refused
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= REPLICA_RETRY);
+        let mut with_replica = try_replica;
+        let mut result = if try_replica {
+            match session.conn.query_iter(session.batch.as_str()).await {
+                Ok(r) => {
+                    session.replica_refused = None;
+                    r
+                }
+                Err(e @ mysql_async::Error::Server(_)) => {
+                    let cause = server_error("reading replication status", e)?;
+                    session.replica_refused = Some((cause.to_string(), Instant::now()));
+                    with_replica = false;
+                    session
+                        .conn
+                        .query_iter(session.batch_without_replica.as_str())
+                        .await?
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            session
+                .conn
+                .query_iter(session.batch_without_replica.as_str())
+                .await?
+        };
+        if let Some((cause, _)) = &session.replica_refused {
+            partial = Some(CollectError::Remote(cause.clone()));
+        }
+        if with_replica {
+            let replica = &mut snap.replica;
+            result
+                .for_each(|row| {
+                    if replica.columns.is_empty() {
+                        replica.columns = row
+                            .columns_ref()
+                            .iter()
+                            .map(|c| c.name_str().into_owned())
+                            .collect();
+                    }
+                    replica.rows.push(
+                        (0..row.len())
+                            .map(|i| text(row.as_ref(i)).map(str::to_owned))
+                            .collect(),
+                    );
+                })
+                .await?;
+        }
         let status = &mut snap.status;
         result
             .for_each(|row| {
-                if let Some(p) = pair(&row) {
+                if let Some(p) = pair(row) {
                     status.push(p);
                 }
             })
@@ -241,7 +300,13 @@ impl Mysql {
             })
             .await?;
         drop(result);
-        let mut partial = None;
+        // A statement after the first that fails leaves its error pending instead of
+        // returning it; an empty status is how that shows.
+        if snap.status.is_empty() {
+            return Err(mysql_async::Error::Other(
+                "SHOW GLOBAL STATUS returned no rows".into(),
+            ));
+        }
         if let Some(sql) = self.tables_sql.as_deref().filter(|_| self.tables_due()) {
             let mut tables = Vec::new();
             let read = optional(&mut session.conn, sql, |row| {
@@ -256,35 +321,13 @@ impl Mysql {
                         *t = Some((Instant::now(), tables));
                     }
                 }
-                Err(e) => partial = Some(server_error("reading table sizes", e)?),
+                Err(e) => partial = partial.or(Some(server_error("reading table sizes", e)?)),
             }
         }
         snap.tables = match self.tables.lock() {
             Ok(t) => t.as_ref().map(|(_, v)| v.clone()).unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        let replica = &mut snap.replica;
-        let mut columns = None;
-        let read = optional(&mut session.conn, session.replica, |row| {
-            if columns.is_none() {
-                columns = Some(
-                    row.columns_ref()
-                        .iter()
-                        .map(|c| c.name_str().into_owned())
-                        .collect(),
-                );
-            }
-            replica.rows.push(
-                (0..row.len())
-                    .map(|i| text(row.as_ref(i)).map(str::to_owned))
-                    .collect(),
-            );
-        })
-        .await;
-        replica.columns = columns.unwrap_or_default();
-        if let Err(e) = read {
-            partial = partial.or(Some(server_error("reading replication status", e)?));
-        }
         Ok((snap, partial))
     }
 }
@@ -321,11 +364,14 @@ fn text(v: Option<&Value>) -> Option<&str> {
     }
 }
 
-fn pair(row: &Row) -> Option<(String, String)> {
-    Some((
-        text(row.as_ref(0))?.to_owned(),
-        text(row.as_ref(1))?.to_owned(),
-    ))
+/// A two-column row as owned text, moved out of the row without a copy.
+fn pair(row: Row) -> Option<(String, String)> {
+    let mut values = row.unwrap().into_iter();
+    let mut next = || match values.next()? {
+        Value::Bytes(b) => String::from_utf8(b).ok(),
+        _ => None,
+    };
+    Some((next()?, next()?))
 }
 
 fn table_row(row: &Row) -> Option<TableStats> {
