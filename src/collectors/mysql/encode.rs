@@ -139,13 +139,19 @@ pub fn status_value(v: &str) -> Option<Number<'_>> {
 fn metric_name(buf: &mut String, prefix: &str, var: &str) {
     buf.clear();
     buf.push_str(prefix);
-    buf.extend(var.bytes().map(|b| {
-        if b.is_ascii_alphanumeric() {
-            char::from(b.to_ascii_lowercase())
+    let start = buf.len();
+    buf.push_str(var);
+    // SAFETY: every byte of `var` that is not an ASCII letter or digit, including each
+    // byte of a multi-byte character, becomes `_`, and letters stay ASCII: the buffer
+    // is ASCII after the prefix and so valid UTF-8.
+    let bytes = unsafe { buf.as_mut_vec() };
+    for b in &mut bytes[start..] {
+        *b = if b.is_ascii_alphanumeric() {
+            b.to_ascii_lowercase()
         } else {
-            '_'
-        }
-    }));
+            b'_'
+        };
+    }
 }
 
 /// Writes every family of a snapshot (not `mysql_up`, which the caller writes).
@@ -468,6 +474,13 @@ mod tests {
         assert!(old.contains(&format!("mysql_slave_status_slave_io_running{l} 0\n")));
         assert!(old.contains(&format!("mysql_slave_status_seconds_behind_master{l} 12\n")));
         assert!(!old.contains("last_io_errno"), "NULL is left out");
+    }
+
+    #[test]
+    fn names_are_sanitised_to_ascii() {
+        let mut buf = String::new();
+        metric_name(&mut buf, "p_", "Ssl-Cipher.Liste\u{e9}");
+        assert_eq!(buf, "p_ssl_cipher_liste__");
     }
 
     #[test]

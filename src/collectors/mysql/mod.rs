@@ -54,6 +54,8 @@ pub struct Mysql {
     tables: Mutex<Option<(Instant, Vec<TableStats>)>>,
     idle: Mutex<Vec<Session>>,
     permits: Semaphore,
+    /// The read under way (its result is `None` until it ends), which scrapes join.
+    flight: Mutex<Option<tokio::sync::watch::Receiver<Option<Arc<Reading>>>>>,
     last_len: std::sync::atomic::AtomicUsize,
 }
 
@@ -86,6 +88,7 @@ impl Mysql {
             tables: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(POOL_SIZE),
+            flight: Mutex::new(None),
             last_len: std::sync::atomic::AtomicUsize::new(32 * 1024),
         })
     }
@@ -390,6 +393,62 @@ fn table_row(row: &Row) -> Option<TableStats> {
     })
 }
 
+/// One read of the server as every scrape that waited for it sees it: the snapshot
+/// and the cause of a partial failure, or why there is no snapshot.
+type Reading = Result<(Snapshot, Option<String>), String>;
+
+impl Mysql {
+    /// The reading of the read in flight, or of a new one. Scrapes that arrive while a
+    /// read is under way (a pair of Prometheus servers scraping at the same moment)
+    /// share it: the server is read once, not once per scrape, and a hung server holds
+    /// one read, not one per waiting scrape.
+    async fn join_or_start(self: Arc<Self>, deadline: Instant) -> Arc<Reading> {
+        let mut rx = {
+            let mut flight = match self.flight.lock() {
+                Ok(f) => f,
+                Err(p) => p.into_inner(),
+            };
+            match flight.as_ref() {
+                Some(rx) if rx.borrow().is_none() => rx.clone(),
+                _ => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    *flight = Some(rx.clone());
+                    let me = Arc::clone(&self);
+                    // A task of its own: the read ends at its deadline even if the
+                    // scrape that started it is gone.
+                    tokio::spawn(async move {
+                        let began = Instant::now();
+                        let reading = match tokio::time::timeout_at(deadline.into(), me.fetch())
+                            .await
+                        {
+                            Ok(Ok((snap, partial))) => Ok((snap, partial.map(|p| p.to_string()))),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            // The connection in use was dropped with the future: closed,
+                            // not returned to the pool.
+                            Err(_) => Err(format!(
+                                "the server did not answer within {:?}",
+                                deadline.saturating_duration_since(began)
+                            )),
+                        };
+                        let _ = tx.send(Some(Arc::new(reading)));
+                    });
+                    rx
+                }
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let waited = tokio::time::timeout_at(deadline.into(), rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(r)) => r
+                .as_ref()
+                .map(Arc::clone)
+                .unwrap_or_else(|| Arc::new(Err("the read ended without a result".to_owned()))),
+            Ok(Err(_)) => Arc::new(Err("the read ended without a result".to_owned())),
+            Err(_) => Arc::new(Err(format!("the server did not answer within {left:?}"))),
+        }
+    }
+}
+
 impl AsyncCollector for Mysql {
     fn name(&self) -> &'static str {
         "mysql"
@@ -401,30 +460,22 @@ impl AsyncCollector for Mysql {
 
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture {
         Box::pin(async move {
-            let began = Instant::now();
-            let fetched = tokio::time::timeout_at(deadline.into(), self.fetch()).await;
+            let reading = Arc::clone(&self).join_or_start(deadline).await;
             let mut out =
                 Vec::with_capacity(self.last_len.load(std::sync::atomic::Ordering::Relaxed) + 256);
             let result = {
                 let mut w = MetricWriter::new(&mut out, format);
-                match fetched {
-                    Ok(Ok((snap, partial))) => {
+                match &*reading {
+                    Ok((snap, partial)) => {
                         w.sample_u64(&UP, &[], 1);
-                        encode::encode(&mut w, &snap);
-                        partial.map_or(Ok(()), Err)
+                        encode::encode(&mut w, snap);
+                        partial
+                            .clone()
+                            .map_or(Ok(()), |p| Err(CollectError::Remote(p)))
                     }
-                    Ok(Err(e)) => {
+                    Err(cause) => {
                         w.sample_u64(&UP, &[], 0);
-                        Err(e)
-                    }
-                    Err(_) => {
-                        // The connection in use was dropped with the future: closed,
-                        // not returned to the pool.
-                        w.sample_u64(&UP, &[], 0);
-                        Err(CollectError::Remote(format!(
-                            "the server did not answer within {:?}",
-                            deadline.saturating_duration_since(began)
-                        )))
+                        Err(CollectError::Remote(cause.clone()))
                     }
                 }
             };
