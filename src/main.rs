@@ -32,6 +32,7 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     limit_malloc_arenas();
+    limit_mysql_buffers();
     tracing_subscriber::fmt()
         .with_max_level(args.log_level.as_tracing())
         .with_writer(std::io::stderr)
@@ -64,6 +65,17 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only adjusts allocator tuning; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// mysql_async keeps up to 128 packet buffers for reuse by default, sized for
+/// applications with many connections; the collector reads one result at a time.
+/// An operator's own setting wins.
+fn limit_mysql_buffers() {
+    const VAR: &str = "MYSQL_ASYNC_BUFFER_POOL_CAP";
+    if std::env::var_os(VAR).is_none() {
+        // Called before any thread starts, so nothing reads the environment meanwhile.
+        std::env::set_var(VAR, "8");
     }
 }
 

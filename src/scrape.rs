@@ -112,7 +112,7 @@ struct Slot {
 struct Outcome {
     ok: bool,
     seconds: f64,
-    output: Vec<u8>,
+    output: bytes::Bytes,
     cause: Option<String>,
 }
 
@@ -218,7 +218,11 @@ impl Engine {
 
     /// Runs every collector and returns the whole exposition, in pieces to be sent in
     /// order.
-    pub async fn scrape(&self, format: Format, scrape_timeout: Option<Duration>) -> Vec<Vec<u8>> {
+    pub async fn scrape(
+        &self,
+        format: Format,
+        scrape_timeout: Option<Duration>,
+    ) -> Vec<bytes::Bytes> {
         let start = Instant::now();
         let n = self.slots.len();
         // Where each collector's outcome comes from.
@@ -381,7 +385,7 @@ impl Engine {
     }
 
     /// The collectors' outputs as they are (no copy), then the engine's own families.
-    fn assemble(&self, format: Format, outcomes: Vec<Outcome>) -> Vec<Vec<u8>> {
+    fn assemble(&self, format: Format, outcomes: Vec<Outcome>) -> Vec<bytes::Bytes> {
         let mut parts = Vec::with_capacity(outcomes.len() + 1);
         let mut buf = Vec::with_capacity(2048);
         let mut w = MetricWriter::new(&mut buf, format);
@@ -419,7 +423,7 @@ impl Engine {
                 .map(|o| o.output)
                 .filter(|o| !o.is_empty()),
         );
-        parts.push(buf);
+        parts.push(buf.into());
         parts
     }
 }
@@ -440,7 +444,7 @@ fn run_one(slot: &Slot, format: Format) -> Outcome {
     Outcome {
         ok: result.is_ok(),
         seconds: started.elapsed().as_secs_f64(),
-        output,
+        output: output.into(),
         cause: result.err().map(|e| e.to_string()),
     }
 }
@@ -493,7 +497,7 @@ impl Outcome {
         Outcome {
             ok: false,
             seconds: start.elapsed().as_secs_f64(),
-            output: Vec::new(),
+            output: bytes::Bytes::new(),
             cause: Some(cause),
         }
     }
@@ -549,7 +553,8 @@ mod tests {
             engine
                 .scrape(Format::Text, Some(Duration::from_millis(300)))
                 .await
-                .concat(),
+                .concat()
+                .to_vec(),
         )
         .unwrap();
         assert!(
@@ -569,7 +574,8 @@ mod tests {
             engine
                 .scrape(Format::Text, Some(Duration::from_millis(300)))
                 .await
-                .concat(),
+                .concat()
+                .to_vec(),
         )
         .unwrap();
         assert!(
@@ -580,7 +586,8 @@ mod tests {
         assert!(out.contains("collector=\"sleepy\"} 0\n"));
         // Once it returned, it runs again (and with time enough, succeeds).
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let out = String::from_utf8(engine.scrape(Format::Text, None).await.concat()).unwrap();
+        let out =
+            String::from_utf8(engine.scrape(Format::Text, None).await.concat().to_vec()).unwrap();
         assert!(
             out.contains("shoehub_scrape_collector_success{collector=\"sleepy\"} 1\n"),
             "{out}"

@@ -119,9 +119,10 @@ pub trait Collector: Send + Sync + 'static {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError>;
 }
 
-/// What an asynchronous collection hands back: its output and its outcome.
+/// What an asynchronous collection hands back: its output (shared, so that scrapes
+/// served from one reading need not copy it) and its outcome.
 pub type CollectFuture =
-    Pin<Box<dyn Future<Output = (Vec<u8>, Result<(), CollectError>)> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = (bytes::Bytes, Result<(), CollectError>)> + Send + 'static>>;
 
 /// A source that waits on the network (a database server): it runs as a task on the
 /// async runtime instead of a thread, and is cancelled at its deadline, so a hung

@@ -12,7 +12,9 @@
 mod credentials;
 mod encode;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -393,9 +395,50 @@ fn table_row(row: &Row) -> Option<TableStats> {
     })
 }
 
-/// One read of the server as every scrape that waited for it sees it: the snapshot
-/// and the cause of a partial failure, or why there is no snapshot.
-type Reading = Result<(Snapshot, Option<String>), String>;
+/// One read of the server as every scrape that waited for it sees it.
+struct Reading {
+    /// The snapshot and the cause of a partial failure, or why there is no snapshot.
+    result: Result<(Snapshot, Option<String>), String>,
+    /// Its families in the text format and in OpenMetrics, encoded by the first scrape
+    /// that asks for each and shared by the others.
+    encoded: [OnceLock<Bytes>; 2],
+}
+
+impl Reading {
+    fn new(result: Result<(Snapshot, Option<String>), String>) -> Arc<Reading> {
+        Arc::new(Reading {
+            result,
+            encoded: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    fn encode(&self, format: Format, size_hint: usize) -> Bytes {
+        let slot = match format {
+            Format::Text => &self.encoded[0],
+            Format::OpenMetrics { .. } => &self.encoded[1],
+        };
+        slot.get_or_init(|| {
+            let mut out = Vec::with_capacity(size_hint + 256);
+            let mut w = MetricWriter::new(&mut out, format);
+            match &self.result {
+                Ok((snap, _)) => {
+                    w.sample_u64(&UP, &[], 1);
+                    encode::encode(&mut w, snap);
+                }
+                Err(_) => w.sample_u64(&UP, &[], 0),
+            }
+            Bytes::from(out)
+        })
+        .clone()
+    }
+
+    fn outcome(&self) -> Result<(), CollectError> {
+        match &self.result {
+            Ok((_, None)) => Ok(()),
+            Ok((_, Some(cause))) | Err(cause) => Err(CollectError::Remote(cause.clone())),
+        }
+    }
+}
 
 impl Mysql {
     /// The reading of the read in flight, or of a new one. Scrapes that arrive while a
@@ -430,7 +473,7 @@ impl Mysql {
                                 deadline.saturating_duration_since(began)
                             )),
                         };
-                        let _ = tx.send(Some(Arc::new(reading)));
+                        let _ = tx.send(Some(Reading::new(reading)));
                     });
                     rx
                 }
@@ -442,9 +485,9 @@ impl Mysql {
             Ok(Ok(r)) => r
                 .as_ref()
                 .map(Arc::clone)
-                .unwrap_or_else(|| Arc::new(Err("the read ended without a result".to_owned()))),
-            Ok(Err(_)) => Arc::new(Err("the read ended without a result".to_owned())),
-            Err(_) => Arc::new(Err(format!("the server did not answer within {left:?}"))),
+                .unwrap_or_else(|| Reading::new(Err("the read ended without a result".to_owned()))),
+            Ok(Err(_)) => Reading::new(Err("the read ended without a result".to_owned())),
+            Err(_) => Reading::new(Err(format!("the server did not answer within {left:?}"))),
         }
     }
 }
@@ -461,27 +504,11 @@ impl AsyncCollector for Mysql {
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture {
         Box::pin(async move {
             let reading = Arc::clone(&self).join_or_start(deadline).await;
-            let mut out =
-                Vec::with_capacity(self.last_len.load(std::sync::atomic::Ordering::Relaxed) + 256);
-            let result = {
-                let mut w = MetricWriter::new(&mut out, format);
-                match &*reading {
-                    Ok((snap, partial)) => {
-                        w.sample_u64(&UP, &[], 1);
-                        encode::encode(&mut w, snap);
-                        partial
-                            .clone()
-                            .map_or(Ok(()), |p| Err(CollectError::Remote(p)))
-                    }
-                    Err(cause) => {
-                        w.sample_u64(&UP, &[], 0);
-                        Err(CollectError::Remote(cause.clone()))
-                    }
-                }
-            };
+            let hint = self.last_len.load(std::sync::atomic::Ordering::Relaxed);
+            let out = reading.encode(format, hint);
             self.last_len
                 .store(out.len(), std::sync::atomic::Ordering::Relaxed);
-            (out, result)
+            (out, reading.outcome())
         })
     }
 }
