@@ -525,3 +525,89 @@ fn table_sizes_are_reread_at_their_interval() {
     assert_eq!(rows(&every), 4.0);
     assert_eq!(rows(&cached), 0.0, "read again before its interval");
 }
+
+#[test]
+fn replication_status_of_a_real_replica() {
+    let primary = MariaDb::start_with(&["--log-bin=primary-bin", "--server-id=1"]);
+    let replica = MariaDb::start_with(&["--server-id=2"]);
+    primary.sql(
+        "CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'repl-pw';
+         GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';",
+    );
+    // From the primary's current position: what it did before (its own set-up, which
+    // the replica has too) is not replayed.
+    let status = primary.sql("SHOW MASTER STATUS");
+    let f: Vec<&str> = status.split('\t').collect();
+    replica.sql(&format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl',
+         MASTER_PASSWORD='repl-pw', MASTER_LOG_FILE='{}', MASTER_LOG_POS={}, MASTER_CONNECT_RETRY=1;
+         START SLAVE;",
+        primary.port,
+        f[0],
+        f[1].trim()
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&config(
+        &replica,
+        &password_file(dir.path(), EXPORTER_PASSWORD),
+        "5s",
+    ));
+    let labels = [("master_host", "127.0.0.1"), ("connection_name", "")];
+    let running =
+        |m: &Exposition, col: &str| m.value(&format!("mysql_slave_status_{col}"), &labels);
+    let t = Instant::now();
+    let m = loop {
+        let m = scrape(&e);
+        if running(&m, "slave_io_running") == Some(1.0)
+            && running(&m, "slave_sql_running") == Some(1.0)
+        {
+            break m;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "replication did not start: {:?} {:?}\n{}",
+            running(&m, "slave_io_running"),
+            running(&m, "slave_sql_running"),
+            replica.sql("SHOW SLAVE STATUS\\G")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(success(&m), 1.0, "{}", e.stderr());
+    assert_eq!(running(&m, "seconds_behind_master"), Some(0.0));
+    assert_eq!(
+        m.types
+            .get("mysql_slave_status_slave_io_running")
+            .map(String::as_str),
+        Some("untyped")
+    );
+    // A statement on the primary arrives on the replica.
+    primary.sql("INSERT INTO shoe_store_hub.products (name) VALUES ('replicated')");
+    let t = Instant::now();
+    while replica
+        .sql("SELECT COUNT(*) FROM shoe_store_hub.products")
+        .trim()
+        != "1"
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the row did not replicate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The primary goes away: the IO thread stops running (it keeps trying to connect).
+    drop(primary);
+    let t = Instant::now();
+    loop {
+        let m = scrape(&e);
+        if running(&m, "slave_io_running") == Some(0.0) {
+            assert_eq!(running(&m, "slave_sql_running"), Some(1.0));
+            assert_eq!(mysql_up(&m), 1.0);
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the IO thread still looks running"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -19,6 +19,7 @@ pub struct MariaDb {
     dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 /// The OS user the server runs as, which `mariadb-install-db` also makes a
@@ -70,9 +71,15 @@ fn template() -> &'static Path {
 }
 
 impl MariaDb {
-    /// A fresh server with the exporter's account (`GRANT`s as the README says) and a
-    /// `shoe_store_hub` schema with two tables.
+    /// A fresh server with a `shoe_store_hub` schema of two tables and the exporter's
+    /// account with exactly the README's grants for MariaDB (so the tests prove they
+    /// suffice).
     pub fn start() -> MariaDb {
+        Self::start_with(&[])
+    }
+
+    /// [`MariaDb::start`] with more `mariadbd` options (`--log-bin`, `--server-id=2`).
+    pub fn start_with(extra: &[&str]) -> MariaDb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let status = Command::new("cp")
@@ -86,14 +93,17 @@ impl MariaDb {
             dir,
             port: free_port(),
             child: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         db.launch();
         db.sql(&format!(
-            "CREATE USER '{EXPORTER_USER}'@'localhost' IDENTIFIED BY '{EXPORTER_PASSWORD}';
-             CREATE USER '{EXPORTER_USER}'@'127.0.0.1' IDENTIFIED BY '{EXPORTER_PASSWORD}';
-             GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO '{EXPORTER_USER}'@'localhost';
-             GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO '{EXPORTER_USER}'@'127.0.0.1';
-             CREATE DATABASE shoe_store_hub;
+            "CREATE DATABASE shoe_store_hub;
+             CREATE USER '{EXPORTER_USER}'@'localhost' IDENTIFIED BY '{EXPORTER_PASSWORD}' WITH MAX_USER_CONNECTIONS 3;
+             CREATE USER '{EXPORTER_USER}'@'127.0.0.1' IDENTIFIED BY '{EXPORTER_PASSWORD}' WITH MAX_USER_CONNECTIONS 3;
+             GRANT SLAVE MONITOR ON *.* TO '{EXPORTER_USER}'@'localhost';
+             GRANT SLAVE MONITOR ON *.* TO '{EXPORTER_USER}'@'127.0.0.1';
+             GRANT REFERENCES ON shoe_store_hub.* TO '{EXPORTER_USER}'@'localhost';
+             GRANT REFERENCES ON shoe_store_hub.* TO '{EXPORTER_USER}'@'127.0.0.1';
              CREATE TABLE shoe_store_hub.products (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100), price DECIMAL(8,2)) ENGINE=InnoDB;
              CREATE TABLE shoe_store_hub.orders (id INT PRIMARY KEY AUTO_INCREMENT, product INT, qty INT, KEY (product)) ENGINE=InnoDB;"
         ));
@@ -126,6 +136,7 @@ impl MariaDb {
             .arg("--innodb-buffer-pool-size=32M")
             .arg("--skip-name-resolve")
             .arg("--max-connections=50")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
