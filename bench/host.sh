@@ -16,7 +16,7 @@ secs=${2:-10}
 work=$(mktemp -d)
 . bench/lib.sh
 install_missing prometheus-node-exporter:prometheus-node-exporter wrk:wrk bc:bc curl:curl
-cargo build --release --locked -q
+bin=$(scripts/build-release)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -31,7 +31,7 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   >"$work/node.log" 2>&1 &
 node_pid=$!; pids+=("$node_pid")
 printf 'system:\n  host:\n    pressure: false\n' >"$work/shoehub.yml"
-target/release/shoehub-exporter --config "$work/shoehub.yml" \
+"$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")
 wait_http "$node_port"
@@ -50,7 +50,8 @@ ours_rss=$(rss_kb "$ours_pid")
 
 echo
 machine
-echo "node_exporter $(prometheus-node-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $(target/release/shoehub-exporter --version | awk '{print $2}')"
+echo "node_exporter $(prometheus-node-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $("$bin" --version | awk '{print $2}')"
+echo "binary: $bin ($(ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic' && echo statically || echo dynamically) linked, as scripts/build-release builds it)"
 echo "medians of $rounds alternating runs of ${secs}s each"
 printf '%-14s %-6s %12s %12s %18s\n' exporter conns scrapes/s p99_us cpu_s/1000scrapes
 for conns in 1 8; do

@@ -20,7 +20,7 @@ work=$(mktemp -d)
 install_missing prometheus-mysqld-exporter:prometheus-mysqld-exporter mariadbd:mariadb-server \
   mariadb:mariadb-client wrk:wrk bc:bc curl:curl
 export PATH="$PATH:/usr/sbin"
-cargo build --release --locked -q
+bin=$(scripts/build-release)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -52,7 +52,7 @@ prometheus-mysqld-exporter --config.my-cnf="$work/exporter.cnf" \
   --web.listen-address="127.0.0.1:$peer_port" >"$work/peer.log" 2>&1 &
 peer_pid=$!; pids+=("$peer_pid")
 printf 'mysql:\n  defaults_file: %s\n  schemas: [shoe_store_hub]\n' "$work/exporter.cnf" >"$work/shoehub.yml"
-target/release/shoehub-exporter --config "$work/shoehub.yml" \
+"$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")
 wait_http "$peer_port"
@@ -73,7 +73,8 @@ ours_rss=$(rss_kb "$ours_pid")
 
 echo
 machine
-echo "$(mariadbd --version | awk '{print $3}'), mysqld_exporter $(prometheus-mysqld-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $(target/release/shoehub-exporter --version | awk '{print $2}')"
+echo "$(mariadbd --version | awk '{print $3}'), mysqld_exporter $(prometheus-mysqld-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $("$bin" --version | awk '{print $2}')"
+echo "binary: $bin ($(ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic' && echo statically || echo dynamically) linked, as scripts/build-release builds it)"
 echo "medians of $rounds alternating runs of ${secs}s each"
 printf '%-16s %-6s %12s %10s %10s %18s\n' exporter conns scrapes/s p50_us p99_us cpu_s/1000scrapes
 for conns in 1 4; do

@@ -13,10 +13,9 @@ mod credentials;
 mod encode;
 
 use std::sync::{Arc, Mutex, OnceLock};
-
-use bytes::Bytes;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 use tokio::sync::Semaphore;
@@ -46,6 +45,7 @@ struct Session {
     variables: Vec<String>,
 }
 
+/// The collector: credentials, the pool, the read under way and cached table sizes.
 pub struct Mysql {
     credentials: credentials::Credentials,
     timeout: Duration,
