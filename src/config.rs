@@ -36,6 +36,8 @@ pub struct Config {
     pub system: SystemConfig,
     /// The MySQL/MariaDB collector; off while the section is absent.
     pub mysql: Option<MysqlConfig>,
+    /// Web server access logs to follow; the weblog collector is off while empty.
+    pub weblogs: Vec<WeblogConfig>,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -75,6 +77,17 @@ impl Config {
 
     /// Rules that span keys, which serde cannot check one value at a time.
     fn validate(&self) -> Result<(), String> {
+        for (i, w) in self.weblogs.iter().enumerate() {
+            if w.name.is_empty() {
+                return Err(format!("weblogs[{i}].name: must not be empty"));
+            }
+            if let Some(j) = self.weblogs[..i].iter().position(|o| o.name == w.name) {
+                return Err(format!(
+                    "weblogs[{i}].name: {:?} is already the name of weblogs[{j}]; each log needs its own (it is the `log` label)",
+                    w.name
+                ));
+            }
+        }
         if let Some(m) = &self.mysql {
             if m.password_file.is_some() && m.defaults_file.is_some() {
                 return Err(
@@ -386,6 +399,42 @@ impl<'de> Deserialize<'de> for MysqlUrl {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// One entry of `weblogs:` — an access log to follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeblogConfig {
+    /// The `log` label of its series.
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: LogFormat,
+    /// Count what the file already holds when the exporter starts; by default only
+    /// lines written after the start are counted, so a restart does not count history
+    /// again. A file that appears later is always read from its beginning.
+    #[serde(default)]
+    pub from_beginning: bool,
+    /// Longer lines are counted as parse errors and skipped.
+    #[serde(default = "max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+fn max_line_bytes() -> usize {
+    64 * 1024
+}
+
+/// An access log's line format.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`; nginx's default too.
+    #[default]
+    Combined,
+    /// `%h %l %u %t "%r" %>s %b`
+    Common,
+    /// `combined` plus Apache's `%D` (microseconds) as the last field.
+    CombinedDuration,
 }
 
 /// `dashboard:` — the maintenance plan's own format.

@@ -34,6 +34,9 @@ impl Format {
 pub enum Kind {
     Counter,
     Gauge,
+    /// Buckets, sum and count; the family name is the base of `_bucket`, `_sum`,
+    /// `_count`.
+    Histogram,
     /// A value of unknown meaning (`untyped` in the text format, `unknown` in
     /// OpenMetrics): what mysqld_exporter reports a generic server status variable as.
     Untyped,
@@ -67,6 +70,15 @@ impl Family {
             name,
             help,
             kind: Kind::Gauge,
+            unit: None,
+        }
+    }
+
+    pub const fn histogram(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind: Kind::Histogram,
             unit: None,
         }
     }
@@ -194,10 +206,22 @@ impl<'a> MetricWriter<'a> {
 
     /// `name{k="v",…} ` up to the value.
     fn series(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.series_with(name, "", labels, None);
+    }
+
+    /// `name` + `suffix`, the labels and one more label (a histogram's `le`).
+    fn series_with(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &[(&str, &str)],
+        extra: Option<(&str, &str)>,
+    ) {
         self.buf.extend_from_slice(name.as_bytes());
-        if !labels.is_empty() {
+        self.buf.extend_from_slice(suffix.as_bytes());
+        if !labels.is_empty() || extra.is_some() {
             self.buf.push(b'{');
-            for (i, (k, v)) in labels.iter().enumerate() {
+            for (i, (k, v)) in labels.iter().chain(extra.as_ref()).enumerate() {
                 if i > 0 {
                     self.buf.push(b',');
                 }
@@ -209,6 +233,47 @@ impl<'a> MetricWriter<'a> {
             self.buf.push(b'}');
         }
         self.buf.push(b' ');
+    }
+
+    /// One histogram: cumulative counts per upper bound (`+Inf` is added), sum and count.
+    pub fn histogram(
+        &mut self,
+        family: &'static Family,
+        labels: &[(&str, &str)],
+        bounds: &[f64],
+        cumulative: &[u64],
+        sum: f64,
+        count: u64,
+    ) {
+        if !self.current.is_some_and(|c| std::ptr::eq(c, family)) {
+            self.current = Some(family);
+            self.header(family);
+        }
+        let mut le = Vec::with_capacity(24);
+        for (bound, n) in bounds.iter().zip(cumulative) {
+            le.clear();
+            write_f64(&mut le, *bound);
+            // OpenMetrics wants a float in `le`: 1 as 1.0.
+            if !le.contains(&b'.') && !le.contains(&b'e') {
+                le.extend_from_slice(b".0");
+            }
+            let le = std::str::from_utf8(&le).unwrap_or("+Inf");
+            self.series_with(family.name, "_bucket", labels, Some(("le", le)));
+            self.buf
+                .extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+            self.buf.push(b'\n');
+        }
+        self.series_with(family.name, "_bucket", labels, Some(("le", "+Inf")));
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+        self.buf.push(b'\n');
+        self.series_with(family.name, "_sum", labels, None);
+        write_f64(self.buf, sum);
+        self.buf.push(b'\n');
+        self.series_with(family.name, "_count", labels, None);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+        self.buf.push(b'\n');
     }
 
     fn header(&mut self, family: &Family) {
@@ -228,6 +293,7 @@ impl<'a> MetricWriter<'a> {
         self.buf.extend_from_slice(match kind {
             Kind::Counter => b" counter\n",
             Kind::Gauge => b" gauge\n",
+            Kind::Histogram => b" histogram\n",
             Kind::Untyped => match self.format {
                 Format::OpenMetrics { .. } => b" unknown\n",
                 Format::Text => b" untyped\n",

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig(args)) => match Config::load(Some(&args.config))
             .map_err(|e| Box::new(e) as Box<dyn Error>)
-            .and_then(|c| collectors::build(&c).map_err(|e| Box::new(e) as Box<dyn Error>))
+            .and_then(|c| collectors::build(&c, false).map_err(|e| Box::new(e) as Box<dyn Error>))
         {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
@@ -48,7 +48,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(path) = args.telemetry_path {
         config.web.telemetry_path = path;
     }
-    let collectors = match collectors::build(&config) {
+    let collectors = match collectors::build(&config, true) {
         Ok(c) => c,
         Err(e) => return fail(&e, EXIT_CONFIG),
     };

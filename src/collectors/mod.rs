@@ -25,6 +25,7 @@ pub mod memory;
 pub mod mysql;
 pub mod network;
 pub mod parse;
+pub mod weblog;
 
 /// Why a collector failed, or failed in part, for one scrape.
 #[derive(Debug, thiserror::Error)]
@@ -182,12 +183,30 @@ pub fn is_procfs(dir: &Path) -> bool {
 
 /// Every collector the configuration enables, in exposition order. Fails when a
 /// collector cannot be set up as configured (MySQL credentials that cannot be used).
-pub fn build(config: &Config) -> Result<Vec<AnyCollector>, mysql::CredentialsError> {
+/// With `start`, background work begins (following access logs); without, the
+/// collectors are only checked.
+pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildError> {
     let mut out = host_collectors(&config.system);
     if let Some(m) = config.mysql.as_ref().filter(|m| m.enabled) {
         out.push(AnyCollector::Async(Arc::new(mysql::Mysql::new(m)?)));
     }
+    if !config.weblogs.is_empty() {
+        let (collector, followers) = weblog::Weblog::new(&config.weblogs);
+        if start {
+            weblog::spawn(followers).map_err(BuildError::Thread)?;
+        }
+        out.push(AnyCollector::Blocking(Arc::new(collector)));
+    }
     Ok(out)
+}
+
+/// Why the collectors could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Mysql(#[from] mysql::CredentialsError),
+    #[error("cannot start the access-log thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// The host collectors the configuration enables, in exposition order.
