@@ -240,8 +240,33 @@ fn statvfs(path: &str) -> libc::statvfs {
 #[test]
 fn promtool_finds_nothing_but_node_exporters_own_camel_case() {
     let promtool = require_tool("promtool", "prometheus");
-    let e = Exporter::start("");
-    let body = e.get("/metrics", &[]).body;
+    // With an access log too, so that its families (a histogram among them) are checked.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(
+        &log,
+        "203.0.113.9 - - [25/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 500 12 \"-\" \"t\" 1500\n",
+    )
+    .unwrap();
+    let e = Exporter::start(&format!(
+        "weblogs:\n  - name: shop\n    path: {}\n    format: combined_duration\n    from_beginning: true\n",
+        log.display()
+    ));
+    let mut body = Vec::new();
+    for _ in 0..50 {
+        body = e.get("/metrics", &[]).body;
+        if String::from_utf8_lossy(&body)
+            .contains("shoehub_http_request_duration_seconds_count{log=\"shop\"} 1")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("shoehub_http_requests_total{code=\"500\",log=\"shop\",method=\"GET\"} 1"),
+        "the access log was not counted"
+    );
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -12,7 +12,19 @@ use common::{free_port, require_tool, Exporter, Prometheus};
 
 #[test]
 fn prometheus_scrapes_the_exporter() {
-    let e = Exporter::start("");
+    // An access log with a duration, so that a histogram and unit metadata are in the
+    // OpenMetrics answer Prometheus parses.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(
+        &log,
+        "203.0.113.9 - - [25/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 12 \"-\" \"t\" 1500\n",
+    )
+    .unwrap();
+    let e = Exporter::start(&format!(
+        "weblogs:\n  - name: shop\n    path: {}\n    format: combined_duration\n    from_beginning: true\n",
+        log.display()
+    ));
     let p = Prometheus::start(&format!(
         "  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
         e.address()
@@ -23,7 +35,11 @@ fn prometheus_scrapes_the_exporter() {
     assert!(failing.is_empty(), "failing collectors: {failing:?}");
     assert_eq!(
         p.query("count(shoehub_scrape_collector_success{job=\"shoehub\"})")[0]["value"][1],
-        "6"
+        "7"
+    );
+    p.wait_for(
+        "shoehub_http_request_duration_seconds_bucket{job=\"shoehub\",le=\"0.005\"} == 1",
+        Duration::from_secs(10),
     );
     assert!(!p
         .query("node_memory_MemTotal_bytes{job=\"shoehub\"}")

@@ -222,12 +222,17 @@ fn bad_input_is_counted_and_bounded() {
     let junk = d.join("junk.log");
     let empty = d.join("empty.log");
     let flaky = d.join("flaky.log");
+    let sub = d.join("vhost");
+    let gone = sub.join("access.log");
     std::fs::write(&empty, "").unwrap();
     std::fs::write(&flaky, "").unwrap();
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(&gone, "").unwrap();
     let e = Exporter::start(&config(&[
         ("junk", &junk, "    from_beginning: true\n"),
         ("empty", &empty, ""),
         ("flaky", &flaky, ""),
+        ("gone", &gone, ""),
     ]));
     // A good line, a malformed one, a status that is not three digits, binary garbage,
     // a 1 MB line, and a good line after it: 6 lines, 2 requests.
