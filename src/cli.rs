@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{ListenAddress, TelemetryPath};
+use crate::config::{DurationValue, ListenAddress, TelemetryPath};
 
 /// Prometheus exporter for the Shoe Store Hub host: system, database, web-error,
 /// backup and job metrics on one scrape target.
@@ -30,6 +30,40 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a configuration file and exit: 0 when it is valid.
     CheckConfig(CheckConfigArgs),
+    /// Run maintenance commands as jobs that report themselves as metrics.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Run COMMAND as the job NAME and record the run for the exporter.
+    ///
+    /// The command's output passes through; start, end, duration, exit code (128+N for
+    /// signal N), the last lines of output and an Ansible PLAY RECAP go to
+    /// <jobs.state_dir>/NAME.json, which the exporter serves as shoehub_job_* metrics.
+    /// One run of a job at a time: a second one exits with code 75. Exits with the
+    /// command's own exit code.
+    ///
+    /// Example: shoehub-exporter job run update --timeout 2h -- ansible-playbook update.yml
+    Run(JobRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobRunArgs {
+    /// The job's name: the `job` label and the state file's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Stop the command (its whole process group: SIGTERM, then SIGKILL after
+    /// jobs.kill_grace) when it runs longer, e.g. 30m, 2h.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<DurationValue>,
+    /// Read jobs.state_dir and jobs.kill_grace from this YAML file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

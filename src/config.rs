@@ -38,6 +38,8 @@ pub struct Config {
     pub mysql: Option<MysqlConfig>,
     /// Web server access logs to follow; the weblog collector is off while empty.
     pub weblogs: Vec<WeblogConfig>,
+    /// Where job runs record their state.
+    pub jobs: JobsConfig,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -398,6 +400,28 @@ impl<'de> Deserialize<'de> for MysqlUrl {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `jobs:` — job state files, written by `job run` (and the backup and update jobs),
+/// read by the jobs collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    pub state_dir: PathBuf,
+    /// Serve the jobs' metrics.
+    pub enabled: bool,
+    /// How long a timed-out job gets after SIGTERM before SIGKILL.
+    pub kill_grace: DurationValue,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            state_dir: PathBuf::from("/var/lib/shoehub-exporter/jobs"),
+            enabled: true,
+            kill_grace: DurationValue(Duration::from_secs(10)),
+        }
     }
 }
 

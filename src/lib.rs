@@ -7,9 +7,11 @@ pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exposition;
+pub mod jobs;
 pub mod procfile;
 pub mod scrape;
 pub mod server;
+pub mod state;
 
 /// The crate version, as `shoehub_exporter_build_info{version}` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

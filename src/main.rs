@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use shoehub_exporter::cli::{Cli, Command, ServeArgs};
+use shoehub_exporter::cli::{Cli, Command, JobCommand, JobRunArgs, ServeArgs};
 use shoehub_exporter::collectors;
 use shoehub_exporter::config::Config;
 
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             Err(e) => fail(e.as_ref(), EXIT_CONFIG),
         },
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Job(JobCommand::Run(args))) => job_run(args),
         None => serve(cli.serve),
     }
 }
@@ -55,6 +56,32 @@ fn serve(args: ServeArgs) -> ExitCode {
     match shoehub_exporter::server::run(&config, collectors) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e, 1),
+    }
+}
+
+fn job_run(args: JobRunArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    let run = shoehub_exporter::jobs::runner::JobRun {
+        state_dir: &config.jobs.state_dir,
+        job: &args.name,
+        timeout: args.timeout.map(|t| t.get()),
+        kill_grace: config.jobs.kill_grace.get(),
+        command: &args.command,
+    };
+    match shoehub_exporter::jobs::runner::run(&run) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            let code = u8::try_from(e.exit_code()).unwrap_or(1);
+            fail(&e, code)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod host;
+pub mod jobs;
 pub mod memory;
 pub mod mysql;
 pub mod network;
@@ -168,6 +169,31 @@ impl<C: Collector> From<Arc<C>> for AnyCollector {
     }
 }
 
+/// Whether `path` (or, while it does not exist, its nearest existing ancestor) is on a
+/// network or FUSE filesystem, where a read can wait on a server.
+pub fn is_remote_fs(path: &Path) -> bool {
+    const REMOTE: [libc::c_long; 7] = [
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x6573_5546, // FUSE
+        0x00C3_6400, // Ceph
+        0x0102_1997, // 9p
+    ];
+    let Some(existing) = path.ancestors().find(|p| p.exists()) else {
+        return false;
+    };
+    let Ok(c) = CString::new(existing.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut buf) != 0 || REMOTE.contains(&(buf.f_type as libc::c_long))
+    }
+}
+
 /// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
 pub fn is_procfs(dir: &Path) -> bool {
     const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
@@ -189,6 +215,11 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
     let mut out = host_collectors(&config.system);
     if let Some(m) = config.mysql.as_ref().filter(|m| m.enabled) {
         out.push(AnyCollector::Async(Arc::new(mysql::Mysql::new(m)?)));
+    }
+    if config.jobs.enabled {
+        out.push(AnyCollector::Blocking(Arc::new(jobs::Jobs::new(
+            config.jobs.state_dir.clone(),
+        ))));
     }
     if !config.weblogs.is_empty() {
         let (collector, followers) = weblog::Weblog::new(&config.weblogs);

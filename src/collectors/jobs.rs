@@ -1,0 +1,187 @@
+//! The jobs collector: every job state file in `jobs.state_dir` as metrics.
+//!
+//! A state file that cannot be read or parsed costs only its own job's series and is
+//! reported (`collector_success 0`, logged once). A run recorded as under way whose
+//! runner is gone (killed) is not reported as running.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CollectError, Collector};
+use crate::exposition::{Family, MetricWriter};
+use crate::state::job::{self, JobState};
+
+static LAST_START: Family = Family::gauge(
+    "shoehub_job_last_start_timestamp_seconds",
+    "When the job's latest run started (one under way included), Unix time; 0 if it never ran.",
+)
+.unit("seconds");
+static LAST_COMPLETION: Family = Family::gauge(
+    "shoehub_job_last_completion_timestamp_seconds",
+    "When the job's last finished run ended, Unix time; 0 if none has.",
+)
+.unit("seconds");
+static LAST_SUCCESS: Family = Family::gauge(
+    "shoehub_job_last_success_timestamp_seconds",
+    "When the job last ended with exit code 0, Unix time; 0 if it never has.",
+)
+.unit("seconds");
+static LAST_DURATION: Family = Family::gauge(
+    "shoehub_job_last_duration_seconds",
+    "How long the job's last finished run took.",
+)
+.unit("seconds");
+static LAST_EXIT: Family = Family::gauge(
+    "shoehub_job_last_exit_code",
+    "Exit code of the job's last finished run (128 + N when signal N ended it).",
+);
+static RUNNING: Family = Family::gauge(
+    "shoehub_job_running",
+    "Whether a run of the job is under way (1) with its runner alive.",
+);
+static RUNS: Family = Family::counter("shoehub_job_runs_total", "Finished runs of the job.");
+static FAILURES: Family = Family::counter(
+    "shoehub_job_failures_total",
+    "Finished runs of the job that did not exit with 0.",
+);
+static ANSIBLE_TASKS: Family = Family::gauge(
+    "shoehub_ansible_last_run_tasks",
+    "Tasks of the job's last Ansible run per host and status, from its PLAY RECAP.",
+);
+
+/// A job's name and its state, or why it cannot be read.
+type Entry = (String, Result<JobState, String>);
+
+pub struct Jobs {
+    dir: PathBuf,
+    remote: bool,
+}
+
+impl Jobs {
+    pub fn new(dir: PathBuf) -> Jobs {
+        let remote = super::is_remote_fs(&dir);
+        Jobs { dir, remote }
+    }
+
+    /// Every state file: (job, state or why not).
+    fn read_all(&self) -> Result<Vec<Entry>, CollectError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            // No job has run yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(CollectError::read(&self.dir, e)),
+        };
+        let mut out: Vec<Entry> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let job = name.strip_suffix(".json")?;
+                if !job::valid_name(job) {
+                    return None;
+                }
+                let path = e.path();
+                let state = std::fs::read(&path)
+                    .map_err(|err| format!("{}: {err}", path.display()))
+                    .and_then(|bytes| job::parse(&path, &bytes).map_err(|err| err.to_string()))
+                    .and_then(|s| {
+                        if s.job == job {
+                            Ok(s)
+                        } else {
+                            Err(format!("{}: records job {:?}", path.display(), s.job))
+                        }
+                    });
+                Some((job.to_owned(), state))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+impl Collector for Jobs {
+    fn name(&self) -> &'static str {
+        "jobs"
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// A few small files on a local disk, in the page cache after their first read,
+    /// cost less than a thread hand-off; on a network filesystem they go to the pool.
+    fn may_block(&self) -> bool {
+        self.remote
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        let all = self.read_all()?;
+        let good: Vec<(&str, &JobState)> = all
+            .iter()
+            .filter_map(|(j, s)| s.as_ref().ok().map(|s| (j.as_str(), s)))
+            .collect();
+        let running = |s: &JobState| s.running.as_ref().is_some_and(job::is_alive);
+        for (j, s) in &good {
+            let start = match (&s.running, &s.last) {
+                (Some(r), _) if running(s) => r.started,
+                (_, Some(l)) => l.started,
+                _ => 0.0,
+            };
+            w.sample(&LAST_START, &[("job", j)], start);
+        }
+        for (j, s) in &good {
+            w.sample(
+                &LAST_COMPLETION,
+                &[("job", j)],
+                s.last.as_ref().map_or(0.0, |l| l.ended),
+            );
+        }
+        for (j, s) in &good {
+            w.sample(&LAST_SUCCESS, &[("job", j)], s.last_success.unwrap_or(0.0));
+        }
+        for (j, s) in &good {
+            let d = s
+                .last
+                .as_ref()
+                .map_or(0.0, |l| (l.ended - l.started).max(0.0));
+            w.sample(&LAST_DURATION, &[("job", j)], d);
+        }
+        for (j, s) in &good {
+            let code = s.last.as_ref().map_or(0.0, |l| f64::from(l.exit_code));
+            w.sample(&LAST_EXIT, &[("job", j)], code);
+        }
+        for (j, s) in &good {
+            w.sample_u64(&RUNNING, &[("job", j)], u64::from(running(s)));
+        }
+        for (j, s) in &good {
+            w.sample_u64(&RUNS, &[("job", j)], s.runs);
+        }
+        for (j, s) in &good {
+            w.sample_u64(&FAILURES, &[("job", j)], s.failures);
+        }
+        for (j, s) in &good {
+            let Some(recap) = s.last.as_ref().and_then(|l| l.recap.as_ref()) else {
+                continue;
+            };
+            for (host, counts) in recap {
+                for status in job::RECAP_STATUSES {
+                    let n = counts.get(status).copied().unwrap_or(0);
+                    w.sample_u64(
+                        &ANSIBLE_TASKS,
+                        &[("host", host), ("job", j), ("status", status)],
+                        n,
+                    );
+                }
+            }
+        }
+        let bad: Vec<&String> = all.iter().filter_map(|(_, s)| s.as_ref().err()).collect();
+        match bad.first() {
+            None => Ok(()),
+            Some(first) => Err(CollectError::Partial {
+                what: "job state files",
+                failed: bad.len(),
+                total: all.len(),
+                first: (*first).clone(),
+            }),
+        }
+    }
+}

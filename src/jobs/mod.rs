@@ -1,0 +1,4 @@
+//! Jobs that report themselves: the runner (`job run`) and, on top of it, the backup
+//! and update commands.
+
+pub mod runner;

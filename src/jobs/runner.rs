@@ -1,0 +1,352 @@
+//! `job run NAME [--timeout DUR] -- COMMAND [ARGS…]`: runs a command as a job that
+//! reports itself.
+//!
+//! One run of a job at a time (a lock file per job, held with flock, so a killed runner
+//! releases it with its last file descriptor). The command runs in its own process
+//! group, its output passed through; a timeout, SIGTERM or SIGINT stops the whole group
+//! (SIGTERM, then SIGKILL after the grace period). The state file records start, end,
+//! exit code (128 + N for signal N), the last lines of output and, for Ansible, the
+//! PLAY RECAP. The runner exits with the command's own exit code.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::state::job::{self, Finished, JobState, Recap, Running, StateError};
+
+/// Exit code when another run of the job holds the lock (sysexits' EX_TEMPFAIL).
+pub const EXIT_BUSY: i32 = 75;
+/// Exit code when the command cannot be started (as a shell says).
+pub const EXIT_NOT_STARTED: i32 = 127;
+/// Lines of output kept in the state file.
+const TAIL_LINES: usize = 20;
+/// Longest line kept (longer ones are cut).
+const TAIL_LINE_BYTES: usize = 512;
+/// Ansible's JSON callback output is parsed when it is at most this long.
+const JSON_LIMIT: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid job name {0:?}: use letters, digits, '-', '_' and '.' (it becomes a file name and a label)")]
+    Name(String),
+    #[error("job {job} is already running{by}; this run was not started")]
+    Busy { job: String, by: String },
+    #[error("cannot use the job state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Busy { .. } => EXIT_BUSY,
+            _ => 1,
+        }
+    }
+}
+
+pub struct JobRun<'a> {
+    pub state_dir: &'a Path,
+    pub job: &'a str,
+    pub timeout: Option<Duration>,
+    pub kill_grace: Duration,
+    pub command: &'a [OsString],
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The signal that asked the runner to stop (SIGTERM or SIGINT), or 0.
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_stop(sig: libc::c_int) {
+    STOP.store(sig, Ordering::SeqCst);
+}
+
+/// What the output readers collect.
+#[derive(Default)]
+struct Output {
+    tail: VecDeque<String>,
+    recap: Recap,
+    in_recap: bool,
+    json: Option<Vec<u8>>,
+}
+
+impl Output {
+    fn line(&mut self, line: &str) {
+        if line.starts_with("PLAY RECAP") {
+            self.in_recap = true;
+            self.recap.clear();
+        } else if self.in_recap {
+            match job::parse_recap_line(line) {
+                Some((host, counts)) => {
+                    self.recap.insert(host, counts);
+                }
+                None if line.trim().is_empty() => {}
+                None => self.in_recap = false,
+            }
+        }
+        let mut kept = line.to_owned();
+        if kept.len() > TAIL_LINE_BYTES {
+            let mut cut = TAIL_LINE_BYTES;
+            while !kept.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            kept.truncate(cut);
+            kept.push('…');
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(kept);
+    }
+}
+
+/// Copies `from` to `to` line by line, feeding `out`.
+fn pump(from: impl Read, mut to: impl Write, out: &Mutex<Output>, watch_json: bool) {
+    let mut reader = BufReader::new(from);
+    let mut buf = Vec::new();
+    let mut first = true;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let _ = to.write_all(&buf);
+        let _ = to.flush();
+        let Ok(mut o) = out.lock() else { return };
+        if watch_json && first && buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            o.json = Some(Vec::new());
+        }
+        first = false;
+        if let Some(j) = o.json.as_mut() {
+            if j.len() + buf.len() <= JSON_LIMIT {
+                j.extend_from_slice(&buf);
+            }
+        }
+        let text = String::from_utf8_lossy(&buf);
+        o.line(text.trim_end_matches(['\n', '\r']));
+    }
+}
+
+/// Runs the job; returns the exit code to exit with.
+pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
+    if !job::valid_name(r.job) {
+        return Err(RunError::Name(r.job.to_owned()));
+    }
+    let dir_err = |source| RunError::StateDir {
+        path: r.state_dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(r.state_dir).map_err(dir_err)?;
+    let lock_path = r.state_dir.join(format!("{}.lock", r.job));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(dir_err)?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let by = job::read(r.state_dir, r.job)
+            .ok()
+            .and_then(|s| s.running)
+            .map(|run| format!(" (runner pid {})", run.pid))
+            .unwrap_or_default();
+        return Err(RunError::Busy {
+            job: r.job.to_owned(),
+            by,
+        });
+    }
+    let mut state = match job::read(r.state_dir, r.job) {
+        Ok(s) => s,
+        Err(e) => {
+            // Start over rather than refuse to run: the counters restart from zero.
+            tracing::warn!(error = %e, "unreadable job state replaced");
+            JobState {
+                job: r.job.to_owned(),
+                ..JobState::default()
+            }
+        }
+    };
+    state.job = r.job.to_owned();
+    let started = now();
+    let me = std::process::id();
+    state.running = Some(Running {
+        pid: me,
+        pid_start: job::process_start(me).unwrap_or(0),
+        started,
+    });
+    job::write(r.state_dir, &state)?;
+
+    // SAFETY: installing async-signal-safe handlers that only store to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
+    }
+    let (exit_code, timed_out, output) = match execute(r) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!(
+                "error: cannot start {}: {e}",
+                r.command
+                    .first()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            let mut o = Output::default();
+            o.line(&format!("cannot start the command: {e}"));
+            (EXIT_NOT_STARTED, false, o)
+        }
+    };
+    let recap = match (&output.json, output.recap.is_empty()) {
+        (Some(json), _) => job::parse_json_stats(json)
+            .or_else(|| (!output.recap.is_empty()).then(|| output.recap.clone())),
+        (None, false) => Some(output.recap.clone()),
+        (None, true) => None,
+    };
+    let ended = now();
+    state.running = None;
+    state.runs += 1;
+    if exit_code == 0 {
+        state.last_success = Some(ended);
+    } else {
+        state.failures += 1;
+    }
+    state.last = Some(Finished {
+        started,
+        ended,
+        exit_code,
+        timed_out,
+        tail: output.tail.into_iter().collect(),
+        recap,
+    });
+    job::write(r.state_dir, &state)?;
+    drop(lock);
+    Ok(exit_code)
+}
+
+/// Starts the command and waits for it: (exit code, timed out, output).
+fn execute(r: &JobRun<'_>) -> std::io::Result<(i32, bool, Output)> {
+    let (program, args) = r
+        .command
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command"))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    let pgid = child.id() as i32;
+    let output = Arc::new(Mutex::new(Output::default()));
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter_map(|(i, s)| s.map(|s| (i, s)))
+    .map(|(i, s)| {
+        let out = Arc::clone(&output);
+        std::thread::spawn(move || {
+            if i == 0 {
+                pump(s, std::io::stdout(), &out, true);
+            } else {
+                pump(s, std::io::stderr(), &out, false);
+            }
+        })
+    })
+    .collect();
+    let deadline = r.timeout.map(|t| Instant::now() + t);
+    let mut timed_out = false;
+    let mut term_sent: Option<Instant> = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let stop = STOP.load(Ordering::SeqCst);
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if (stop != 0 || expired) && term_sent.is_none() {
+            timed_out = expired && stop == 0;
+            if timed_out {
+                eprintln!(
+                    "job {}: timed out after {:?}; stopping it",
+                    r.job,
+                    r.timeout.unwrap_or_default()
+                );
+            }
+            // SAFETY: signalling the command's own process group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGTERM);
+            }
+            term_sent = Some(Instant::now());
+        }
+        if term_sent.is_some_and(|t| t.elapsed() >= r.kill_grace) {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // What is left in the group (a background child holding the pipes) is stopped too,
+    // so that the readers see the end of their pipes.
+    if term_sent.is_some() {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let give_up = Instant::now() + Duration::from_secs(2);
+    for reader in readers {
+        while !reader.is_finished() && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if reader.is_finished() {
+            let _ = reader.join();
+        }
+    }
+    let code = match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => 1,
+    };
+    let output = match Arc::try_unwrap(output) {
+        Ok(m) => m.into_inner().unwrap_or_default(),
+        Err(shared) => {
+            let mut o = Output::default();
+            if let Ok(s) = shared.lock() {
+                o.tail = s.tail.clone();
+                o.recap = s.recap.clone();
+                o.json = s.json.clone();
+            }
+            o
+        }
+    };
+    Ok((code, timed_out, output))
+}
