@@ -40,6 +40,8 @@ pub struct Config {
     pub weblogs: Vec<WeblogConfig>,
     /// Where job runs record their state.
     pub jobs: JobsConfig,
+    /// node_exporter-style `*.prom` files to serve.
+    pub textfile: TextfileConfig,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -421,6 +423,23 @@ impl Default for JobsConfig {
             state_dir: PathBuf::from("/var/lib/shoehub-exporter/jobs"),
             enabled: true,
             kill_grace: DurationValue(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `textfile:` — a directory of `*.prom` files written by scripts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextfileConfig {
+    pub directory: PathBuf,
+    pub enabled: bool,
+}
+
+impl Default for TextfileConfig {
+    fn default() -> Self {
+        TextfileConfig {
+            directory: PathBuf::from("/var/lib/shoehub-exporter/textfile"),
+            enabled: true,
         }
     }
 }

@@ -184,6 +184,25 @@ impl<'a> MetricWriter<'a> {
         self.buf.push(b'\n');
     }
 
+    /// A family read from elsewhere (a textfile): its metadata, then its sample lines,
+    /// already checked, as they are.
+    pub fn raw_family(&mut self, name: &str, help: &str, kind: &str, samples: &[String]) {
+        self.current = None;
+        self.buf.extend_from_slice(b"# HELP ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b' ');
+        escape_into(self.buf, help.as_bytes(), false);
+        self.buf.extend_from_slice(b"\n# TYPE ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(kind.as_bytes());
+        self.buf.push(b'\n');
+        for s in samples {
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'\n');
+        }
+    }
+
     /// Writes one sample whose value is a [`Number`] read from a server.
     pub fn sample_number(
         &mut self,

@@ -24,6 +24,9 @@ use tracing::{info, warn};
 use crate::collectors::{AnyCollector, Collector};
 use crate::exposition::{finish, Family, Format, MetricWriter};
 
+/// The names the engine itself serves (see [`Collector::serves`]).
+pub const SERVES: [&str; 2] = ["shoehub_scrape_", "shoehub_exporter_"];
+
 pub static COLLECTOR_SUCCESS: Family = Family::gauge(
     "shoehub_scrape_collector_success",
     "Whether the collector succeeded in this scrape (1) or failed or ran out of time (0).",
@@ -513,6 +516,9 @@ mod tests {
         fn name(&self) -> &'static str {
             "sleepy"
         }
+        fn serves(&self) -> &'static [&'static str] {
+            &["test_sleepy"]
+        }
         fn timeout(&self) -> Duration {
             Duration::from_secs(10)
         }
@@ -528,6 +534,9 @@ mod tests {
     impl Collector for Quick {
         fn name(&self) -> &'static str {
             "quick"
+        }
+        fn serves(&self) -> &'static [&'static str] {
+            &["test_quick"]
         }
         fn timeout(&self) -> Duration {
             Duration::from_secs(10)

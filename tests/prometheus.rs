@@ -21,9 +21,19 @@ fn prometheus_scrapes_the_exporter() {
         "203.0.113.9 - - [25/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 12 \"-\" \"t\" 1500\n",
     )
     .unwrap();
+    // And textfiles with every type, a counter without `_total` among them, which
+    // OpenMetrics cannot call a counter.
+    let textfiles = dir.path().join("textfile");
+    std::fs::create_dir(&textfiles).unwrap();
+    std::fs::write(
+        textfiles.join("script.prom"),
+        "# TYPE script_runs_total counter\nscript_runs_total 3\n# TYPE script_events counter\nscript_events 4\nscript_plain 5\n# TYPE script_lat histogram\nscript_lat_bucket{le=\"0.5\"} 1\nscript_lat_bucket{le=\"+Inf\"} 2\nscript_lat_sum 1.5\nscript_lat_count 2\n",
+    )
+    .unwrap();
     let e = Exporter::start(&format!(
-        "weblogs:\n  - name: shop\n    path: {}\n    format: combined_duration\n    from_beginning: true\n",
-        log.display()
+        "weblogs:\n  - name: shop\n    path: {}\n    format: combined_duration\n    from_beginning: true\ntextfile:\n  directory: {}\n",
+        log.display(),
+        textfiles.display()
     ));
     let p = Prometheus::start(&format!(
         "  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
@@ -35,12 +45,21 @@ fn prometheus_scrapes_the_exporter() {
     assert!(failing.is_empty(), "failing collectors: {failing:?}");
     assert_eq!(
         p.query("count(shoehub_scrape_collector_success{job=\"shoehub\"})")[0]["value"][1],
-        "8"
+        "9"
     );
     p.wait_for(
         "shoehub_http_request_duration_seconds_bucket{job=\"shoehub\",le=\"0.005\"} == 1",
         Duration::from_secs(10),
     );
+    for q in [
+        "script_runs_total == 3",
+        "script_events == 4",
+        "script_plain == 5",
+        "script_lat_count == 2",
+        "node_textfile_scrape_error == 0",
+    ] {
+        p.wait_for(q, Duration::from_secs(5));
+    }
     assert!(!p
         .query("node_memory_MemTotal_bytes{job=\"shoehub\"}")
         .is_empty());

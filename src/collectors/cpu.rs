@@ -179,6 +179,17 @@ impl Collector for Cpu {
         "cpu"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &[
+            "node_cpu_",
+            "node_boot_time_seconds",
+            "node_context_switches_total",
+            "node_forks_total",
+            "node_intr_total",
+            "node_procs_",
+        ]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -190,6 +190,10 @@ impl Collector for Disk {
         "disk"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["node_disk_"]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -312,6 +312,10 @@ impl Collector for Filesystem {
         "filesystem"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["node_filesystem_"]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

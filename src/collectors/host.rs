@@ -161,6 +161,17 @@ impl Collector for Host {
         "host"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &[
+            "node_load1",
+            "node_load5",
+            "node_load15",
+            "node_time_seconds",
+            "node_uname_info",
+            "node_pressure_",
+        ]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -103,6 +103,10 @@ impl Collector for Jobs {
         "jobs"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["shoehub_job_", "shoehub_ansible_"]
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs(5)
     }

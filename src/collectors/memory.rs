@@ -115,6 +115,10 @@ impl Collector for Memory {
         "memory"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["node_memory_"]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

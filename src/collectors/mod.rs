@@ -26,6 +26,7 @@ pub mod memory;
 pub mod mysql;
 pub mod network;
 pub mod parse;
+pub mod textfile;
 pub mod weblog;
 
 /// Why a collector failed, or failed in part, for one scrape.
@@ -119,6 +120,9 @@ pub trait Collector: Send + Sync + 'static {
     }
     /// Reads the source and writes its families.
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError>;
+    /// The metric names it serves: whole names, or prefixes when they end with `_`.
+    /// A textfile may not redefine any of them.
+    fn serves(&self) -> &'static [&'static str];
 }
 
 /// What an asynchronous collection hands back: its output (shared, so that scrapes
@@ -138,6 +142,8 @@ pub trait AsyncCollector: Send + Sync + 'static {
     /// deadline itself, so it can still say what it knows (`mysql_up 0`) when it
     /// runs out of time.
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture;
+    /// As [`Collector::serves`].
+    fn serves(&self) -> &'static [&'static str];
 }
 
 /// A collector of either kind, as the scrape engine holds it.
@@ -159,6 +165,13 @@ impl AnyCollector {
         match self {
             AnyCollector::Blocking(c) => c.timeout(),
             AnyCollector::Async(c) => c.timeout(),
+        }
+    }
+
+    pub fn serves(&self) -> &'static [&'static str] {
+        match self {
+            AnyCollector::Blocking(c) => c.serves(),
+            AnyCollector::Async(c) => c.serves(),
         }
     }
 }
@@ -227,6 +240,19 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
             weblog::spawn(followers).map_err(BuildError::Thread)?;
         }
         out.push(AnyCollector::Blocking(Arc::new(collector)));
+    }
+    if config.textfile.enabled {
+        // A textfile may not redefine what the exporter serves itself.
+        let mut reserved: Vec<&'static str> = out
+            .iter()
+            .flat_map(|c| c.serves().iter().copied())
+            .collect();
+        reserved.extend(crate::scrape::SERVES);
+        reserved.push("node_textfile_");
+        out.push(AnyCollector::Blocking(Arc::new(textfile::Textfile::new(
+            config.textfile.directory.clone(),
+            reserved,
+        ))));
     }
     Ok(out)
 }

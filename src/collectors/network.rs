@@ -126,6 +126,10 @@ impl Collector for Network {
         "network"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["node_network_"]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

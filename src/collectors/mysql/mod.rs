@@ -497,6 +497,10 @@ impl AsyncCollector for Mysql {
         "mysql"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["mysql_"]
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

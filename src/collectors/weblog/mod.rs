@@ -130,6 +130,10 @@ impl Collector for Weblog {
         "weblog"
     }
 
+    fn serves(&self) -> &'static [&'static str] {
+        &["shoehub_http_", "shoehub_weblog_"]
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs(5)
     }

@@ -1,0 +1,409 @@
+//! The textfile collector: node_exporter-compatible `*.prom` files from
+//! `textfile.directory`, for metrics that scripts write.
+//!
+//! Each file is read whole at scrape time and checked before anything of it is served:
+//! a file that does not parse, carries client-side timestamps, declares a family twice,
+//! repeats a series, or names a metric the exporter itself serves is dropped whole and
+//! reported (`node_textfile_scrape_error 1`, logged once); the other files are served.
+//! Writers should replace files atomically (write a temporary file, rename it over the
+//! old one), as node_exporter's documentation says; a file read mid-write is dropped,
+//! never half served.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::{CollectError, Collector};
+use crate::exposition::{Family, Format, MetricWriter};
+
+static MTIME: Family = Family::gauge(
+    "node_textfile_mtime_seconds",
+    "Modification time of each textfile served, Unix time.",
+)
+.unit("seconds");
+static SCRAPE_ERROR: Family = Family::gauge(
+    "node_textfile_scrape_error",
+    "1 if a textfile could not be read or was dropped in this scrape, else 0.",
+);
+
+/// One family from the files: its metadata and its sample lines, as written.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TextFamily {
+    pub help: Option<String>,
+    pub kind: String,
+    pub samples: Vec<String>,
+}
+
+pub struct Textfile {
+    dir: PathBuf,
+    /// Names (and `_`-ended prefixes) the exporter serves itself.
+    reserved: Vec<&'static str>,
+    remote: bool,
+}
+
+impl Textfile {
+    pub fn new(dir: PathBuf, reserved: Vec<&'static str>) -> Textfile {
+        let remote = super::is_remote_fs(&dir);
+        Textfile {
+            dir,
+            reserved,
+            remote,
+        }
+    }
+
+    fn is_reserved(&self, name: &str) -> bool {
+        self.reserved.iter().any(|r| {
+            if r.ends_with('_') {
+                name.starts_with(r)
+            } else {
+                name == *r
+                    || name
+                        .strip_prefix(r)
+                        .is_some_and(|rest| ["_bucket", "_sum", "_count"].contains(&rest))
+            }
+        })
+    }
+}
+
+fn valid_metric_name(n: &str) -> bool {
+    let mut b = n.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
+fn valid_label_name(n: &str) -> bool {
+    let mut b = n.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// The family a sample belongs to, given the declared families.
+fn family_of<'a>(name: &'a str, declared: &BTreeMap<String, TextFamily>) -> &'a str {
+    for suffix in ["_bucket", "_sum", "_count", "_created"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if declared
+                .get(base)
+                .is_some_and(|f| f.kind == "histogram" || f.kind == "summary")
+            {
+                return base;
+            }
+        }
+    }
+    name
+}
+
+/// Parses one sample line: (metric name, canonical label set) or why not.
+fn parse_sample(line: &str) -> Result<(String, String), String> {
+    let name_end = line
+        .find(['{', ' ', '\t'])
+        .ok_or("a sample needs a value")?;
+    let name = &line[..name_end];
+    if !valid_metric_name(name) {
+        return Err(format!("invalid metric name {name:?}"));
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut s = body;
+        loop {
+            s = s.trim_start();
+            if let Some(after) = s.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let eq = s.find('=').ok_or("a label needs =")?;
+            let key = s[..eq].trim();
+            if !valid_label_name(key) {
+                return Err(format!("invalid label name {key:?}"));
+            }
+            s = s[eq + 1..].trim_start();
+            s = s.strip_prefix('"').ok_or("a label value must be quoted")?;
+            let mut value = String::new();
+            let mut chars = s.char_indices();
+            let end = loop {
+                match chars.next() {
+                    None => return Err("unterminated label value".to_owned()),
+                    Some((i, '"')) => break i,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, '\\')) => value.push('\\'),
+                        Some((_, '"')) => value.push('"'),
+                        _ => return Err("invalid escape in a label value".to_owned()),
+                    },
+                    Some((_, c)) => value.push(c),
+                }
+            };
+            labels.push((key.to_owned(), value));
+            s = s[end + 1..].trim_start();
+            if let Some(after) = s.strip_prefix(',') {
+                s = after;
+            } else if !s.starts_with('}') {
+                return Err("labels must be separated by commas".to_owned());
+            }
+        }
+    }
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    match fields.as_slice() {
+        [v] => {
+            let ok = matches!(*v, "NaN" | "+Inf" | "-Inf" | "Inf") || v.parse::<f64>().is_ok();
+            if !ok {
+                return Err(format!("invalid value {v:?}"));
+            }
+        }
+        [_, _] => return Err("client-side timestamps are not supported".to_owned()),
+        _ => return Err("a sample is a name, labels and one value".to_owned()),
+    }
+    labels.sort();
+    let mut seen = BTreeSet::new();
+    for (k, _) in &labels {
+        if !seen.insert(k) {
+            return Err(format!("label {k:?} twice"));
+        }
+    }
+    Ok((name.to_owned(), format!("{labels:?}")))
+}
+
+/// Parses a whole file into families, or says why the file is dropped.
+pub fn parse_file(
+    text: &str,
+    reserved: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, TextFamily>, String> {
+    let mut families: BTreeMap<String, TextFamily> = BTreeMap::new();
+    let mut series = BTreeSet::new();
+    let mut typed = BTreeSet::new();
+    for (i, raw) in text.lines().enumerate() {
+        let at = |e: String| format!("line {}: {e}", i + 1);
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('#') {
+            let mut parts = rest.trim_start().splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("HELP"), Some(name), help) => {
+                    if !valid_metric_name(name) {
+                        return Err(at(format!("invalid metric name {name:?}")));
+                    }
+                    let f = families.entry(name.to_owned()).or_default();
+                    if f.help.is_some() {
+                        return Err(at(format!("second HELP for {name}")));
+                    }
+                    f.help = Some(help.unwrap_or("").to_owned());
+                }
+                (Some("TYPE"), Some(name), Some(kind)) => {
+                    let kind = kind.trim();
+                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
+                        return Err(at(format!("unknown type {kind:?}")));
+                    }
+                    if !typed.insert(name.to_owned()) {
+                        return Err(at(format!("second TYPE for {name}")));
+                    }
+                    let f = families.entry(name.to_owned()).or_default();
+                    if !f.samples.is_empty() {
+                        return Err(at(format!("TYPE for {name} after its samples")));
+                    }
+                    f.kind = kind.to_owned();
+                }
+                _ => {} // other comments
+            }
+            continue;
+        }
+        let (name, labels) = parse_sample(line).map_err(at)?;
+        let family = family_of(&name, &families).to_owned();
+        if reserved(&family) || reserved(&name) {
+            return Err(at(format!(
+                "{name} is a metric this exporter serves itself; rename it in the file"
+            )));
+        }
+        if !series.insert((name.clone(), labels)) {
+            return Err(at(format!("{name} repeats a series")));
+        }
+        let f = families.entry(family).or_default();
+        if f.kind.is_empty() {
+            f.kind = "untyped".to_owned();
+        }
+        f.samples.push(line.to_owned());
+    }
+    families.retain(|_, f| !f.samples.is_empty());
+    Ok(families)
+}
+
+impl Collector for Textfile {
+    fn name(&self) -> &'static str {
+        "textfile"
+    }
+
+    fn serves(&self) -> &'static [&'static str] {
+        &["node_textfile_"]
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// Small files on a local disk are read inline; on a network filesystem, on the pool.
+    fn may_block(&self) -> bool {
+        self.remote
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "prom"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                w.sample_u64(&SCRAPE_ERROR, &[], 1);
+                return Err(CollectError::read(&self.dir, e));
+            }
+        };
+        paths.sort();
+        let mut merged: BTreeMap<String, TextFamily> = BTreeMap::new();
+        let mut mtimes = Vec::new();
+        let mut errors = Vec::new();
+        for path in &paths {
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let read = std::fs::read_to_string(path).and_then(|t| {
+                let m = std::fs::metadata(path)?.modified()?;
+                Ok((t, m))
+            });
+            let (text, mtime) = match read {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            let parsed = parse_file(&text, |n| self.is_reserved(n)).and_then(|fams| {
+                // Families shared with an earlier file must agree, and not repeat series.
+                for (name, f) in &fams {
+                    if let Some(prev) = merged.get(name) {
+                        if prev.kind != f.kind {
+                            return Err(format!("{name} is a {} in another file", prev.kind));
+                        }
+                        if f.samples.iter().any(|s| prev.samples.contains(s)) {
+                            return Err(format!("{name} repeats a series of another file"));
+                        }
+                    }
+                }
+                Ok(fams)
+            });
+            match parsed {
+                Ok(fams) => {
+                    for (name, f) in fams {
+                        let m = merged.entry(name).or_insert_with(|| TextFamily {
+                            help: f.help.clone(),
+                            kind: f.kind.clone(),
+                            samples: Vec::new(),
+                        });
+                        m.samples.extend(f.samples);
+                    }
+                    let secs = mtime
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0);
+                    mtimes.push((file, secs));
+                }
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        for (name, f) in &merged {
+            write_family(w, name, f);
+        }
+        for (file, secs) in &mtimes {
+            w.sample(&MTIME, &[("file", file)], *secs);
+        }
+        w.sample_u64(&SCRAPE_ERROR, &[], u64::from(!errors.is_empty()));
+        match errors.first() {
+            None => Ok(()),
+            Some(first) => Err(CollectError::Partial {
+                what: "textfiles",
+                failed: errors.len(),
+                total: paths.len(),
+                first: first.clone(),
+            }),
+        }
+    }
+}
+
+/// A family from the files, in the scrape's format. OpenMetrics names a counter's family
+/// without `_total` and has no `untyped`; a counter whose samples lack `_total` cannot be
+/// a counter there and is served as `unknown`.
+fn write_family(w: &mut MetricWriter<'_>, name: &str, f: &TextFamily) {
+    let om = matches!(w.format(), Format::OpenMetrics { .. });
+    let (meta_name, kind) = match (om, f.kind.as_str()) {
+        (true, "counter") => match name.strip_suffix("_total") {
+            Some(base) => (base, "counter"),
+            None => (name, "unknown"),
+        },
+        (true, "untyped") => (name, "unknown"),
+        (_, k) => (name, k),
+    };
+    let help = f.help.as_deref().unwrap_or("Metric read from a textfile.");
+    w.raw_family(meta_name, help, kind, &f.samples);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no(_: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn good_file() {
+        let f = parse_file(
+            "# HELP backup_size_bytes Size.\n# TYPE backup_size_bytes gauge\nbackup_size_bytes{host=\"a\"} 12\nbackup_size_bytes{host=\"b\"} 1.5e3\n# a comment\nplain 1\n# TYPE lat histogram\nlat_bucket{le=\"0.1\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 0.3\nlat_count 2\n",
+            no,
+        )
+        .unwrap();
+        assert_eq!(f["backup_size_bytes"].samples.len(), 2);
+        assert_eq!(f["plain"].kind, "untyped");
+        assert_eq!(f["lat"].samples.len(), 4);
+    }
+
+    #[test]
+    fn bad_files_say_where() {
+        let cases = [
+            (
+                "x{a=\"1\"} 1 1700000000000\n",
+                "line 1: client-side timestamps",
+            ),
+            ("x 1\nx 2\n", "line 2: x repeats a series"),
+            ("x{a=\"1\",a=\"2\"} 1\n", "twice"),
+            ("1x 1\n", "invalid metric name"),
+            ("x{a=1} 1\n", "must be quoted"),
+            ("x{a=\"1} 1\n", "unterminated"),
+            ("x one\n", "invalid value"),
+            ("# TYPE x gauge\n# TYPE x counter\n", "second TYPE"),
+            ("# TYPE x wobbly\n", "unknown type"),
+        ];
+        for (text, want) in cases {
+            let e = parse_file(text, no).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let e = parse_file("node_cpu_seconds_total{cpu=\"0\"} 1\n", |n| {
+            n.starts_with("node_cpu_")
+        })
+        .unwrap_err();
+        assert!(e.contains("serves itself"), "{e}");
+    }
+
+    #[test]
+    fn reserved_names_and_prefixes() {
+        let t = Textfile::new(
+            PathBuf::new(),
+            vec!["node_memory_", "node_load1", "shoehub_exporter_build_info"],
+        );
+        assert!(t.is_reserved("node_memory_MemTotal_bytes"));
+        assert!(t.is_reserved("node_load1"));
+        assert!(!t.is_reserved("node_load15_custom"));
+        assert!(!t.is_reserved("node_reboot_required"));
+    }
+}
