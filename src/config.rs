@@ -42,6 +42,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// node_exporter-style `*.prom` files to serve.
     pub textfile: TextfileConfig,
+    /// Package updates: the apt collector and the update protocol.
+    pub updates: UpdatesConfig,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -423,6 +425,28 @@ impl Default for JobsConfig {
             state_dir: PathBuf::from("/var/lib/shoehub-exporter/jobs"),
             enabled: true,
             kill_grace: DurationValue(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `updates:` — pending packages and the weekly update protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdatesConfig {
+    /// Serve apt's pending, held and autoremovable packages (on hosts with apt).
+    pub apt: bool,
+    /// How often apt is asked (in the background; a scrape never waits for apt).
+    pub apt_interval: DurationValue,
+    /// The playbook `update apply` runs.
+    pub playbook: Option<PathBuf>,
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> Self {
+        UpdatesConfig {
+            apt: true,
+            apt_interval: DurationValue(Duration::from_secs(15 * 60)),
+            playbook: None,
         }
     }
 }

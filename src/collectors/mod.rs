@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, SystemConfig};
 use crate::exposition::{Format, MetricWriter};
 
+pub mod apt;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
@@ -241,6 +242,16 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
         }
         out.push(AnyCollector::Blocking(Arc::new(collector)));
     }
+    if config.updates.apt {
+        let paths = apt::AptPaths::default();
+        if apt::available(&paths) {
+            let a = apt::Apt::new(paths, config.updates.apt_interval.get(), start)
+                .map_err(BuildError::Thread)?;
+            out.push(AnyCollector::Blocking(Arc::new(a)));
+        } else if start {
+            tracing::info!("apt-get not found: the apt collector is off on this host");
+        }
+    }
     if config.textfile.enabled {
         // A textfile may not redefine what the exporter serves itself.
         let mut reserved: Vec<&'static str> = out
@@ -262,7 +273,7 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
 pub enum BuildError {
     #[error(transparent)]
     Mysql(#[from] mysql::CredentialsError),
-    #[error("cannot start the access-log thread: {0}")]
+    #[error("cannot start a background thread: {0}")]
     Thread(#[source] std::io::Error),
 }
 

@@ -1,4 +1,5 @@
-//! Formats that jobs write and collectors read. They live below both, so that a
-//! collector never imports a job command to understand what it wrote.
+//! Formats that jobs write and collectors read, and outputs both parse. They live below
+//! both, so that a collector never imports a job command to understand what it wrote.
 
+pub mod apt;
 pub mod job;

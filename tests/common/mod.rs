@@ -55,6 +55,13 @@ impl Exporter {
     pub fn start_with_args(config: &str, extra: &[&str]) -> Exporter {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.yml");
+        // apt is asked in the background, which takes seconds of CPU; only the tests
+        // that are about it (they say `updates:`) turn it on.
+        let config = if config.contains("updates:") {
+            config.to_owned()
+        } else {
+            format!("{config}\nupdates:\n  apt: false\n")
+        };
         std::fs::write(&cfg, config).unwrap();
         let port = free_port();
         let stderr_path = dir.path().join("stderr.log");
