@@ -33,6 +33,51 @@ pub enum Command {
     /// Run maintenance commands as jobs that report themselves as metrics.
     #[command(subcommand)]
     Job(JobCommand),
+    /// The weekly update with its review step: plan, approve, apply, status.
+    #[command(subcommand)]
+    Update(UpdateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Record what an update would change now: apt's pending packages and, with
+    /// updates.playbook, an `ansible-playbook --check --diff` run. Prints the plan and its id.
+    Plan(UpdateArgs),
+    /// Record who approved the current plan.
+    Approve(ApproveArgs),
+    /// Run updates.playbook as the job `update`, only for an approved plan that still
+    /// matches what is pending and is not older than updates.max_plan_age.
+    Apply(ApplyArgs),
+    /// Show the current plan, its approval and the last update run.
+    Status(UpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Read updates.* and jobs.* from this YAML file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub common: UpdateArgs,
+    /// The id `update plan` printed: approval fails if the plan changed meanwhile.
+    #[arg(long, value_name = "ID")]
+    pub plan: Option<String>,
+    /// Who approves [default: $SUDO_USER or $USER].
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub common: UpdateArgs,
+    /// Stop the playbook when it runs longer, e.g. 2h.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Subcommand)]

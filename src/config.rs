@@ -439,6 +439,8 @@ pub struct UpdatesConfig {
     pub apt_interval: DurationValue,
     /// The playbook `update apply` runs.
     pub playbook: Option<PathBuf>,
+    /// `update apply` refuses a plan older than this.
+    pub max_plan_age: DurationValue,
 }
 
 impl Default for UpdatesConfig {
@@ -447,6 +449,7 @@ impl Default for UpdatesConfig {
             apt: true,
             apt_interval: DurationValue(Duration::from_secs(15 * 60)),
             playbook: None,
+            max_plan_age: DurationValue(Duration::from_secs(7 * 86400)),
         }
     }
 }

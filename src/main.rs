@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use shoehub_exporter::cli::{Cli, Command, JobCommand, JobRunArgs, ServeArgs};
+use shoehub_exporter::cli::{Cli, Command, JobCommand, JobRunArgs, ServeArgs, UpdateCommand};
 use shoehub_exporter::collectors;
 use shoehub_exporter::config::Config;
 
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Job(JobCommand::Run(args))) => job_run(args),
+        Some(Command::Update(cmd)) => update(cmd),
         None => serve(cli.serve),
     }
 }
@@ -59,12 +60,17 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn job_run(args: JobRunArgs) -> ExitCode {
+/// Commands other than `serve` log warnings only, to stderr.
+fn init_command_logging() {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+fn job_run(args: JobRunArgs) -> ExitCode {
+    init_command_logging();
     let config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(&e, EXIT_CONFIG),
@@ -82,6 +88,36 @@ fn job_run(args: JobRunArgs) -> ExitCode {
             let code = u8::try_from(e.exit_code()).unwrap_or(1);
             fail(&e, code)
         }
+    }
+}
+
+fn update(cmd: UpdateCommand) -> ExitCode {
+    use shoehub_exporter::jobs::update::Update;
+    init_command_logging();
+    let config_path = match &cmd {
+        UpdateCommand::Plan(a) | UpdateCommand::Status(a) => a.config.clone(),
+        UpdateCommand::Approve(a) => a.common.config.clone(),
+        UpdateCommand::Apply(a) => a.common.config.clone(),
+    };
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    let u = Update {
+        state_dir: &config.jobs.state_dir,
+        playbook: config.updates.playbook.as_deref(),
+        max_age: config.updates.max_plan_age.get(),
+        kill_grace: config.jobs.kill_grace.get(),
+    };
+    let result = match cmd {
+        UpdateCommand::Plan(_) => u.plan().map(|_| 0),
+        UpdateCommand::Approve(a) => u.approve(a.plan.as_deref(), a.by.as_deref()).map(|_| 0),
+        UpdateCommand::Apply(a) => u.apply(a.timeout.map(|t| t.get())),
+        UpdateCommand::Status(_) => u.status().map(|_| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => fail(&e, 1),
     }
 }
 

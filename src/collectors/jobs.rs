@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{CollectError, Collector};
 use crate::exposition::{Family, MetricWriter};
 use crate::state::job::{self, JobState};
+use crate::state::update;
 
 static LAST_START: Family = Family::gauge(
     "shoehub_job_last_start_timestamp_seconds",
@@ -51,6 +52,20 @@ static ANSIBLE_TASKS: Family = Family::gauge(
 
 /// A job's name and its state, or why it cannot be read.
 type Entry = (String, Result<JobState, String>);
+
+static PENDING_APPROVAL: Family = Family::gauge(
+    "shoehub_update_pending_approval",
+    "1 if an update plan is waiting for approval (made, not approved), else 0.",
+);
+static PLAN_TIME: Family = Family::gauge(
+    "shoehub_update_plan_timestamp_seconds",
+    "When the current update plan was made, Unix time; 0 if there is none.",
+)
+.unit("seconds");
+static PLAN_PACKAGES: Family = Family::gauge(
+    "shoehub_update_plan_packages",
+    "Packages the current update plan would upgrade.",
+);
 
 pub struct Jobs {
     dir: PathBuf,
@@ -98,13 +113,34 @@ impl Jobs {
     }
 }
 
+impl Jobs {
+    /// The update protocol's state: whether a plan waits for approval, and its age.
+    fn update_plan(&self, w: &mut MetricWriter<'_>) -> Result<(), String> {
+        let plan = update::read_plan(&self.dir).map_err(|e| e.to_string())?;
+        let approval = update::read_approval(&self.dir).map_err(|e| e.to_string())?;
+        let waiting = match (&plan, &approval) {
+            (Some(p), Some(a)) => a.plan != p.id,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        w.sample_u64(&PENDING_APPROVAL, &[], u64::from(waiting));
+        w.sample(&PLAN_TIME, &[], plan.as_ref().map_or(0.0, |p| p.created));
+        w.sample_u64(
+            &PLAN_PACKAGES,
+            &[],
+            plan.as_ref().map_or(0, |p| p.packages.len() as u64),
+        );
+        Ok(())
+    }
+}
+
 impl Collector for Jobs {
     fn name(&self) -> &'static str {
         "jobs"
     }
 
     fn serves(&self) -> &'static [&'static str] {
-        &["shoehub_job_", "shoehub_ansible_"]
+        &["shoehub_job_", "shoehub_ansible_", "shoehub_update_"]
     }
 
     fn timeout(&self) -> Duration {
@@ -177,7 +213,11 @@ impl Collector for Jobs {
                 }
             }
         }
-        let bad: Vec<&String> = all.iter().filter_map(|(_, s)| s.as_ref().err()).collect();
+        let plan_error = self.update_plan(w).err();
+        let mut bad: Vec<&String> = all.iter().filter_map(|(_, s)| s.as_ref().err()).collect();
+        if let Some(e) = &plan_error {
+            bad.push(e);
+        }
         match bad.first() {
             None => Ok(()),
             Some(first) => Err(CollectError::Partial {

@@ -2,3 +2,4 @@
 //! and update commands.
 
 pub mod runner;
+pub mod update;

@@ -3,3 +3,4 @@
 
 pub mod apt;
 pub mod job;
+pub mod update;

@@ -1,0 +1,163 @@
+//! The update protocol's records: the plan (what an update would change now) and its
+//! approval, in `<jobs.state_dir>/update/`, each replaced atomically.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::apt::Upgrade;
+use super::job::{self, Recap, StateError};
+
+/// What `update plan` found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Derived from the content: the same pending changes give the same id.
+    pub id: String,
+    pub created: f64,
+    pub packages: Vec<Upgrade>,
+    /// The playbook's `--check --diff` run, when a playbook is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRun {
+    pub playbook: PathBuf,
+    pub exit_code: i32,
+    /// Ansible's PLAY RECAP of the check run: what it would change.
+    #[serde(default)]
+    pub recap: Recap,
+    /// A fingerprint of the playbook file, so that an edited playbook is a new plan.
+    pub playbook_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub plan: String,
+    pub by: String,
+    pub at: f64,
+    /// Set once `update apply` ran this plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<f64>,
+}
+
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("update")
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt {
+                    path: path.to_owned(),
+                    source,
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
+        path: path.to_owned(),
+        source,
+    })?;
+    job::write_atomically(path, &bytes)
+}
+
+pub fn read_plan(state_dir: &Path) -> Result<Option<Plan>, StateError> {
+    read_json(&dir(state_dir).join("plan.json"))
+}
+
+pub fn write_plan(state_dir: &Path, plan: &Plan) -> Result<(), StateError> {
+    write_json(&dir(state_dir).join("plan.json"), plan)
+}
+
+pub fn read_approval(state_dir: &Path) -> Result<Option<Approval>, StateError> {
+    read_json(&dir(state_dir).join("approval.json"))
+}
+
+pub fn write_approval(state_dir: &Path, approval: &Approval) -> Result<(), StateError> {
+    write_json(&dir(state_dir).join("approval.json"), approval)
+}
+
+/// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint (not a security measure; the
+/// files it guards are the operator's own).
+pub fn digest(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(b"\x00") {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The id of a plan with these contents.
+pub fn plan_id(packages: &[Upgrade], check: Option<&CheckRun>) -> String {
+    let mut text = String::new();
+    for p in packages {
+        text.push_str(&format!(
+            "{} {} {} {} {}\n",
+            p.package, p.from, p.to, p.origin, p.arch
+        ));
+    }
+    if let Some(c) = check {
+        text.push_str(&format!(
+            "playbook {} {}\n",
+            c.playbook.display(),
+            c.playbook_digest
+        ));
+        for (host, counts) in &c.recap {
+            text.push_str(&format!("{host} {counts:?}\n"));
+        }
+    }
+    digest(&[text.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_content() {
+        let up = |to: &str| Upgrade {
+            package: "bash".into(),
+            from: "1".into(),
+            to: to.into(),
+            origin: "Debian:12/stable".into(),
+            arch: "amd64".into(),
+        };
+        assert_eq!(plan_id(&[up("2")], None), plan_id(&[up("2")], None));
+        assert_ne!(plan_id(&[up("2")], None), plan_id(&[up("3")], None));
+        assert_ne!(plan_id(&[], None), plan_id(&[up("2")], None));
+        assert_eq!(plan_id(&[], None).len(), 16);
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_plan(dir.path()).unwrap().is_none());
+        let plan = Plan {
+            id: "abc".into(),
+            created: 1.0,
+            packages: vec![],
+            check: None,
+        };
+        write_plan(dir.path(), &plan).unwrap();
+        assert_eq!(read_plan(dir.path()).unwrap(), Some(plan));
+    }
+}
