@@ -3,7 +3,7 @@
 #
 # Both serve the same collectors (node_exporter: cpu, meminfo, filesystem, netdev,
 # diskstats, loadavg, stat, time; shoehub-exporter: cpu, memory, filesystem, network,
-# disk, host without PSI; its jobs, textfile and apt collectors off). Each round loads one,
+# disk, host without PSI; its jobs, textfile, apt and backups collectors off). Each round loads one,
 # then the other, with wrk on loopback:
 # first one connection, then eight. Reported per exporter: scrapes/s, p99 latency, CPU
 # seconds per 1,000 scrapes (from /proc/PID/stat), peak RSS (VmHWM); then the ratios.
@@ -31,7 +31,7 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   --collector.netdev --collector.diskstats --collector.loadavg --collector.stat --collector.time \
   >"$work/node.log" 2>&1 &
 node_pid=$!; pids+=("$node_pid")
-printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\n' >"$work/shoehub.yml"
+printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\n' >"$work/shoehub.yml"
 "$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")

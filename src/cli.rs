@@ -36,6 +36,39 @@ pub enum Command {
     /// The weekly update with its review step: plan, approve, apply, status.
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// The nightly backup: run, verify, prune, list.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Dump the databases and archive backup.paths into a new backup in
+    /// backup.destination, then prune. Complete only once its manifest is in place.
+    Run(UpdateArgs),
+    /// Restore the newest complete backup into a scratch database, compare every table's
+    /// rows with the manifest, drop the scratch database.
+    Verify(UpdateArgs),
+    /// Remove backups older than backup.retention (never the newest backup.keep_min) and
+    /// leftovers of killed runs.
+    Prune(UpdateArgs),
+    /// Show the backups with time, size and state.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub common: UpdateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,7 +87,7 @@ pub enum UpdateCommand {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// Read updates.* and jobs.* from this YAML file.
+    /// Read the settings from this YAML file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

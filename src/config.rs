@@ -44,6 +44,8 @@ pub struct Config {
     pub textfile: TextfileConfig,
     /// Package updates: the apt collector and the update protocol.
     pub updates: UpdatesConfig,
+    /// The nightly backup and its freshness metrics.
+    pub backup: BackupConfig,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -324,7 +326,7 @@ impl Default for HostConfig {
 }
 
 /// `mysql:` — the MySQL/MariaDB server to watch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MysqlConfig {
     /// Collect at all (the section can stay in the file while switched off).
@@ -425,6 +427,49 @@ impl Default for JobsConfig {
             state_dir: PathBuf::from("/var/lib/shoehub-exporter/jobs"),
             enabled: true,
             kill_grace: DurationValue(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// `backup:` — what `backup run` saves, where, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Serve the freshness metrics of `destination`.
+    pub enabled: bool,
+    pub destination: PathBuf,
+    /// Backups older than this are pruned (never the newest `keep_min`).
+    pub retention: DurationValue,
+    pub keep_min: usize,
+    /// Directories archived with each backup.
+    pub paths: Vec<PathBuf>,
+    /// Databases dumped; by default the database of `mysql.url`.
+    pub databases: Vec<String>,
+    /// The account that dumps and verifies, as in `mysql:` (url, password_file or
+    /// defaults_file); by default the `mysql:` section's. It needs to read everything it
+    /// dumps, and `verify` needs to create and drop its scratch database.
+    pub mysql: Option<MysqlConfig>,
+    /// A dump or archive that takes longer fails the run.
+    pub timeout: DurationValue,
+    /// Freshness threshold used by alerts.
+    pub max_age: DurationValue,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            enabled: true,
+            destination: PathBuf::from("/var/backups/shoe_store_hub"),
+            retention: DurationValue(Duration::from_secs(30 * 86400)),
+            keep_min: 7,
+            paths: vec![
+                PathBuf::from("/etc/shoe_store_hub"),
+                PathBuf::from("/var/www/shoe_store_hub/user_data"),
+            ],
+            databases: Vec::new(),
+            mysql: None,
+            timeout: DurationValue(Duration::from_secs(2 * 3600)),
+            max_age: DurationValue(Duration::from_secs(26 * 3600)),
         }
     }
 }

@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use shoehub_exporter::cli::{Cli, Command, JobCommand, JobRunArgs, ServeArgs, UpdateCommand};
+use shoehub_exporter::cli::{
+    BackupCommand, Cli, Command, JobCommand, JobRunArgs, ListFormat, ServeArgs, UpdateCommand,
+};
 use shoehub_exporter::collectors;
 use shoehub_exporter::config::Config;
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Job(JobCommand::Run(args))) => job_run(args),
         Some(Command::Update(cmd)) => update(cmd),
+        Some(Command::Backup(cmd)) => backup(cmd),
         None => serve(cli.serve),
     }
 }
@@ -117,6 +120,82 @@ fn update(cmd: UpdateCommand) -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => fail(&e, 1),
+    }
+}
+
+fn backup(cmd: BackupCommand) -> ExitCode {
+    use shoehub_exporter::jobs::backup::Backup;
+    use shoehub_exporter::state::backup::State;
+    // Progress and the outcome are told on stderr, so log at info.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let path = match &cmd {
+        BackupCommand::Run(a) | BackupCommand::Verify(a) | BackupCommand::Prune(a) => {
+            a.config.clone()
+        }
+        BackupCommand::List(a) => a.common.config.clone(),
+    };
+    let config = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    let b = Backup {
+        cfg: &config.backup,
+        mysql: config.mysql.as_ref(),
+        state_dir: &config.jobs.state_dir,
+    };
+    let result = match cmd {
+        BackupCommand::Run(_) => b.run().map(drop),
+        BackupCommand::Verify(_) => b.verify().map(|msg| println!("{msg}")),
+        BackupCommand::Prune(_) => b
+            .prune()
+            .map(|n| println!("{n} backup(s) or leftover(s) removed")),
+        BackupCommand::List(a) => b.list().map(|entries| {
+            let rows: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| {
+                    let state = match &e.state {
+                        State::Complete => "complete".to_owned(),
+                        State::Partial => "partial".to_owned(),
+                        State::Corrupt(why) => format!("corrupt: {why}"),
+                    };
+                    serde_json::json!({
+                        "name": e.name,
+                        "completed": e.manifest.as_ref().map(|m| m.completed),
+                        "size": e.size,
+                        "state": state,
+                        "verified": e.verified.as_ref().map(|v| v.ok),
+                    })
+                })
+                .collect();
+            match a.format {
+                ListFormat::Json => println!("{}", serde_json::Value::Array(rows)),
+                ListFormat::Text => {
+                    println!("{:<18} {:>14} {:<9} state", "backup", "bytes", "verified");
+                    for r in rows {
+                        let verified = match r["verified"].as_bool() {
+                            Some(true) => "yes",
+                            Some(false) => "FAILED",
+                            None => "-",
+                        };
+                        println!(
+                            "{:<18} {:>14} {:<9} {}",
+                            r["name"].as_str().unwrap_or(""),
+                            r["size"],
+                            verified,
+                            r["state"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e, 1),
     }
 }

@@ -18,6 +18,7 @@ use crate::config::{Config, SystemConfig};
 use crate::exposition::{Format, MetricWriter};
 
 pub mod apt;
+pub mod backups;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
@@ -251,6 +252,11 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
         } else if start {
             tracing::info!("apt-get not found: the apt collector is off on this host");
         }
+    }
+    if config.backup.enabled {
+        out.push(AnyCollector::Blocking(Arc::new(backups::Backups::new(
+            config.backup.destination.clone(),
+        ))));
     }
     if config.textfile.enabled {
         // A textfile may not redefine what the exporter serves itself.

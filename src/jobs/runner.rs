@@ -146,56 +146,104 @@ fn pump(from: impl Read, mut to: impl Write, out: &Mutex<Output>, watch_json: bo
     }
 }
 
+/// A job run under way: it holds the job's lock and has recorded the run as started.
+/// [`JobGuard::finish`] records its end; a guard dropped without it (a crash, a kill)
+/// leaves the state saying "running" with a pid that will be gone.
+pub struct JobGuard {
+    state_dir: PathBuf,
+    state: JobState,
+    started: f64,
+    _lock: std::fs::File,
+}
+
+impl JobGuard {
+    /// Takes the job's lock and records the start, or says who holds it.
+    pub fn begin(state_dir: &Path, job_name: &str) -> Result<JobGuard, RunError> {
+        if !job::valid_name(job_name) {
+            return Err(RunError::Name(job_name.to_owned()));
+        }
+        let dir_err = |source| RunError::StateDir {
+            path: state_dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(dir_err)?;
+        let lock_path = state_dir.join(format!("{job_name}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(dir_err)?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let by = job::read(state_dir, job_name)
+                .ok()
+                .and_then(|s| s.running)
+                .map(|run| format!(" (runner pid {})", run.pid))
+                .unwrap_or_default();
+            return Err(RunError::Busy {
+                job: job_name.to_owned(),
+                by,
+            });
+        }
+        let mut state = match job::read(state_dir, job_name) {
+            Ok(s) => s,
+            Err(e) => {
+                // Start over rather than refuse to run: the counters restart from zero.
+                tracing::warn!(error = %e, "unreadable job state replaced");
+                JobState::default()
+            }
+        };
+        state.job = job_name.to_owned();
+        let started = now();
+        let me = std::process::id();
+        state.running = Some(Running {
+            pid: me,
+            pid_start: job::process_start(me).unwrap_or(0),
+            started,
+        });
+        job::write(state_dir, &state)?;
+        Ok(JobGuard {
+            state_dir: state_dir.to_owned(),
+            state,
+            started,
+            _lock: lock,
+        })
+    }
+
+    /// Records the run's end and releases the lock.
+    pub fn finish(
+        mut self,
+        exit_code: i32,
+        timed_out: bool,
+        tail: Vec<String>,
+        recap: Option<Recap>,
+    ) -> Result<(), RunError> {
+        let ended = now();
+        let state = &mut self.state;
+        state.running = None;
+        state.runs += 1;
+        if exit_code == 0 {
+            state.last_success = Some(ended);
+        } else {
+            state.failures += 1;
+        }
+        state.last = Some(Finished {
+            started: self.started,
+            ended,
+            exit_code,
+            timed_out,
+            tail,
+            recap,
+        });
+        job::write(&self.state_dir, state)?;
+        Ok(())
+    }
+}
+
 /// Runs the job; returns the exit code to exit with.
 pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
-    if !job::valid_name(r.job) {
-        return Err(RunError::Name(r.job.to_owned()));
-    }
-    let dir_err = |source| RunError::StateDir {
-        path: r.state_dir.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(r.state_dir).map_err(dir_err)?;
-    let lock_path = r.state_dir.join(format!("{}.lock", r.job));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(dir_err)?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let by = job::read(r.state_dir, r.job)
-            .ok()
-            .and_then(|s| s.running)
-            .map(|run| format!(" (runner pid {})", run.pid))
-            .unwrap_or_default();
-        return Err(RunError::Busy {
-            job: r.job.to_owned(),
-            by,
-        });
-    }
-    let mut state = match job::read(r.state_dir, r.job) {
-        Ok(s) => s,
-        Err(e) => {
-            // Start over rather than refuse to run: the counters restart from zero.
-            tracing::warn!(error = %e, "unreadable job state replaced");
-            JobState {
-                job: r.job.to_owned(),
-                ..JobState::default()
-            }
-        }
-    };
-    state.job = r.job.to_owned();
-    let started = now();
-    let me = std::process::id();
-    state.running = Some(Running {
-        pid: me,
-        pid_start: job::process_start(me).unwrap_or(0),
-        started,
-    });
-    job::write(r.state_dir, &state)?;
-
+    let guard = JobGuard::begin(r.state_dir, r.job)?;
     // SAFETY: installing async-signal-safe handlers that only store to an atomic.
     unsafe {
         libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
@@ -222,24 +270,12 @@ pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
         (None, false) => Some(output.recap.clone()),
         (None, true) => None,
     };
-    let ended = now();
-    state.running = None;
-    state.runs += 1;
-    if exit_code == 0 {
-        state.last_success = Some(ended);
-    } else {
-        state.failures += 1;
-    }
-    state.last = Some(Finished {
-        started,
-        ended,
+    guard.finish(
         exit_code,
         timed_out,
-        tail: output.tail.into_iter().collect(),
+        output.tail.into_iter().collect(),
         recap,
-    });
-    job::write(r.state_dir, &state)?;
-    drop(lock);
+    )?;
     Ok(exit_code)
 }
 

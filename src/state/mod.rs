@@ -2,5 +2,6 @@
 //! both, so that a collector never imports a job command to understand what it wrote.
 
 pub mod apt;
+pub mod backup;
 pub mod job;
 pub mod update;

@@ -9,7 +9,7 @@
 //! the health check: a pooled connection that the server closed meanwhile (a restart)
 //! is replaced at once, in the same scrape.
 
-mod credentials;
+pub mod credentials;
 mod encode;
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,0 +1,225 @@
+//! The backup destination's layout, which `backup run` writes and the backups collector
+//! reads.
+//!
+//! ```text
+//! <destination>/20261125T020000Z/            a complete backup
+//!     db-shoe_store_hub.sql.zst              one dump per database
+//!     files.tar.zst                          the configured paths
+//!     manifest.json                          written last: what is here, with checksums
+//!     verified.json                          written by `backup verify`
+//! <destination>/.partial-20261126T020000Z/   a run under way, or killed
+//! ```
+//!
+//! A backup is complete only when its directory has its final name and its manifest
+//! parses and lists artifacts that are all there with their recorded sizes. The run
+//! writes into a `.partial-` directory and renames it when the manifest is in place, so
+//! a killed run never leaves anything that looks complete.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const VERIFIED: &str = "verified.json";
+pub const PARTIAL_PREFIX: &str = ".partial-";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub name: String,
+    pub started: f64,
+    pub completed: f64,
+    pub server_version: String,
+    pub databases: Vec<DatabaseDump>,
+    pub paths: Vec<PathBuf>,
+    pub files_archived: u64,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseDump {
+    pub name: String,
+    pub file: String,
+    /// Rows per table as the dump holds them.
+    pub tables: Vec<TableRows>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verified {
+    pub at: f64,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A backup name for a time: `20261125T020000Z` (UTC), which sorts by time.
+pub fn name_for(unix: i64) -> String {
+    let days = unix.div_euclid(86400);
+    let secs = unix.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Whether a directory name is a backup's.
+pub fn is_backup_name(n: &str) -> bool {
+    n.len() == 16
+        && n.as_bytes()[8] == b'T'
+        && n.ends_with('Z')
+        && n[..8].bytes().all(|b| b.is_ascii_digit())
+        && n[9..15].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// What a directory in the destination is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Complete,
+    /// A `.partial-` directory: a run under way or one that was killed.
+    Partial,
+    /// A backup directory whose manifest is missing, unreadable, or lists an artifact
+    /// that is missing or of another size.
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+    pub state: State,
+    pub manifest: Option<Manifest>,
+    /// Bytes of its artifacts on disk.
+    pub size: u64,
+    pub verified: Option<Verified>,
+}
+
+fn check(path: &Path) -> (State, Option<Manifest>, u64) {
+    let text = match std::fs::read(path.join(MANIFEST)) {
+        Ok(t) => t,
+        Err(e) => return (State::Corrupt(format!("no manifest: {e}")), None, 0),
+    };
+    let manifest: Manifest = match serde_json::from_slice(&text) {
+        Ok(m) => m,
+        Err(e) => return (State::Corrupt(format!("unreadable manifest: {e}")), None, 0),
+    };
+    let mut size = 0;
+    for a in &manifest.artifacts {
+        match std::fs::metadata(path.join(&a.file)) {
+            Ok(m) if m.len() == a.size => size += m.len(),
+            Ok(m) => {
+                return (
+                    State::Corrupt(format!(
+                        "{} is {} bytes, the manifest says {}",
+                        a.file,
+                        m.len(),
+                        a.size
+                    )),
+                    Some(manifest),
+                    0,
+                )
+            }
+            Err(e) => {
+                return (
+                    State::Corrupt(format!("{}: {e}", a.file)),
+                    Some(manifest),
+                    0,
+                )
+            }
+        }
+    }
+    (State::Complete, Some(manifest), size)
+}
+
+/// Every backup and leftover in the destination, oldest first. Anything else there is
+/// not the exporter's and is left alone.
+pub fn scan(destination: &Path) -> std::io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(destination)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = e.path();
+        if let Some(rest) = name.strip_prefix(PARTIAL_PREFIX) {
+            if is_backup_name(rest) {
+                out.push(Entry {
+                    name: rest.to_owned(),
+                    path,
+                    state: State::Partial,
+                    manifest: None,
+                    size: 0,
+                    verified: None,
+                });
+            }
+            continue;
+        }
+        if !is_backup_name(&name) {
+            continue;
+        }
+        let (state, manifest, size) = check(&path);
+        let verified = std::fs::read(path.join(VERIFIED))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        out.push(Entry {
+            name,
+            path,
+            state,
+            manifest,
+            size,
+            verified,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_by_time() {
+        assert_eq!(name_for(0), "19700101T000000Z");
+        assert_eq!(name_for(1_795_600_000), "20261125T094640Z");
+        assert_eq!(name_for(951_782_400), "20000229T000000Z");
+        assert!(is_backup_name("20261125T020000Z"));
+        for bad in [
+            "2026-11-25",
+            "20261125T0200Z",
+            "lost+found",
+            "20261125X020000Z",
+        ] {
+            assert!(!is_backup_name(bad), "{bad}");
+        }
+        assert!(name_for(1_700_000_000) < name_for(1_700_000_001));
+    }
+}
