@@ -1,0 +1,470 @@
+//! `backup run|verify|prune|list` against a real MariaDB (started by the test) and real
+//! files, and the freshness metrics the exporter serves from the destination.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::mariadb::MariaDb;
+use common::{Exporter, BIN};
+use sha2::{Digest, Sha256};
+
+const BACKUP_PASSWORD: &str = "Bk-s3cret pass";
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// Config and user-data directories, a backup account on `db`, and a config file.
+    fn new(db: &MariaDb) -> Site {
+        let s = Site {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(s.path("etc/shoe_store_hub")).unwrap();
+        std::fs::write(s.path("etc/shoe_store_hub/app.ini"), "currency = EUR\n").unwrap();
+        std::fs::create_dir_all(s.path("www/user_data/avatars")).unwrap();
+        for i in 0..20 {
+            std::fs::write(
+                s.path(&format!("www/user_data/avatars/{i}.png")),
+                vec![i as u8; 1000 + i * 37],
+            )
+            .unwrap();
+        }
+        db.sql(&format!(
+            "CREATE USER 'backup'@'127.0.0.1' IDENTIFIED BY '{BACKUP_PASSWORD}';
+             GRANT ALL ON *.* TO 'backup'@'127.0.0.1';"
+        ));
+        let pw = s.path("backup.password");
+        std::fs::write(&pw, format!("{BACKUP_PASSWORD}\n")).unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        s.write_config(db, "30d", 7);
+        s
+    }
+
+    fn write_config(&self, db: &MariaDb, retention: &str, keep_min: usize) {
+        std::fs::write(
+            self.path("config.yml"),
+            format!(
+                "jobs:\n  state_dir: {state}\nbackup:\n  destination: {dest}\n  retention: {retention}\n  keep_min: {keep_min}\n  paths: [{etc}, {data}]\n  mysql:\n    url: mysql://backup@127.0.0.1:{port}/shoe_store_hub\n    password_file: {pw}\n",
+                state = self.path("state").display(),
+                dest = self.path("dest").display(),
+                etc = self.path("etc/shoe_store_hub").display(),
+                data = self.path("www/user_data").display(),
+                port = db.port,
+                pw = self.path("backup.password").display(),
+            ),
+        )
+        .unwrap();
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("backup")
+            .args(args)
+            .arg("--config")
+            .arg(self.path("config.yml"));
+        c
+    }
+
+    fn backup(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn list(&self) -> Vec<serde_json::Value> {
+        let out = self.backup(&["list", "--format", "json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn complete(&self) -> Vec<String> {
+        self.list()
+            .iter()
+            .filter(|e| e["state"] == "complete")
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn exporter(&self) -> Exporter {
+        Exporter::start(&std::fs::read_to_string(self.path("config.yml")).unwrap())
+    }
+}
+
+fn shop_data(db: &MariaDb, rows: usize) {
+    db.sql("CREATE TABLE shoe_store_hub.reviews (id INT PRIMARY KEY AUTO_INCREMENT, product INT, body TEXT);");
+    db.sql(&format!(
+        "INSERT INTO shoe_store_hub.products (name, price) VALUES ('boot', 99.5), ('sandal', 30), ('it''s (odd); name', 1);
+         INSERT INTO shoe_store_hub.orders (product, qty) SELECT id, 2 FROM shoe_store_hub.products;
+         INSERT INTO shoe_store_hub.reviews (product, body)
+           SELECT 1, CONCAT('review ', seq, ' with ''quotes'', (parens); and \\\\backslashes')
+           FROM shoe_store_hub.seq_1_to_{rows};"
+    ));
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let mut h = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_full_run_is_complete_verifiable_and_reported() {
+    let db = MariaDb::start();
+    shop_data(&db, 500);
+    let s = Site::new(&db);
+    ok(&s.backup(&["run"]));
+    let names = s.complete();
+    assert_eq!(names.len(), 1);
+    let dir = s.path("dest").join(&names[0]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    // Every artifact's checksum, computed here.
+    for a in manifest["artifacts"].as_array().unwrap() {
+        let f = dir.join(a["file"].as_str().unwrap());
+        assert_eq!(sha256_hex(&f), a["sha256"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().len(),
+            a["size"].as_u64().unwrap()
+        );
+    }
+    let tables = &manifest["databases"][0]["tables"];
+    let rows = |t: &str| {
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["table"] == t)
+            .unwrap()["rows"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        (rows("products"), rows("orders"), rows("reviews")),
+        (3, 3, 500)
+    );
+    assert_eq!(manifest["files_archived"], 21);
+    assert!(manifest["server_version"]
+        .as_str()
+        .unwrap()
+        .contains("MariaDB"));
+    // The archive holds the files.
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc {} | tar -t",
+            dir.join("files.tar.zst").display()
+        ))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("etc/shoe_store_hub/app.ini"), "{listing}");
+    assert!(listing.contains("www/user_data/avatars/19.png"));
+
+    let e = s.exporter();
+    let m = e.metrics();
+    assert_eq!(m.value("shoehub_backups", &[]), Some(1.0));
+    assert_eq!(
+        m.value("shoehub_backup_last_success_timestamp_seconds", &[]),
+        manifest["completed"].as_f64()
+    );
+    assert_eq!(
+        m.value("shoehub_backup_last_verified_timestamp_seconds", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("shoehub_job_last_exit_code", &[("job", "backup")]),
+        Some(0.0)
+    );
+
+    let v = s.backup(&["verify"]);
+    ok(&v);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("3 table(s) restored"));
+    let m = e.metrics();
+    assert!(
+        m.value("shoehub_backup_last_verified_timestamp_seconds", &[])
+            .unwrap()
+            > 1.7e9
+    );
+    assert_eq!(
+        m.value("shoehub_job_last_exit_code", &[("job", "backup-verify")]),
+        Some(0.0)
+    );
+    // The scratch database is gone.
+    assert!(!db.sql("SHOW DATABASES").contains("shoehub_verify"));
+
+    // A damaged artifact fails verification and is recorded.
+    let dump = dir.join(manifest["artifacts"][0]["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&dump, bytes).unwrap();
+    let v = s.backup(&["verify"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&v.stderr).contains("checksum mismatch"));
+    assert_eq!(
+        e.metrics()
+            .value("shoehub_job_last_exit_code", &[("job", "backup-verify")]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_run_killed_at_any_point_leaves_the_last_good_backup() {
+    let db = MariaDb::start();
+    // Enough that the dump and the archive each take a while.
+    shop_data(&db, 300_000);
+    let s = Site::new(&db);
+    let mut big = vec![0u8; 64 << 20];
+    let mut x: u64 = 88172645463325252;
+    for chunk in big.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(s.path("www/user_data/catalog.bin"), &big).unwrap();
+    ok(&s.backup(&["run"]));
+    let good = s.complete();
+    assert_eq!(good.len(), 1);
+    let e = s.exporter();
+    let before = e.metrics();
+    let t = Instant::now();
+    ok(&s.backup(&["run"]));
+    let full = t.elapsed();
+    // Two complete now; remove the second to start from one.
+    let second: Vec<String> = s
+        .complete()
+        .into_iter()
+        .filter(|n| !good.contains(n))
+        .collect();
+    std::fs::remove_dir_all(s.path("dest").join(&second[0])).unwrap();
+    for fraction in [0.05, 0.2, 0.4, 0.6, 0.8, 0.95] {
+        // Names have one-second resolution: never two runs in the same second.
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut child = s
+            .command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full.mul_f64(fraction));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Whatever the run left, nothing new looks complete.
+        assert_eq!(s.complete(), good, "after a kill at {fraction} of a run");
+        let m = e.metrics();
+        for name in [
+            "shoehub_backups",
+            "shoehub_backup_last_success_timestamp_seconds",
+            "shoehub_backup_total_size_bytes",
+        ] {
+            assert_eq!(
+                m.value(name, &[]),
+                before.value(name, &[]),
+                "{name} after a kill at {fraction}"
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    ok(&s.backup(&["run"]));
+    let list = s.list();
+    assert!(
+        list.iter().all(|e| e["state"] == "complete"),
+        "leftovers: {list:?}"
+    );
+    assert_eq!(s.complete().len(), 2);
+    assert_eq!(e.metrics().value("shoehub_backups", &[]), Some(2.0));
+}
+
+#[test]
+fn a_failing_dump_fails_the_run() {
+    let mut db = MariaDb::start();
+    let s = Site::new(&db);
+    // A wrong password.
+    std::fs::write(s.path("backup.password"), "not-it\n").unwrap();
+    let out = s.backup(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the dump of shoe_store_hub failed") && err.contains("Access denied"),
+        "{err}"
+    );
+    assert!(!err.contains("not-it"));
+    std::fs::write(s.path("backup.password"), format!("{BACKUP_PASSWORD}\n")).unwrap();
+    // The database stopped.
+    db.stop();
+    let out = s.backup(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the dump of shoe_store_hub failed"));
+    // A path missing.
+    db.restart();
+    std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
+    let out = s.backup(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backup.paths:"));
+    assert!(s.complete().is_empty());
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("state/backup.json")).unwrap()).unwrap();
+    assert_eq!(state["runs"], 3);
+    assert_eq!(state["failures"], 3);
+    assert_eq!(state["last"]["exit_code"], 1);
+    let m = s.exporter().metrics();
+    assert_eq!(m.value("shoehub_backups", &[]), Some(0.0));
+    assert_eq!(
+        m.value("shoehub_job_failures_total", &[("job", "backup")]),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn the_password_never_reaches_a_command_line() {
+    let db = MariaDb::start();
+    shop_data(&db, 300_000);
+    let s = Site::new(&db);
+    let mut child = s
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut looked = 0;
+    let mut saw_dump = false;
+    while child.try_wait().unwrap().is_none() {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(
+                !text.contains(BACKUP_PASSWORD),
+                "password on a command line: {text}"
+            );
+            if text.contains("mariadb-dump") || text.contains("mysqldump") {
+                saw_dump = true;
+                let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+                assert!(!String::from_utf8_lossy(&environ).contains(BACKUP_PASSWORD));
+            }
+            looked += 1;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        saw_dump,
+        "the dump ran too fast to be seen ({looked} looks)"
+    );
+}
+
+fn secs_ago(days: f64) -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - days * 86400.0
+}
+
+/// A complete backup completed `days` ago, with one small artifact.
+fn fake_backup(dest: &Path, days: f64) -> String {
+    let t = secs_ago(days);
+    let days_since_epoch = (t as i64).div_euclid(86400);
+    // The name is only a label here; the manifest's time is what retention reads.
+    let name = format!(
+        "2000{:04}T{:06}Z",
+        days_since_epoch % 10000,
+        (t as i64) % 1_000_000
+    );
+    let dir = dest.join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("files.tar.zst"), b"x").unwrap();
+    let manifest = serde_json::json!({
+        "format": 1, "name": name, "started": t, "completed": t, "server_version": "x",
+        "databases": [], "paths": [], "files_archived": 0,
+        "artifacts": [{"file": "files.tar.zst", "size": 1, "sha256": "-"}],
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    name
+}
+
+#[test]
+fn retention_keeps_what_the_policy_says() {
+    let db = MariaDb::start();
+    let s = Site::new(&db);
+    let dest = s.path("dest");
+    // One backup a day over 40 days, plus things that are not backups.
+    let mut by_age: Vec<(f64, String)> = (0..40)
+        .map(|d| (d as f64 + 0.5, fake_backup(&dest, d as f64 + 0.5)))
+        .collect();
+    std::fs::create_dir_all(dest.join("lost+found")).unwrap();
+    std::fs::write(dest.join("README.txt"), "operator notes\n").unwrap();
+    std::fs::create_dir_all(dest.join("20200101T000000Z-manual-copy")).unwrap();
+    ok(&s.backup(&["prune"]));
+    let kept = s.complete();
+    by_age.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let want: Vec<String> = by_age
+        .iter()
+        .filter(|(age, _)| *age < 30.0)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let mut kept_sorted = kept.clone();
+    kept_sorted.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(
+        kept_sorted, want_sorted,
+        "30 days kept, the 10 older pruned"
+    );
+    assert!(dest.join("lost+found").exists() && dest.join("README.txt").exists());
+    assert!(dest.join("20200101T000000Z-manual-copy").exists());
+
+    // When every backup is older than the retention, the newest keep_min stay.
+    let old = tempfile::tempdir().unwrap();
+    let s2 = Site { dir: old };
+    std::fs::create_dir_all(s2.path("etc/shoe_store_hub")).unwrap();
+    std::fs::create_dir_all(s2.path("www/user_data")).unwrap();
+    std::fs::write(s2.path("backup.password"), "x\n").unwrap();
+    std::fs::set_permissions(
+        s2.path("backup.password"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    s2.write_config(&db, "30d", 7);
+    let mut names: Vec<(f64, String)> = (0..12)
+        .map(|d| {
+            (
+                40.0 + d as f64,
+                fake_backup(&s2.path("dest"), 40.0 + d as f64),
+            )
+        })
+        .collect();
+    ok(&s2.backup(&["prune"]));
+    names.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut want: Vec<String> = names.iter().take(7).map(|(_, n)| n.clone()).collect();
+    want.sort();
+    let mut kept = s2.complete();
+    kept.sort();
+    assert_eq!(kept, want, "never fewer than keep_min");
+}
