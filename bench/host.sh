@@ -31,7 +31,7 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   --collector.netdev --collector.diskstats --collector.loadavg --collector.stat --collector.time \
   >"$work/node.log" 2>&1 &
 node_pid=$!; pids+=("$node_pid")
-printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\n' >"$work/shoehub.yml"
+printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' >"$work/shoehub.yml"
 "$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")

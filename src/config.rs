@@ -46,6 +46,8 @@ pub struct Config {
     pub updates: UpdatesConfig,
     /// The nightly backup and its freshness metrics.
     pub backup: BackupConfig,
+    /// BackupPC's view of its hosts' backups.
+    pub backuppc: BackuppcConfig,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
 }
@@ -470,6 +472,27 @@ impl Default for BackupConfig {
             mysql: None,
             timeout: DurationValue(Duration::from_secs(2 * 3600)),
             max_age: DurationValue(Duration::from_secs(26 * 3600)),
+        }
+    }
+}
+
+/// `backuppc:` — where BackupPC keeps its per-host backup lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackuppcConfig {
+    pub enabled: bool,
+    /// Reads `<top_dir>/pc/<host>/backups`; nothing is reported where it does not exist.
+    pub top_dir: PathBuf,
+    /// The hosts to report; empty: every host found.
+    pub hosts: Vec<String>,
+}
+
+impl Default for BackuppcConfig {
+    fn default() -> Self {
+        BackuppcConfig {
+            enabled: true,
+            top_dir: PathBuf::from("/var/lib/backuppc"),
+            hosts: Vec::new(),
         }
     }
 }

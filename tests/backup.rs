@@ -468,3 +468,89 @@ fn retention_keeps_what_the_policy_says() {
     kept.sort();
     assert_eq!(kept, want, "never fewer than keep_min");
 }
+
+#[test]
+fn backuppc_hosts_of_both_layouts() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backuppc");
+    let t0 = 1_795_000_000.0;
+    let e = Exporter::start(&format!(
+        "backuppc:\n  top_dir: {}\n",
+        fixtures.join("4.4").display()
+    ));
+    let m = e.metrics();
+    let v = |name: &str, host: &str| m.value(name, &[("host", host)]);
+    // db1: the newest good backup is the incremental #3, not the later partial or active.
+    assert_eq!(
+        v("shoehub_backuppc_last_good_backup_timestamp_seconds", "db1"),
+        Some(t0 + 3.0 * 86400.0 + 800.0)
+    );
+    assert_eq!(
+        v("shoehub_backuppc_last_full_backup_timestamp_seconds", "db1"),
+        Some(t0 + 3600.0)
+    );
+    assert_eq!(
+        v("shoehub_backuppc_last_backup_size_bytes", "db1"),
+        Some(9_300_000.0)
+    );
+    assert_eq!(
+        v("shoehub_backuppc_last_backup_xfer_errors", "db1"),
+        Some(3.0)
+    );
+    for (kind, n) in [
+        ("full", 1.0),
+        ("incr", 2.0),
+        ("partial", 1.0),
+        ("active", 1.0),
+    ] {
+        assert_eq!(
+            m.value(
+                "shoehub_backuppc_backups",
+                &[("host", "db1"), ("type", kind)]
+            ),
+            Some(n),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        v("shoehub_backuppc_last_backup_size_bytes", "web2"),
+        Some(42.0)
+    );
+    // The host without a backups file is an error of its own; the others are served.
+    assert!(v(
+        "shoehub_backuppc_last_good_backup_timestamp_seconds",
+        "broken"
+    )
+    .is_none());
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "backuppc")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        e.stderr().contains("BackupPC hosts failed"),
+        "{}",
+        e.stderr()
+    );
+
+    let e = Exporter::start(&format!(
+        "backuppc:\n  top_dir: {}\n  hosts: [shop]\n",
+        fixtures.join("4.3").display()
+    ));
+    let m = e.metrics();
+    assert_eq!(
+        m.value(
+            "shoehub_backuppc_last_good_backup_timestamp_seconds",
+            &[("host", "shop")]
+        ),
+        Some(t0 + 3.0 * 86400.0 + 3000.0)
+    );
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "backuppc")]
+        ),
+        Some(1.0)
+    );
+}

@@ -18,6 +18,7 @@ use crate::config::{Config, SystemConfig};
 use crate::exposition::{Format, MetricWriter};
 
 pub mod apt;
+pub mod backuppc;
 pub mod backups;
 pub mod cpu;
 pub mod disk;
@@ -256,6 +257,12 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
     if config.backup.enabled {
         out.push(AnyCollector::Blocking(Arc::new(backups::Backups::new(
             config.backup.destination.clone(),
+        ))));
+    }
+    if config.backuppc.enabled {
+        out.push(AnyCollector::Blocking(Arc::new(backuppc::Backuppc::new(
+            config.backuppc.top_dir.clone(),
+            config.backuppc.hosts.clone(),
         ))));
     }
     if config.textfile.enabled {

@@ -3,5 +3,6 @@
 
 pub mod apt;
 pub mod backup;
+pub mod backuppc;
 pub mod job;
 pub mod update;

@@ -1,0 +1,155 @@
+//! The BackupPC collector: per host, when its last good and last full backups ended,
+//! its backups by type, and the size and transfer errors of the last good one, from
+//! `<top_dir>/pc/<host>/backups`. A host whose file is missing or unreadable is
+//! reported (collector success 0, logged) while the others are still served.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CollectError, Collector};
+use crate::exposition::{Family, MetricWriter};
+use crate::state::backuppc::{self, Row};
+
+static LAST_GOOD: Family = Family::gauge(
+    "shoehub_backuppc_last_good_backup_timestamp_seconds",
+    "When the host's newest full or incremental backup ended, Unix time; 0 if none.",
+)
+.unit("seconds");
+static LAST_FULL: Family = Family::gauge(
+    "shoehub_backuppc_last_full_backup_timestamp_seconds",
+    "When the host's newest full backup ended, Unix time; 0 if none.",
+)
+.unit("seconds");
+static BACKUPS: Family = Family::gauge(
+    "shoehub_backuppc_backups",
+    "The host's backups BackupPC keeps, by type (full, incr, partial, active).",
+);
+static LAST_SIZE: Family = Family::gauge(
+    "shoehub_backuppc_last_backup_size_bytes",
+    "Size of the host's last good backup.",
+)
+.unit("bytes");
+static LAST_ERRORS: Family = Family::gauge(
+    "shoehub_backuppc_last_backup_xfer_errors",
+    "Transfer errors of the host's last good backup.",
+);
+
+pub struct Backuppc {
+    top_dir: PathBuf,
+    hosts: Vec<String>,
+}
+
+impl Backuppc {
+    pub fn new(top_dir: PathBuf, hosts: Vec<String>) -> Backuppc {
+        Backuppc { top_dir, hosts }
+    }
+}
+
+impl Collector for Backuppc {
+    fn name(&self) -> &'static str {
+        "backuppc"
+    }
+
+    fn serves(&self) -> &'static [&'static str] {
+        &["shoehub_backuppc_"]
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        let pc = self.top_dir.join("pc");
+        let hosts: Vec<String> = if self.hosts.is_empty() {
+            match std::fs::read_dir(&pc) {
+                Ok(entries) => {
+                    let mut h: Vec<String> = entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| !n.starts_with('.'))
+                        .collect();
+                    h.sort();
+                    h
+                }
+                // No BackupPC here.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(CollectError::read(&pc, e)),
+            }
+        } else {
+            self.hosts.clone()
+        };
+        let mut read: Vec<(String, Vec<Row>)> = Vec::new();
+        let mut errors = Vec::new();
+        for host in &hosts {
+            let path = pc.join(host).join("backups");
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let (rows, bad) = backuppc::parse(&text);
+                    if let Some(first) = bad.first() {
+                        errors.push(format!(
+                            "{}: {} malformed line(s), first line {first}",
+                            path.display(),
+                            bad.len()
+                        ));
+                    }
+                    read.push((host.clone(), rows));
+                }
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        let last = |rows: &[Row], pred: &dyn Fn(&Row) -> bool| -> Option<Row> {
+            rows.iter()
+                .filter(|r| pred(r))
+                .max_by(|a, b| a.end.total_cmp(&b.end).then(a.num.cmp(&b.num)))
+                .cloned()
+        };
+        for (host, rows) in &read {
+            let good = last(rows, &Row::is_good);
+            w.sample(
+                &LAST_GOOD,
+                &[("host", host)],
+                good.as_ref().map_or(0.0, |r| r.end),
+            );
+        }
+        for (host, rows) in &read {
+            let full = last(rows, &|r: &Row| r.kind == "full");
+            w.sample(
+                &LAST_FULL,
+                &[("host", host)],
+                full.as_ref().map_or(0.0, |r| r.end),
+            );
+        }
+        for (host, rows) in &read {
+            for kind in ["full", "incr", "partial", "active"] {
+                let n = rows.iter().filter(|r| r.kind == kind).count() as u64;
+                w.sample_u64(&BACKUPS, &[("host", host), ("type", kind)], n);
+            }
+        }
+        for (host, rows) in &read {
+            let good = last(rows, &Row::is_good);
+            w.sample_u64(
+                &LAST_SIZE,
+                &[("host", host)],
+                good.as_ref().map_or(0, |r| r.size),
+            );
+        }
+        for (host, rows) in &read {
+            let good = last(rows, &Row::is_good);
+            w.sample_u64(
+                &LAST_ERRORS,
+                &[("host", host)],
+                good.as_ref().map_or(0, |r| r.xfer_errors),
+            );
+        }
+        match errors.first() {
+            None => Ok(()),
+            Some(first) => Err(CollectError::Partial {
+                what: "BackupPC hosts",
+                failed: errors.len(),
+                total: hosts.len(),
+                first: first.clone(),
+            }),
+        }
+    }
+}
