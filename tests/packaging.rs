@@ -49,6 +49,10 @@ fn the_systemd_units_verify() {
         "shoehub-exporter.service",
         "shoehub-update-plan.service",
         "shoehub-update-plan.timer",
+        "shoehub-backup.service",
+        "shoehub-backup.timer",
+        "shoehub-backup-verify.service",
+        "shoehub-backup-verify.timer",
     ] {
         let text = std::fs::read_to_string(packaging(&format!("systemd/{unit}")))
             .unwrap()
@@ -69,4 +73,6 @@ fn the_systemd_units_verify() {
     assert!(ours.is_empty(), "{text}");
     let timer = std::fs::read_to_string(packaging("systemd/shoehub-update-plan.timer")).unwrap();
     assert!(timer.contains("OnCalendar=Mon"), "weekly");
+    let backup = std::fs::read_to_string(packaging("systemd/shoehub-backup.timer")).unwrap();
+    assert!(backup.contains("OnCalendar=*-*-* 02:00:00") && backup.contains("Persistent=true"));
 }
