@@ -67,7 +67,7 @@ ours_size=$(stat -c %s "$work"/dest/*/db-shoe_store_hub.sql.zst)
 
 echo
 machine
-echo "$("$dump" --version | awk '{print $1, $3, $5}'), zstd $(zstd --version | awk '{print $NF}'), shoehub-exporter $("$bin" --version | awk '{print $2}')"
+echo "$("$dump" --version | sed 's/, for .*//'); zstd $(zstd --version | grep -o 'v[0-9.]*' | head -1); shoehub-exporter $("$bin" --version | awk '{print $2}')"
 echo "database: $rows reviews; dump compressed: $((size / 1000000)) MB plain, $((ours_size / 1000000)) MB ours; medians of $rounds runs"
 p=$(median "$work/plain" 1)
 o=$(median "$work/ours" 1)
