@@ -554,3 +554,39 @@ fn backuppc_hosts_of_both_layouts() {
         Some(1.0)
     );
 }
+
+#[test]
+fn a_hung_dump_is_bounded_and_a_second_run_waits_for_none() {
+    let db = MariaDb::start();
+    let s = Site::new(&db);
+    let cfg = std::fs::read_to_string(s.path("config.yml")).unwrap();
+    std::fs::write(
+        s.path("config.yml"),
+        cfg.replace("backup:\n", "backup:\n  timeout: 2s\n"),
+    )
+    .unwrap();
+    db.signal(libc::SIGSTOP);
+    let mut first = s
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // One run at a time.
+    let second = s.backup(&["run"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("job backup is already running"));
+    let t = Instant::now();
+    let status = first.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut first.stderr.take().unwrap(), &mut err).unwrap();
+    db.signal(libc::SIGCONT);
+    assert_eq!(status.code(), Some(1));
+    assert!(err.contains("timed out after 2s"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("state/backup.json")).unwrap()).unwrap();
+    assert_eq!(state["last"]["timed_out"], true);
+    assert!(s.complete().is_empty());
+}
