@@ -590,3 +590,51 @@ fn a_hung_dump_is_bounded_and_a_second_run_waits_for_none() {
     assert_eq!(state["last"]["timed_out"], true);
     assert!(s.complete().is_empty());
 }
+
+#[test]
+fn a_full_disk_fails_the_run_clearly() {
+    // A destination of 256 KiB: a tmpfs mounted by the test (it runs as root, as the
+    // test command does).
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test mounts a tmpfs and must run as root"
+    );
+    let db = MariaDb::start();
+    let s = Site::new(&db);
+    std::fs::write(s.path("www/user_data/big.bin"), vec![7u8; 64]).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(s.path("www/user_data/noise.bin"), noise).unwrap();
+    let dest = s.path("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "cannot mount a tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dest.clone());
+    let out = s.backup(&["run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains("files.tar.zst"),
+        "{err}"
+    );
+    assert!(s.complete().is_empty());
+}

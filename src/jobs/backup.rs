@@ -627,9 +627,20 @@ impl Backup<'_> {
             let meta = std::fs::symlink_metadata(&p)
                 .map_err(|e| BackupError::Path(format!("{}: {e}", p.display())))?;
             let name = p.strip_prefix("/").unwrap_or(&p).to_owned();
+            // A write that fails is about the archive, a read that fails about the path.
+            let tar_err = |e: io::Error| {
+                if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT)
+                {
+                    BackupError::Io {
+                        what: format!("writing {}", path.display()),
+                        source: e,
+                    }
+                } else {
+                    BackupError::Path(format!("{}: {e}", p.display()))
+                }
+            };
             if meta.is_dir() {
-                tar.append_dir(&name, &p)
-                    .map_err(|e| BackupError::Path(format!("{}: {e}", p.display())))?;
+                tar.append_dir(&name, &p).map_err(tar_err)?;
                 let mut children: Vec<PathBuf> = std::fs::read_dir(&p)
                     .map_err(|e| BackupError::Path(format!("{}: {e}", p.display())))?
                     .map(|e| e.map(|e| e.path()))
@@ -639,8 +650,7 @@ impl Backup<'_> {
                 children.reverse();
                 stack.extend(children);
             } else {
-                tar.append_path_with_name(&p, &name)
-                    .map_err(|e| BackupError::Path(format!("{}: {e}", p.display())))?;
+                tar.append_path_with_name(&p, &name).map_err(tar_err)?;
                 files += 1;
                 progress.show(|| format!("archiving: {files} files"));
             }
