@@ -39,6 +39,28 @@ pub enum Command {
     /// The nightly backup: run, verify, prune, list.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The Grafana dashboard, alert rules and provisioning, from the config.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Print the Grafana dashboard JSON (from dashboard:, or the default one).
+    Dashboard(UpdateArgs),
+    /// Print the Prometheus alert rules (from the alerts: thresholds).
+    Alerts(UpdateArgs),
+    /// Write grafana/dashboards, grafana/provisioning and alerts/ under DIR.
+    Bundle(BundleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    #[command(flatten)]
+    pub common: UpdateArgs,
+    /// The directory to write into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,6 +50,8 @@ pub struct Config {
     pub backuppc: BackuppcConfig,
     /// The maintenance plan's dashboard spec (rows / panels / span / targets).
     pub dashboard: Option<DashboardSpec>,
+    /// Thresholds of the generated alert rules.
+    pub alerts: AlertsConfig,
 }
 
 impl Config {
@@ -575,6 +577,45 @@ pub enum LogFormat {
     CombinedDuration,
 }
 
+/// `alerts:` — the thresholds the generated alert rules use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// The Prometheus job that scrapes the exporter.
+    pub job: String,
+    /// A newer complete backup is due within this (the plan: daily at 02:00).
+    pub backup_max_age: DurationValue,
+    /// Days of backups the retention promises.
+    pub backup_retention: DurationValue,
+    /// `backup verify` runs weekly.
+    pub backup_verify_max_age: DurationValue,
+    /// Share of 5xx answers that pages.
+    pub http_error_ratio: f64,
+    pub cpu_percent: f64,
+    pub memory_available_percent: f64,
+    pub filesystem_free_percent: f64,
+    pub mysql_connections_ratio: f64,
+    /// An update is due weekly.
+    pub update_max_age: DurationValue,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            job: "shoehub".to_owned(),
+            backup_max_age: DurationValue(Duration::from_secs(26 * 3600)),
+            backup_retention: DurationValue(Duration::from_secs(30 * 86400)),
+            backup_verify_max_age: DurationValue(Duration::from_secs(8 * 86400)),
+            http_error_ratio: 0.05,
+            cpu_percent: 90.0,
+            memory_available_percent: 10.0,
+            filesystem_free_percent: 5.0,
+            mysql_connections_ratio: 0.8,
+            update_max_age: DurationValue(Duration::from_secs(8 * 86400)),
+        }
+    }
+}
+
 /// `dashboard:` — the maintenance plan's own format.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -606,6 +647,16 @@ pub struct PanelSpec {
     pub unit: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Colour steps above the base green: `[{value: 80, color: red}]`.
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub value: f64,
+    pub color: String,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

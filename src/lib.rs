@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only dispatches; everything it runs lives here so the
 //! integration tests and the benchmarks drive the same code the operators run.
 
+pub mod bundle;
 pub mod cli;
 pub mod collectors;
 pub mod config;

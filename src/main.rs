@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use shoehub_exporter::cli::{
-    BackupCommand, Cli, Command, JobCommand, JobRunArgs, ListFormat, ServeArgs, UpdateCommand,
+    BackupCommand, Cli, Command, GenerateCommand, JobCommand, JobRunArgs, ListFormat, ServeArgs,
+    UpdateCommand,
 };
 use shoehub_exporter::collectors;
 use shoehub_exporter::config::Config;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Some(Command::Job(JobCommand::Run(args))) => job_run(args),
         Some(Command::Update(cmd)) => update(cmd),
         Some(Command::Backup(cmd)) => backup(cmd),
+        Some(Command::Generate(cmd)) => generate(cmd),
         None => serve(cli.serve),
     }
 }
@@ -196,6 +198,37 @@ fn backup(cmd: BackupCommand) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, 1),
+    }
+}
+
+fn generate(cmd: GenerateCommand) -> ExitCode {
+    use shoehub_exporter::bundle;
+    let path = match &cmd {
+        GenerateCommand::Dashboard(a) | GenerateCommand::Alerts(a) => a.config.clone(),
+        GenerateCommand::Bundle(a) => a.common.config.clone(),
+    };
+    let config = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    let result = match cmd {
+        GenerateCommand::Dashboard(_) => bundle::dashboard_json(&config).map(|t| print!("{t}")),
+        GenerateCommand::Alerts(_) => {
+            for (_, text) in bundle::alert_files(&config) {
+                println!("---\n{text}");
+            }
+            Ok(())
+        }
+        GenerateCommand::Bundle(a) => bundle::write(&config, &a.out).map(|files| {
+            for f in files {
+                println!("{}", a.out.join(f).display());
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ bundle::BundleError::Dashboard(_)) => fail(&e, EXIT_CONFIG),
         Err(e) => fail(&e, 1),
     }
 }

@@ -1,0 +1,320 @@
+//! The Grafana/alert bundle: committed files equal to what the generator writes, the
+//! dashboard against the rules of Grafana's dashboard linter, its PromQL and the alert
+//! rules parsed by promtool, Alertmanager's config checked by amtool.
+//!
+//! Grafana itself cannot be installed here: the dashboard is checked against the
+//! documented contract of its JSON model (schemaVersion 39, Grafana 10.4) and the
+//! linter's rules, not imported into a running Grafana.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{require_tool, BIN};
+use serde_json::Value;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn generate(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("generate")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_committed_bundle_is_what_the_generator_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate(&["bundle", "--out", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = files_under(dir.path());
+    assert!(generated.len() >= 9, "{generated:?}");
+    for rel in &generated {
+        // alerts/tests/ holds hand-written promtool cases, not generated ones.
+        let committed = std::fs::read_to_string(repo(rel.to_str().unwrap())).unwrap_or_else(|e| {
+            panic!("{} is generated but not committed ({e}): run `shoehub-exporter generate bundle --out .`", rel.display())
+        });
+        let fresh = std::fs::read_to_string(dir.path().join(rel)).unwrap();
+        assert!(
+            committed == fresh,
+            "{} differs from the generator's output: run `shoehub-exporter generate bundle --out .`",
+            rel.display()
+        );
+    }
+    for sub in ["grafana", "alerts"] {
+        for rel in files_under(&repo(sub)) {
+            let rel = Path::new(sub).join(rel);
+            if rel.starts_with("alerts/tests") {
+                continue;
+            }
+            assert!(
+                generated.contains(&rel),
+                "{} is committed but not generated",
+                rel.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_seed_spec_gives_the_plan_s_dashboard() {
+    let out = generate(&[
+        "dashboard",
+        "--config",
+        repo("tests/fixtures/seed-config.yaml").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["title"], "Shoe Store Hub Monitoring Dashboard");
+    let p = d["panels"].as_array().unwrap();
+    assert_eq!(
+        (p[0]["type"].as_str(), p[0]["title"].as_str()),
+        (Some("row"), Some("System Metrics"))
+    );
+    assert_eq!(p[1]["title"], "CPU Usage");
+    assert_eq!(p[2]["title"], "Memory Usage");
+    for panel in &p[1..3] {
+        assert_eq!(panel["type"], "timeseries", "graph becomes timeseries");
+        assert_eq!(
+            panel["gridPos"]["w"], 8,
+            "span 4 of 12 is a third of the width"
+        );
+        assert_eq!(panel["gridPos"]["y"], p[1]["gridPos"]["y"], "side by side");
+    }
+    assert_eq!(p[1]["gridPos"]["x"], 0);
+    assert_eq!(p[2]["gridPos"]["x"], 8);
+}
+
+#[test]
+fn an_unknown_target_lists_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        "dashboard:\n  title: T\n  rows:\n    - title: R\n      panels:\n        - title: P\n          targets:\n            - target: cpu_usge\n",
+    )
+    .unwrap();
+    let out = generate(&["dashboard", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dashboard.rows[0].panels[0].targets[0]: unknown target \"cpu_usge\" (did you mean cpu_usage?)")
+            && err.contains("known targets: cpu_usage, memory_usage"),
+        "{err}"
+    );
+}
+
+fn default_dashboard() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo("grafana/dashboards/shoehub-overview.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Metric names in an expression (identifiers followed by `{`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = expr.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'{' {
+            let start = b[..i]
+                .iter()
+                .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b':'))
+                .map_or(0, |p| p + 1);
+            if start < i {
+                out.push(expr[start..i].to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_follows_the_linter_rules() {
+    let d = default_dashboard();
+    assert_eq!(d["editable"], false);
+    assert_eq!(d["schemaVersion"], 39);
+    assert_eq!(d["uid"], "shoehub-overview");
+    let vars = d["templating"]["list"].as_array().unwrap();
+    let var = |n: &str| {
+        vars.iter()
+            .find(|v| v["name"] == n)
+            .unwrap_or_else(|| panic!("no {n} variable"))
+    };
+    assert_eq!(var("datasource")["type"], "datasource");
+    assert_eq!(var("datasource")["query"], "prometheus");
+    for n in ["job", "instance"] {
+        let v = var(n);
+        assert_eq!(v["type"], "query");
+        assert_eq!(v["multi"], true);
+        assert_eq!(v["includeAll"], true);
+        assert_eq!(v["allValue"], ".+");
+        assert_eq!(v["refresh"], 2, "refresh on time range change");
+        assert_eq!(v["datasource"]["uid"], "${datasource}");
+    }
+    assert!(
+        !serde_json::to_string(&d).unwrap().contains("${DS_"),
+        "no import-time inputs"
+    );
+
+    let panels = d["panels"].as_array().unwrap();
+    let mut cells = std::collections::HashSet::new();
+    let mut seen_row = false;
+    for p in panels {
+        let g = &p["gridPos"];
+        let (x, y, w, h) = (
+            g["x"].as_u64().unwrap(),
+            g["y"].as_u64().unwrap(),
+            g["w"].as_u64().unwrap(),
+            g["h"].as_u64().unwrap(),
+        );
+        assert!(x + w <= 24, "{} leaves the grid", p["title"]);
+        for cx in x..x + w {
+            for cy in y..y + h {
+                assert!(
+                    cells.insert((cx, cy)),
+                    "{} overlaps another panel",
+                    p["title"]
+                );
+            }
+        }
+        if p["type"] == "row" {
+            seen_row = true;
+            assert_eq!(
+                p["panels"].as_array().unwrap().len(),
+                0,
+                "panels follow their row"
+            );
+            continue;
+        }
+        assert!(seen_row, "a panel before the first row");
+        let title = p["title"].as_str().unwrap();
+        assert!(!title.is_empty());
+        assert!(
+            ["timeseries", "stat", "gauge", "table"].contains(&p["type"].as_str().unwrap()),
+            "{title}"
+        );
+        assert!(
+            !p["description"].as_str().unwrap().is_empty(),
+            "{title}: description"
+        );
+        assert!(
+            !p["fieldConfig"]["defaults"]["unit"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "{title}: unit"
+        );
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+        for t in p["targets"].as_array().unwrap() {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+            let e = t["expr"].as_str().unwrap();
+            for f in ["rate(", "irate(", "increase("] {
+                for (i, _) in e.match_indices(f) {
+                    let rest = &e[i..];
+                    let close = rest.find(')').unwrap();
+                    assert!(rest[..close].contains("[$__rate_interval]"), "{title}: {e}");
+                }
+            }
+            for m in metric_names(e) {
+                let at = e.find(&format!("{m}{{")).unwrap();
+                let sel = &e[at..at + e[at..].find('}').unwrap()];
+                assert!(
+                    sel.contains(r#"job=~"$job""#) && sel.contains(r#"instance=~"$instance""#),
+                    "{title}: {sel}"
+                );
+                if m.ends_with("_total") {
+                    let before = &e[..at];
+                    assert!(
+                        before.ends_with("rate(") || before.ends_with("increase("),
+                        "{title}: counter {m} outside rate"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn promtool_parses_every_expression_and_rule() {
+    let promtool = require_tool("promtool", "prometheus");
+    // Every panel query, with Grafana's variables as Grafana would send them, in a rules
+    // file: promtool parses each expression.
+    let d = default_dashboard();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut n = 0;
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let e = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".+")
+                .replace("$instance", ".+");
+            rules.push_str(&format!(
+                "      - record: dashboard:query{n}\n        expr: {}\n",
+                serde_json::to_string(&e).unwrap()
+            ));
+            n += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("dashboard.rules.yml");
+    std::fs::write(&f, rules).unwrap();
+    let mut files = vec![f];
+    files.extend(
+        std::fs::read_dir(repo("alerts"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml")),
+    );
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("WARNING"), "{text}");
+    assert!(n > 20, "{n} queries");
+    // Every alert has a severity, a summary and a description.
+    for f in &files[1..] {
+        let t = std::fs::read_to_string(f).unwrap();
+        let alerts = t.matches("- alert: ").count();
+        assert!(alerts > 0);
+        for key in ["severity: ", "summary: ", "description: "] {
+            assert_eq!(t.matches(key).count(), alerts, "{} {key}", f.display());
+        }
+    }
+}
