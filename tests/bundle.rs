@@ -318,3 +318,53 @@ fn promtool_parses_every_expression_and_rule() {
         }
     }
 }
+
+#[test]
+fn prometheus_and_alertmanager_configs_check() {
+    let promtool = require_tool("promtool", "prometheus");
+    let amtool = require_tool("amtool", "prometheus-alertmanager");
+    // The Prometheus config with the rule files where it expects them.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("shoehub");
+    std::fs::create_dir(&rules).unwrap();
+    for e in std::fs::read_dir(repo("alerts")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "yml") {
+            std::fs::copy(e.path(), rules.join(e.file_name())).unwrap();
+        }
+    }
+    let cfg = std::fs::read_to_string(repo("packaging/prometheus/prometheus.yml"))
+        .unwrap()
+        .replace("/etc/prometheus/shoehub", rules.to_str().unwrap());
+    let p = dir.path().join("prometheus.yml");
+    std::fs::write(&p, cfg).unwrap();
+    let out = Command::new(promtool)
+        .args(["check", "config"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("6 rule files found") || text.matches("SUCCESS").count() >= 7,
+        "{text}"
+    );
+
+    let out = Command::new(amtool)
+        .arg("check-config")
+        .arg(repo("packaging/alertmanager/alertmanager.yml"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Found:") && text.contains("inhibit rules"),
+        "{text}"
+    );
+    let am = std::fs::read_to_string(repo("packaging/alertmanager/alertmanager.yml")).unwrap();
+    assert!(
+        am.contains("source_matchers: ['severity=\"critical\"']")
+            && am.contains("equal: [alertname, instance]")
+    );
+}
