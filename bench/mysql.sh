@@ -51,7 +51,7 @@ ours_port=$(free_port)
 prometheus-mysqld-exporter --config.my-cnf="$work/exporter.cnf" \
   --web.listen-address="127.0.0.1:$peer_port" >"$work/peer.log" 2>&1 &
 peer_pid=$!; pids+=("$peer_pid")
-printf 'mysql:\n  defaults_file: %s\n  schemas: [shoe_store_hub]\n' "$work/exporter.cnf" >"$work/shoehub.yml"
+printf 'mysql:\n  defaults_file: %s\n  schemas: [shoe_store_hub]\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' "$work/exporter.cnf" >"$work/shoehub.yml"
 "$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")
