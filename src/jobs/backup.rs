@@ -145,6 +145,29 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
+/// Ends the compressed stream, flushes and syncs the file: the artifact as written.
+fn finish_artifact(
+    enc: zstd::Encoder<'static, HashWriter<io::BufWriter<File>>>,
+    path: &Path,
+    file: String,
+) -> Result<Artifact, BackupError> {
+    let hw = enc
+        .finish()
+        .map_err(io_err(format!("finishing {}", path.display())))?;
+    let written = hw.inner.into_inner().map_err(|e| BackupError::Io {
+        what: format!("writing {}", path.display()),
+        source: e.into_error(),
+    })?;
+    written
+        .sync_all()
+        .map_err(io_err(format!("syncing {}", path.display())))?;
+    Ok(Artifact {
+        file,
+        size: hw.bytes,
+        sha256: hex(&hw.hash.finalize()),
+    })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -576,24 +599,7 @@ impl Backup<'_> {
                         .into(),
             });
         }
-        let hw = enc
-            .finish()
-            .map_err(io_err(format!("finishing {}", path.display())))?;
-        let (file, hash, bytes) = (hw.inner, hw.hash, hw.bytes);
-        let file = file.into_inner().map_err(|e| BackupError::Io {
-            what: format!("writing {}", path.display()),
-            source: e.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(io_err(format!("syncing {}", path.display())))?;
-        Ok((
-            Artifact {
-                file: String::new(),
-                size: bytes,
-                sha256: hex(&hash.finalize()),
-            },
-            reader,
-        ))
+        Ok((finish_artifact(enc, path, String::new())?, reader))
     }
 
     /// The configured paths as one compressed tar: (artifact, files archived).
@@ -658,24 +664,7 @@ impl Backup<'_> {
         let enc = tar
             .into_inner()
             .map_err(io_err(format!("writing {}", path.display())))?;
-        let hw = enc
-            .finish()
-            .map_err(io_err(format!("finishing {}", path.display())))?;
-        let (file, hash, bytes) = (hw.inner, hw.hash, hw.bytes);
-        let file = file.into_inner().map_err(|e| BackupError::Io {
-            what: format!("writing {}", path.display()),
-            source: e.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(io_err(format!("syncing {}", path.display())))?;
-        Ok((
-            Artifact {
-                file: "files.tar.zst".into(),
-                size: bytes,
-                sha256: hex(&hash.finalize()),
-            },
-            files,
-        ))
+        Ok((finish_artifact(enc, path, "files.tar.zst".into())?, files))
     }
 
     /// `backup prune`, under the backup lock.
