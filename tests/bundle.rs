@@ -368,3 +368,49 @@ fn prometheus_and_alertmanager_configs_check() {
             && am.contains("equal: [alertname, instance]")
     );
 }
+
+#[test]
+fn every_alert_has_promtool_cases_that_pass() {
+    let promtool = require_tool("promtool", "prometheus");
+    let tests: Vec<PathBuf> = std::fs::read_dir(repo("alerts/tests"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.yml"))
+        .collect();
+    let out = Command::new(promtool)
+        .args(["test", "rules"])
+        .args(&tests)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let cases: String = tests
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for f in std::fs::read_dir(repo("alerts")).unwrap().flatten() {
+        if f.path().extension().is_none_or(|x| x != "yml") {
+            continue;
+        }
+        for line in std::fs::read_to_string(f.path()).unwrap().lines() {
+            let Some(name) = line.trim().strip_prefix("- alert: ") else {
+                continue;
+            };
+            // Each alert: a case where it stays silent and one where it fires.
+            let blocks: Vec<&str> = cases
+                .split("- eval_time:")
+                .filter(|b| b.contains(&format!("alertname: {name}\n")))
+                .collect();
+            assert!(
+                blocks.iter().any(|b| b.contains("exp_alerts: []")),
+                "{name} is never shown silent"
+            );
+            assert!(
+                blocks.iter().any(|b| b.contains("exp_labels:")),
+                "{name} is never shown firing"
+            );
+        }
+    }
+}

@@ -155,7 +155,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "15m",
                     "warning",
                     "The database logs slow queries.",
-                    "{{ $value | humanize }} slow queries per second on {{ $labels.instance }}.",
+                    r#"{{ printf "%.2f" $value }} slow queries per second on {{ $labels.instance }}."#,
                 ),
             ],
         },
@@ -184,7 +184,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 r(
                     "BackupRetentionShort",
                     format!(
-                        "shoehub_backups > 0 and (time() - shoehub_backup_oldest_timestamp_seconds) < {}",
+                        "(time() - shoehub_backup_oldest_timestamp_seconds) < {} and shoehub_backups > 0",
                         a.backup_retention.get().as_secs().saturating_sub(86400)
                     ),
                     "1h",
