@@ -414,3 +414,53 @@ fn every_alert_has_promtool_cases_that_pass() {
         }
     }
 }
+
+#[test]
+fn the_dashboard_type_checks_against_grafana_s_schema() {
+    // typescript and @grafana/schema, installed with npm by scripts/test.
+    let dir = repo("target/typecheck");
+    let tsc = dir.join("node_modules/.bin/tsc");
+    assert!(
+        tsc.exists() && dir.join("node_modules/@grafana/schema").exists(),
+        "typescript and @grafana/schema are not installed in {}: run scripts/test, which installs them with npm",
+        dir.display()
+    );
+    // The JSON as a TypeScript literal of Grafana's Dashboard type. Fields that the
+    // schema types as TypeScript enums take the enum member for the same string.
+    let json = std::fs::read_to_string(repo("grafana/dashboards/shoehub-overview.json")).unwrap();
+    let literal = json
+        .replace(
+            r#""mode": "absolute""#,
+            r#""mode": ThresholdsMode.Absolute"#,
+        )
+        .replace(
+            r#""mode": "palette-classic""#,
+            r#""mode": FieldColorModeId.PaletteClassic"#,
+        )
+        .replace(
+            r#""mode": "thresholds""#,
+            r#""mode": FieldColorModeId.Thresholds"#,
+        );
+    let work = tempfile::tempdir_in(&dir).unwrap();
+    std::fs::write(
+        work.path().join("check.ts"),
+        format!("import {{ Dashboard, ThresholdsMode, FieldColorModeId }} from '@grafana/schema';\nexport const dashboard: Dashboard = {literal};\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        work.path().join("tsconfig.json"),
+        r#"{"compilerOptions": {"strict": true, "noEmit": true, "module": "nodenext", "moduleResolution": "nodenext", "target": "es2022", "skipLibCheck": true}, "files": ["check.ts"]}"#,
+    )
+    .unwrap();
+    let out = Command::new(&tsc)
+        .arg("-p")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the dashboard does not type-check as @grafana/schema's Dashboard:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
