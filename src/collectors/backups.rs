@@ -1,8 +1,9 @@
 //! The backups collector: freshness of the backups in `backup.destination`.
 //!
 //! Only complete backups count (manifest in place, every artifact there with its
-//! recorded size); runs under way, killed runs and corrupt backups never do. Manifests
-//! never change once a backup is complete, so each is read once and remembered.
+//! recorded size); runs under way, killed runs and corrupt backups never do. A backup
+//! directory is read again only when its modification time changes (a verification
+//! written into it, an artifact removed); otherwise a scrape costs one directory listing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,11 +41,21 @@ static VERIFIED: Family = Family::gauge(
 )
 .unit("seconds");
 
+/// What the collector keeps of a backup directory between scrapes.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    modified: Option<std::time::SystemTime>,
+    /// (completed, size) of a complete backup; `None` for one that is not.
+    complete: Option<(f64, u64)>,
+    /// When it was last verified whole.
+    verified: Option<f64>,
+}
+
 pub struct Backups {
     destination: PathBuf,
     remote: bool,
-    /// Complete backups seen: name → (completed, size).
-    seen: Mutex<HashMap<String, (f64, u64)>>,
+    /// Backup directories read, by name: read again only when the directory changes.
+    seen: Mutex<HashMap<String, Seen>>,
 }
 
 impl Backups {
@@ -77,50 +88,52 @@ impl Collector for Backups {
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        let mut complete: Vec<(String, f64, u64)> = Vec::new();
+        let mut complete: Vec<(f64, u64)> = Vec::new();
         let mut verified = 0.0f64;
-        let result = match std::fs::read_dir(&self.destination) {
+        let result = match backup::dirs(&self.destination) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(CollectError::read(&self.destination, e)),
-            Ok(_) => {
+            Ok(dirs) => {
                 let mut seen = match self.seen.lock() {
                     Ok(s) => s,
                     Err(p) => p.into_inner(),
                 };
-                match backup::scan(&self.destination) {
-                    Ok(entries) => {
-                        for e in entries {
-                            if let Some(v) = &e.verified {
-                                if v.ok {
-                                    verified = verified.max(v.at);
-                                }
-                            }
-                            if e.state != State::Complete {
-                                continue;
-                            }
-                            let (completed, size) = match (seen.get(&e.name), &e.manifest) {
-                                (Some(x), _) => *x,
-                                (None, Some(m)) => (m.completed, e.size),
-                                (None, None) => continue,
-                            };
-                            seen.insert(e.name.clone(), (completed, size));
-                            complete.push((e.name, completed, size));
-                        }
-                        let names: Vec<&String> = complete.iter().map(|c| &c.0).collect();
-                        seen.retain(|k, _| names.contains(&k));
-                        Ok(())
+                seen.retain(|name, _| dirs.iter().any(|d| &d.name == name && !d.partial));
+                for d in dirs.iter().filter(|d| !d.partial) {
+                    let cached = seen
+                        .get(&d.name)
+                        .filter(|s| s.modified.is_some() && s.modified == d.modified)
+                        .copied();
+                    let s = cached.unwrap_or_else(|| {
+                        let e = backup::read(d);
+                        let s = Seen {
+                            modified: d.modified,
+                            complete: match (&e.state, &e.manifest) {
+                                (State::Complete, Some(m)) => Some((m.completed, e.size)),
+                                _ => None,
+                            },
+                            verified: e.verified.filter(|v| v.ok).map(|v| v.at),
+                        };
+                        seen.insert(d.name.clone(), s);
+                        s
+                    });
+                    if let Some(c) = s.complete {
+                        complete.push(c);
                     }
-                    Err(e) => Err(CollectError::read(&self.destination, e)),
+                    if let Some(v) = s.verified {
+                        verified = verified.max(v);
+                    }
                 }
+                Ok(())
             }
         };
-        let newest = complete.iter().max_by(|a, b| a.1.total_cmp(&b.1));
-        let oldest = complete.iter().min_by(|a, b| a.1.total_cmp(&b.1));
-        w.sample(&LAST_SUCCESS, &[], newest.map_or(0.0, |c| c.1));
-        w.sample(&OLDEST, &[], oldest.map_or(0.0, |c| c.1));
+        let newest = complete.iter().max_by(|a, b| a.0.total_cmp(&b.0));
+        let oldest = complete.iter().min_by(|a, b| a.0.total_cmp(&b.0));
+        w.sample(&LAST_SUCCESS, &[], newest.map_or(0.0, |c| c.0));
+        w.sample(&OLDEST, &[], oldest.map_or(0.0, |c| c.0));
         w.sample_u64(&COUNT, &[], complete.len() as u64);
-        w.sample_u64(&LAST_SIZE, &[], newest.map_or(0, |c| c.2));
-        w.sample_u64(&TOTAL_SIZE, &[], complete.iter().map(|c| c.2).sum());
+        w.sample_u64(&LAST_SIZE, &[], newest.map_or(0, |c| c.1));
+        w.sample_u64(&TOTAL_SIZE, &[], complete.iter().map(|c| c.1).sum());
         w.sample(&VERIFIED, &[], verified);
         result
     }

@@ -159,47 +159,73 @@ fn check(path: &Path) -> (State, Option<Manifest>, u64) {
     (State::Complete, Some(manifest), size)
 }
 
-/// Every backup and leftover in the destination, oldest first. Anything else there is
+/// A directory of the destination that is one of the exporter's: a backup or a
+/// leftover, with the directory's modification time (a new `verified.json` or a removed
+/// artifact changes it).
+#[derive(Debug, Clone)]
+pub struct Dir {
+    pub name: String,
+    pub path: PathBuf,
+    pub partial: bool,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// The exporter's directories in the destination, oldest first. Anything else there is
 /// not the exporter's and is left alone.
-pub fn scan(destination: &Path) -> std::io::Result<Vec<Entry>> {
+pub fn dirs(destination: &Path) -> std::io::Result<Vec<Dir>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(destination)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_dir() {
             continue;
         }
-        let path = e.path();
-        if let Some(rest) = name.strip_prefix(PARTIAL_PREFIX) {
-            if is_backup_name(rest) {
-                out.push(Entry {
-                    name: rest.to_owned(),
-                    path,
-                    state: State::Partial,
-                    manifest: None,
-                    size: 0,
-                    verified: None,
-                });
-            }
-            continue;
+        let (name, partial) = match name.strip_prefix(PARTIAL_PREFIX) {
+            Some(rest) => (rest.to_owned(), true),
+            None => (name, false),
+        };
+        if is_backup_name(&name) {
+            out.push(Dir {
+                name,
+                path: e.path(),
+                partial,
+                modified: meta.modified().ok(),
+            });
         }
-        if !is_backup_name(&name) {
-            continue;
-        }
-        let (state, manifest, size) = check(&path);
-        let verified = std::fs::read(path.join(VERIFIED))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        out.push(Entry {
-            name,
-            path,
-            state,
-            manifest,
-            size,
-            verified,
-        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// What one directory holds: its state, manifest, size and verification.
+pub fn read(dir: &Dir) -> Entry {
+    if dir.partial {
+        return Entry {
+            name: dir.name.clone(),
+            path: dir.path.clone(),
+            state: State::Partial,
+            manifest: None,
+            size: 0,
+            verified: None,
+        };
+    }
+    let (state, manifest, size) = check(&dir.path);
+    let verified = std::fs::read(dir.path.join(VERIFIED))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    Entry {
+        name: dir.name.clone(),
+        path: dir.path.clone(),
+        state,
+        manifest,
+        size,
+        verified,
+    }
+}
+
+/// Every backup and leftover in the destination, read whole, oldest first.
+pub fn scan(destination: &Path) -> std::io::Result<Vec<Entry>> {
+    Ok(dirs(destination)?.iter().map(read).collect())
 }
 
 #[cfg(test)]
