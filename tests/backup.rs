@@ -290,6 +290,17 @@ fn a_run_killed_at_any_point_leaves_the_last_good_backup() {
             );
         }
     }
+    // Killed runs leave no copy of the password behind.
+    for e in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+        if e.metadata().is_ok_and(|m| m.is_file() && m.len() < 4096) {
+            let text = std::fs::read(e.path()).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&text).contains(BACKUP_PASSWORD),
+                "{} holds the password",
+                e.path().display()
+            );
+        }
+    }
     std::thread::sleep(Duration::from_millis(1100));
     ok(&s.backup(&["run"]));
     let list = s.list();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,14 +71,15 @@ pub struct Backup<'a> {
     pub state_dir: &'a Path,
 }
 
-/// A 0600 my.cnf-style file with the account, removed when dropped: the password
-/// reaches the client tools through it, never through argv or the environment.
-struct DefaultsFile {
-    path: PathBuf,
+/// The account as my.cnf-style `[client]` options. Each client tool gets them through a
+/// pipe of its own (`--defaults-extra-file=/dev/fd/N`): the password reaches it through
+/// neither argv nor the environment, and no file holds it, not even a killed run's.
+struct Defaults {
+    text: String,
 }
 
-impl DefaultsFile {
-    fn new(creds: &Credentials) -> Result<DefaultsFile, BackupError> {
+impl Defaults {
+    fn new(creds: &Credentials) -> Result<Defaults, BackupError> {
         let opts = mysql_async::Opts::from(creds.options()?);
         let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
         let mut text = String::from("[client]\n");
@@ -96,33 +97,34 @@ impl DefaultsFile {
                 opts.tcp_port()
             )),
         }
-        let path = std::env::temp_dir().join(format!(
-            "shoehub-backup-{}-{}.cnf",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
+        Ok(Defaults { text })
+    }
+
+    /// A command for `program` reading the options from a pipe; the returned descriptor
+    /// (the pipe's reading end) must live until the command is spawned.
+    fn command(&self, program: &str) -> Result<(Command, OwnedFd), BackupError> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills the two-element array it is given.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(io_err("creating a pipe")(io::Error::last_os_error()));
+        }
+        // SAFETY: both descriptors were just created and are owned here alone.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The reading end is inherited by the tool; the writing end is not.
+        // SAFETY: fcntl on a descriptor this function owns.
+        unsafe {
+            libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        // A few hundred bytes: the pipe's buffer takes them without a reader.
+        File::from(write)
+            .write_all(self.text.as_bytes())
+            .map_err(io_err("writing the client options"))?;
+        let mut cmd = Command::new(program);
+        cmd.arg(format!(
+            "--defaults-extra-file=/dev/fd/{}",
+            read.as_raw_fd()
         ));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(format!("creating {}", path.display())))?;
-        f.write_all(text.as_bytes())
-            .map_err(io_err(format!("writing {}", path.display())))?;
-        Ok(DefaultsFile { path })
-    }
-
-    fn arg(&self) -> String {
-        format!("--defaults-extra-file={}", self.path.display())
-    }
-}
-
-impl Drop for DefaultsFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        Ok((cmd, read))
     }
 }
 
@@ -437,7 +439,7 @@ impl Backup<'_> {
         let partial = dest.join(format!("{PARTIAL_PREFIX}{name}"));
         std::fs::create_dir(&partial).map_err(io_err(format!("creating {}", partial.display())))?;
         let creds = self.credentials()?;
-        let defaults = DefaultsFile::new(&creds)?;
+        let defaults = Defaults::new(&creds)?;
         let deadline = Instant::now() + self.cfg.timeout.get();
         let mut artifacts = Vec::new();
         let mut dumps = Vec::new();
@@ -508,13 +510,13 @@ impl Backup<'_> {
     fn dump(
         &self,
         tool: &str,
-        defaults: &DefaultsFile,
+        defaults: &Defaults,
         db: &str,
         path: &Path,
         deadline: Instant,
     ) -> Result<(Artifact, DumpReader), BackupError> {
-        let mut child = Command::new(tool)
-            .arg(defaults.arg())
+        let (mut cmd, _options) = defaults.command(tool)?;
+        let mut child = cmd
             .args([
                 "--single-transaction",
                 "--routines",
@@ -773,11 +775,11 @@ impl Backup<'_> {
             }
         }
         let creds = self.credentials()?;
-        let defaults = DefaultsFile::new(&creds)?;
+        let defaults = Defaults::new(&creds)?;
         let client = find_tool(&["mariadb", "mysql"]).ok_or(BackupError::NoDumpTool)?;
         let sql = |stmt: &str| -> Result<String, BackupError> {
-            let out = Command::new(&client)
-                .arg(defaults.arg())
+            let (mut cmd, _options) = defaults.command(&client)?;
+            let out = cmd
                 .args(["--batch", "--skip-column-names", "--execute", stmt])
                 .output()
                 .map_err(io_err(format!("running {client}")))?;
@@ -797,8 +799,8 @@ impl Backup<'_> {
                     .map_err(|e| fail(format!("{}: {e}", db.file)))?;
                 let mut dec =
                     zstd::Decoder::new(file).map_err(|e| fail(format!("{}: {e}", db.file)))?;
-                let mut child = Command::new(&client)
-                    .arg(defaults.arg())
+                let (mut cmd, _options) = defaults.command(&client)?;
+                let mut child = cmd
                     .arg(&scratch)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::null())
