@@ -152,15 +152,8 @@ fn node_exporter_full_quick_and_basic_rows_keep_working() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _ = node.try_wait();
-    let _node = Kill(node);
+    let _node = common::KillOnDrop(node);
     let e = Exporter::start("");
     let p = Prometheus::start(&format!(
         "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
@@ -262,14 +255,7 @@ fn mysqld_mixin_overview_keeps_working() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _mysqld = Kill(mysqld);
+    let _mysqld = common::KillOnDrop(mysqld);
     let e = Exporter::start(&format!(
         "mysql:\n  defaults_file: {}\n  schemas: [shoe_store_hub]\n",
         cnf.display()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -872,19 +872,6 @@ fn name_time(name: &str) -> f64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     (days * 86400 + n(9..11) * 3600 + n(11..13) * 60 + n(13..15)) as f64
-}
-
-/// Lines of a text dump, for tests of [`DumpReader`].
-pub fn count_rows(text: &str) -> Vec<TableRows> {
-    let mut r = DumpReader::new();
-    for line in BufReader::new(text.as_bytes())
-        .split(b'\n')
-        .map_while(Result::ok)
-    {
-        r.feed(&line);
-        r.feed(b"\n");
-    }
-    r.tables()
 }
 
 #[cfg(test)]

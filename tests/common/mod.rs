@@ -37,6 +37,16 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     );
 }
 
+/// A peer process (node_exporter, mysqld_exporter), killed when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running exporter, killed when dropped.
 pub struct Exporter {
     pub child: Child,
