@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::parse::{fields, lines, u64_of};
 use super::{CollectError, Collector, LineErrors};
 use crate::exposition::{Family, MetricWriter};
-use crate::procfile::SharedProcFile;
+use crate::procfile::{Render, SharedProcFile};
 
 pub static CPU_SECONDS: Family = Family::counter(
     "node_cpu_seconds_total",
@@ -121,9 +121,11 @@ impl Cpu {
     pub fn new(procfs: &Path, timeout: Duration) -> Self {
         // USER_HZ, the unit of /proc/stat's columns; 100 on every Linux build we know.
         let hz = procfs::ticks_per_second();
+        let on_procfs = super::is_procfs(procfs);
         Cpu {
-            on_procfs: super::is_procfs(procfs),
-            stat: SharedProcFile::new(procfs.join("stat")),
+            on_procfs,
+            stat: SharedProcFile::new(procfs.join("stat"))
+                .rendered(Render::Whole.if_procfs(on_procfs)),
             ticks_per_second: if hz > 0 { hz as f64 } else { 100.0 },
             timeout,
         }

@@ -7,7 +7,7 @@ use super::parse::{fields, lines, str_of, u64_of};
 use super::{CollectError, Collector, LineErrors};
 use crate::config::{DiskConfig, NameFilter};
 use crate::exposition::{Family, MetricWriter};
-use crate::procfile::SharedProcFile;
+use crate::procfile::{Render, SharedProcFile};
 
 /// The kernel's sector unit in /proc/diskstats, whatever the device's own.
 const SECTOR_BYTES: f64 = 512.0;
@@ -173,9 +173,11 @@ pub struct Disk {
 
 impl Disk {
     pub fn new(procfs: &Path, cfg: &DiskConfig) -> Self {
+        let on_procfs = super::is_procfs(procfs);
         Disk {
-            on_procfs: super::is_procfs(procfs),
-            diskstats: SharedProcFile::new(procfs.join("diskstats")),
+            on_procfs,
+            diskstats: SharedProcFile::new(procfs.join("diskstats"))
+                .rendered(Render::Records(1024).if_procfs(on_procfs)),
             filter: NameFilter::new(
                 cfg.devices_include.clone(),
                 Some(cfg.devices_exclude.clone()),

@@ -9,7 +9,7 @@ use super::parse::{f64_of, fields, lines};
 use super::{CollectError, Collector, LineErrors};
 use crate::config::HostConfig;
 use crate::exposition::{Family, MetricWriter};
-use crate::procfile::SharedProcFile;
+use crate::procfile::{Render, SharedProcFile};
 
 pub static LOAD1: Family = Family::gauge("node_load1", "1-minute load average.");
 pub static LOAD5: Family = Family::gauge("node_load5", "5-minute load average.");
@@ -99,6 +99,7 @@ pub struct Host {
 
 impl Host {
     pub fn new(procfs: &Path, cfg: &HostConfig) -> Self {
+        let on_procfs = super::is_procfs(procfs);
         let mut pressure = Vec::new();
         if cfg.pressure {
             let dir = procfs.join("pressure");
@@ -114,7 +115,8 @@ impl Host {
                 let path = dir.join(name);
                 if std::fs::read(&path).is_ok() {
                     pressure.push(Pressure {
-                        file: SharedProcFile::new(path),
+                        file: SharedProcFile::new(path)
+                            .rendered(Render::Whole.if_procfs(on_procfs)),
                         some,
                         full,
                     });
@@ -122,8 +124,9 @@ impl Host {
             }
         }
         Host {
-            on_procfs: super::is_procfs(procfs),
-            loadavg: SharedProcFile::new(procfs.join("loadavg")),
+            on_procfs,
+            loadavg: SharedProcFile::new(procfs.join("loadavg"))
+                .rendered(Render::Whole.if_procfs(on_procfs)),
             pressure,
             timeout: cfg.timeout.get(),
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::parse::{fields, lines, str_of, u64_of};
 use super::{CollectError, Collector, LineErrors};
 use crate::exposition::MetricWriter;
-use crate::procfile::SharedProcFile;
+use crate::procfile::{Render, SharedProcFile};
 
 /// The prefix of every family this collector writes.
 pub const PREFIX: &str = "node_memory_";
@@ -66,9 +66,11 @@ pub struct Memory {
 
 impl Memory {
     pub fn new(procfs: &Path, timeout: Duration) -> Self {
+        let on_procfs = super::is_procfs(procfs);
         Memory {
-            on_procfs: super::is_procfs(procfs),
-            meminfo: SharedProcFile::new(procfs.join("meminfo")),
+            on_procfs,
+            meminfo: SharedProcFile::new(procfs.join("meminfo"))
+                .rendered(Render::Whole.if_procfs(on_procfs)),
             timeout,
         }
     }

@@ -7,7 +7,7 @@ use super::parse::{fields, lines, str_of, u64_of};
 use super::{CollectError, Collector, LineErrors};
 use crate::config::{NameFilter, NetworkConfig};
 use crate::exposition::{Family, MetricWriter};
-use crate::procfile::SharedProcFile;
+use crate::procfile::{Render, SharedProcFile};
 
 macro_rules! counters {
     ($($id:ident => $name:literal, $help:literal;)*) => {
@@ -112,9 +112,11 @@ pub struct Network {
 
 impl Network {
     pub fn new(procfs: &Path, cfg: &NetworkConfig) -> Self {
+        let on_procfs = super::is_procfs(procfs);
         Network {
-            on_procfs: super::is_procfs(procfs),
-            dev: SharedProcFile::new(procfs.join("net/dev")),
+            on_procfs,
+            dev: SharedProcFile::new(procfs.join("net/dev"))
+                .rendered(Render::Records(1024).if_procfs(on_procfs)),
             filter: NameFilter::new(cfg.devices_include.clone(), cfg.devices_exclude.clone()),
             timeout: cfg.timeout.get(),
         }
