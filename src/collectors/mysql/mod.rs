@@ -43,7 +43,21 @@ struct Session {
     replica_refused: Option<(String, Instant)>,
     /// The system variables this server has, in the order the statement reads them.
     variables: Vec<String>,
+    /// Whether global status comes as one text value ([`STATUS_AS_TEXT`]) rather than
+    /// as `SHOW GLOBAL STATUS` rows.
+    status_as_text: bool,
 }
+
+/// Global status as one value of `name<TAB>value` lines (MariaDB). The server does the
+/// same work as for `SHOW GLOBAL STATUS`; the client decodes one row instead of some
+/// 560, which is most of what a scrape costs the exporter. MySQL 8 has no
+/// information_schema.GLOBAL_STATUS, and is asked with `SHOW GLOBAL STATUS`. The tab
+/// and the line break go to the server as the characters themselves, so that no
+/// `sql_mode` changes what the literals mean.
+const STATUS_AS_TEXT: &str = "SELECT GROUP_CONCAT(VARIABLE_NAME, '\t', VARIABLE_VALUE \
+     SEPARATOR '\n') FROM information_schema.GLOBAL_STATUS";
+/// The room the session gives that value: some twenty times what a server needs.
+const STATUS_TEXT_MAX: usize = 256 * 1024;
 
 /// The collector: credentials, the pool, the read under way and cached table sizes.
 pub struct Mysql {
@@ -134,8 +148,14 @@ impl Mysql {
             .map_err(|e| CollectError::Remote(format!("cannot read the server version: {e}")))?;
         let version = version.unwrap_or_default();
         let mariadb = version.contains("MariaDB");
+        let status_room = if mariadb {
+            format!(", SESSION group_concat_max_len = {STATUS_TEXT_MAX}")
+        } else {
+            String::new()
+        };
         conn.query_drop(format!(
-            "SET SESSION lock_wait_timeout = {secs}, SESSION long_query_time = 31536000"
+            "SET SESSION lock_wait_timeout = {secs}, SESSION long_query_time = 31536000\
+             {status_room}"
         ))
         .await
         .map_err(|e| CollectError::Remote(format!("cannot set up the session: {e}")))?;
@@ -178,6 +198,11 @@ impl Mysql {
             )
             .await
             .map_err(|e| CollectError::Remote(format!("cannot list the system variables: {e}")))?;
+        let status = if mariadb {
+            STATUS_AS_TEXT
+        } else {
+            "SHOW GLOBAL STATUS"
+        };
         let select = if variables.is_empty() {
             "SELECT 1".to_owned()
         } else {
@@ -188,10 +213,11 @@ impl Mysql {
             conn,
             // Replication first: a statement the account may not run fails the batch
             // at once, before anything else ran, and the batch is sent again without it.
-            batch: format!("{replica}; SHOW GLOBAL STATUS; {select}"),
-            batch_without_replica: format!("SHOW GLOBAL STATUS; {select}"),
+            batch: format!("{replica}; {status}; {select}"),
+            batch_without_replica: format!("{status}; {select}"),
             replica_refused: None,
             variables,
+            status_as_text: mariadb,
         })
     }
 
@@ -287,13 +313,26 @@ impl Mysql {
                 .await?;
         }
         let status = &mut snap.status;
-        result
-            .for_each(|row| {
-                if let Some(p) = pair(row) {
-                    status.push(p);
-                }
-            })
-            .await?;
+        if session.status_as_text {
+            result
+                .for_each(|row| {
+                    // Moved out of the row, not copied.
+                    if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
+                        if let Ok(text) = String::from_utf8(b) {
+                            status.0 = text;
+                        }
+                    }
+                })
+                .await?;
+        } else {
+            result
+                .for_each(|row| {
+                    if let (Some(name), Some(value)) = (text(row.as_ref(0)), text(row.as_ref(1))) {
+                        status.push(name, value);
+                    }
+                })
+                .await?;
+        }
         let (names, variables) = (&session.variables, &mut snap.variables);
         result
             .for_each(|row| {
@@ -309,7 +348,7 @@ impl Mysql {
         // returning it; an empty status is how that shows.
         if snap.status.is_empty() {
             return Err(mysql_async::Error::Other(
-                "SHOW GLOBAL STATUS returned no rows".into(),
+                "the server returned no global status".into(),
             ));
         }
         if let Some(sql) = self.tables_sql.as_deref().filter(|_| self.tables_due()) {
@@ -367,16 +406,6 @@ fn text(v: Option<&Value>) -> Option<&str> {
         Value::Bytes(b) => std::str::from_utf8(b).ok(),
         _ => None,
     }
-}
-
-/// A two-column row as owned text, moved out of the row without a copy.
-fn pair(row: Row) -> Option<(String, String)> {
-    let mut values = row.unwrap().into_iter();
-    let mut next = || match values.next()? {
-        Value::Bytes(b) => String::from_utf8(b).ok(),
-        _ => None,
-    };
-    Some((next()?, next()?))
 }
 
 fn table_row(row: &Row) -> Option<TableStats> {
