@@ -177,6 +177,11 @@ pub struct ServeArgs {
     /// Serve metrics on this path [config: web.telemetry_path; default /metrics].
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<TelemetryPath>,
+    /// TLS, basic authentication and response headers, from a web config file in the
+    /// Prometheus exporter-toolkit's format (the one node_exporter takes) [default: none,
+    /// plain HTTP without authentication].
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
     /// Log only messages at this level or more severe (logs go to stderr).
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -187,6 +192,9 @@ pub struct CheckConfigArgs {
     /// The YAML file to check.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// Also check this web config file, certificates and keys included.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,6 +10,7 @@ use shoehub_exporter::cli::{
     UpdateCommand,
 };
 use shoehub_exporter::collectors;
+use shoehub_exporter::config::webfile::WebFile;
 use shoehub_exporter::config::Config;
 
 /// Exit code for a configuration that cannot be used (as sysexits' EX_CONFIG).
@@ -21,9 +22,15 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig(args)) => match Config::load(Some(&args.config))
             .map_err(|e| Box::new(e) as Box<dyn Error>)
             .and_then(|c| collectors::build(&c, false).map_err(|e| Box::new(e) as Box<dyn Error>))
-        {
+            .and_then(|_| load_web_file(args.web_config_file.as_deref()))
+            .and_then(|w| {
+                shoehub_exporter::server::access(&w).map_err(|e| Box::new(e) as Box<dyn Error>)
+            }) {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
+                if let Some(w) = &args.web_config_file {
+                    println!("{}: valid", w.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e.as_ref(), EXIT_CONFIG),
@@ -55,13 +62,26 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(path) = args.telemetry_path {
         config.web.telemetry_path = path;
     }
+    let web = match load_web_file(args.web_config_file.as_deref()) {
+        Ok(w) => w,
+        Err(e) => return fail(e.as_ref(), EXIT_CONFIG),
+    };
     let collectors = match collectors::build(&config, true) {
         Ok(c) => c,
         Err(e) => return fail(&e, EXIT_CONFIG),
     };
-    match shoehub_exporter::server::run(&config, collectors) {
+    match shoehub_exporter::server::run(&config, &web, collectors) {
+        Err(e @ shoehub_exporter::server::RunError::WebConfig(_)) => fail(&e, EXIT_CONFIG),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e, 1),
+    }
+}
+
+/// The web config file, or none (plain HTTP, no authentication).
+fn load_web_file(path: Option<&std::path::Path>) -> Result<WebFile, Box<dyn Error>> {
+    match path {
+        None => Ok(WebFile::default()),
+        Some(p) => WebFile::load(p).map_err(|e| Box::new(e) as Box<dyn Error>),
     }
 }
 

@@ -87,7 +87,7 @@ impl ExporterStats {
         // prometheus-client exposes a family's members only through its encoder or
         // through get_or_create; the label space here is small and known.
         for handler in [Handler::Metrics, Handler::Other] {
-            for code in [200u16, 400, 404, 405, 503] {
+            for code in [200u16, 400, 401, 404, 405, 503] {
                 let labels = RequestLabels { handler, code };
                 let v = self.requests.get_or_create(&labels).get();
                 if v > 0 {

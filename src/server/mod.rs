@@ -4,6 +4,10 @@
 //! that never finish their request, a connection cap bounds sockets and memory, and a
 //! bound on concurrent scrapes answers the excess with an immediate 503 instead of
 //! queueing work nobody will wait for.
+//!
+//! With `--web.config.file`, connections can be TLS ([`tls`]), requests must carry a
+//! user's password ([`auth`]), and responses get the configured headers. Without it none
+//! of that costs anything.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,23 +21,27 @@ use body::Chunks;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    HeaderName, HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING,
+    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::scrape::{Engine, Handler};
 
+pub mod auth;
 mod body;
 mod negotiate;
 mod run;
+pub mod tls;
 
 pub use negotiate::{accepts_gzip, negotiate_format};
-pub use run::{run, RunError};
+pub use run::{access, run, RunError};
 
 /// What the server needs to know beyond the engine.
 #[derive(Debug, Clone)]
@@ -44,6 +52,24 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// How long open connections get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// TLS for every connection, when the web config file asks for it.
+    pub tls: Option<Arc<tls::Tls>>,
+    /// Basic authentication for every request, when the web config file has users.
+    pub auth: Option<Arc<auth::BasicAuth>>,
+    /// Headers added to every response.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for tls::Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
+}
+
+impl std::fmt::Debug for auth::BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicAuth")
+    }
 }
 
 struct State {
@@ -97,20 +123,28 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let guard = ConnectionGuard::new(&open);
         let st = Arc::clone(&state);
-        let conn = builder.serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |req| {
-                let st = Arc::clone(&st);
-                async move { Ok::<_, Infallible>(handle(req, &st).await) }
-            }),
-        );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _guard = guard;
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection ended with an error");
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        match state.settings.tls.as_ref().map(|t| t.acceptor()) {
+            None => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    connection(stream, &builder, watcher, st, peer).await;
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake gets the time a client gets to send its headers.
+                let limit = state.settings.header_read_timeout;
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection(tls, &builder, watcher, st, peer).await,
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     info!("shutting down: waiting for open requests");
@@ -119,6 +153,28 @@ pub async fn serve(
         () = tokio::time::sleep(state.settings.shutdown_grace) => {
             warn!("open connections did not finish in time; closing them");
         }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes.
+async fn connection<I>(
+    io: I,
+    builder: &hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    st: Arc<State>,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection(
+        TokioIo::new(io),
+        service_fn(move |req| {
+            let st = Arc::clone(&st);
+            async move { Ok::<_, Infallible>(handle(req, &st).await) }
+        }),
+    );
+    if let Err(e) = watcher.watch(conn).await {
+        debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
@@ -141,7 +197,13 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Chunks> {
     let path = req.uri().path();
     let is_metrics = path == st.settings.telemetry_path;
     let get_like = req.method() == Method::GET || req.method() == Method::HEAD;
-    let response = if is_metrics {
+    let allowed = match &st.settings.auth {
+        None => true,
+        Some(auth) => auth.allows(req.headers().get(AUTHORIZATION)).await,
+    };
+    let mut response = if !allowed {
+        unauthorized()
+    } else if is_metrics {
         if get_like {
             metrics(&req, st).await
         } else {
@@ -160,6 +222,9 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Chunks> {
     } else {
         Handler::Other
     };
+    for (name, value) in &st.settings.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
     st.engine
         .stats
         .record_request(handler, response.status().as_u16());
@@ -235,6 +300,15 @@ fn html(status: StatusCode, body: Bytes) -> Response<Chunks> {
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn unauthorized() -> Response<Chunks> {
+    let mut r = text(StatusCode::UNAUTHORIZED, "401 unauthorized\n");
+    r.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"shoehub-exporter\", charset=\"UTF-8\""),
     );
     r
 }

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::{bind, serve, BindError, ServerSettings};
+use hyper::header::{HeaderName, HeaderValue};
+
+use super::{auth::BasicAuth, bind, serve, tls::Tls, BindError, ServerSettings};
 use crate::collectors::AnyCollector;
+use crate::config::webfile::WebFile;
 use crate::config::Config;
 use crate::scrape::Engine;
 
@@ -19,10 +22,42 @@ pub enum RunError {
     Bind(#[from] BindError),
     #[error("cannot install the signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("web config file: {0}")]
+    WebConfig(String),
 }
 
-/// Serves `collectors` as `config` says until SIGTERM or SIGINT.
-pub fn run(config: &Config, collectors: Vec<AnyCollector>) -> Result<(), RunError> {
+/// What the web config file asks of the server, ready to use.
+pub struct Access {
+    pub tls: Option<Arc<Tls>>,
+    pub auth: Option<Arc<BasicAuth>>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Loads what the web config file names: TLS certificates and keys, users, headers.
+pub fn access(web: &WebFile) -> Result<Access, RunError> {
+    let tls = match &web.tls {
+        Some(t) => Some(Arc::new(Tls::new(t.clone()).map_err(RunError::WebConfig)?)),
+        None => None,
+    };
+    let auth = (!web.users.is_empty()).then(|| Arc::new(BasicAuth::new(web.users.clone())));
+    let headers = web
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            Ok((
+                HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|e| RunError::WebConfig(format!("header {n}: {e}")))?,
+                HeaderValue::from_str(v)
+                    .map_err(|e| RunError::WebConfig(format!("header {n}: {e}")))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, RunError>>()?;
+    Ok(Access { tls, auth, headers })
+}
+
+/// Serves `collectors` as `config` and the web config file say until SIGTERM or SIGINT.
+pub fn run(config: &Config, web: &WebFile, collectors: Vec<AnyCollector>) -> Result<(), RunError> {
+    let Access { tls, auth, headers } = access(web)?;
     // One worker answers HTTP and drives the database collector's socket; the host
     // collectors run on the blocking pool or inside `block_in_place`. More workers only
     // add wake-ups on a small host, and the exporter should stay out of the shop's way.
@@ -36,6 +71,7 @@ pub fn run(config: &Config, collectors: Vec<AnyCollector>) -> Result<(), RunErro
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
+    let (settings_tls, settings_auth) = (tls.is_some(), auth.is_some());
     runtime.block_on(async {
         let engine = Arc::new(Engine::new(collectors, config.web.timeout_offset.get()));
         let addr = config.web.listen_address.0;
@@ -43,6 +79,8 @@ pub fn run(config: &Config, collectors: Vec<AnyCollector>) -> Result<(), RunErro
         let shown = listener.local_addr().unwrap_or(addr);
         info!(
             address = %shown,
+            tls = settings_tls,
+            basic_auth = settings_auth,
             path = %config.web.telemetry_path.0,
             collectors = ?engine.collector_names(),
             version = crate::VERSION,
@@ -62,6 +100,9 @@ pub fn run(config: &Config, collectors: Vec<AnyCollector>) -> Result<(), RunErro
             max_connections: config.web.max_connections,
             header_read_timeout: config.web.header_read_timeout.get(),
             shutdown_grace: Duration::from_secs(5),
+            tls,
+            auth,
+            headers,
         };
         serve(listener, engine, settings, shutdown).await;
         info!("stopped");

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod webfile;
+
 /// The default port: clear of node_exporter (9100), mysqld_exporter (9104) and the
 /// other exporters listed in Prometheus' default port allocations.
 pub const DEFAULT_PORT: u16 = 9742;

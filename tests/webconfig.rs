@@ -1,0 +1,391 @@
+//! `--web.config.file`: TLS, client certificates, basic authentication and response
+//! headers, exercised with curl and openssl and scraped by a real Prometheus.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{require_tool, Exporter, Prometheus, BIN};
+
+const HOST_ONLY: &str = "jobs:\n  enabled: false\ntextfile:\n  enabled: false\n";
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(require_tool("openssl", "openssl"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`NAME-ca.pem`) and a certificate it signs (`NAME.pem`, `NAME.key`) for
+/// localhost and 127.0.0.1, usable by a server or a client.
+fn issue(dir: &Path, name: &str) {
+    let ca = format!("{name}-ca");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+}
+
+/// curl's answer: HTTP status (0 when no HTTP answer came) and body.
+fn curl(url: &str, args: &[&str]) -> (u16, String) {
+    let out = Command::new(require_tool("curl", "curl"))
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn basic_auth_guards_every_path_and_never_logs_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // Cost 12 (a quarter of a second) makes a bcrypt run stand out from a scrape.
+    let hash = bcrypt::hash("scrape-pass-7781", 12).unwrap();
+    let web = write(
+        dir.path(),
+        "web.yml",
+        &format!(
+            "basic_auth_users:\n  prometheus: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n"
+        ),
+    );
+    let e = Exporter::start_with_args(
+        HOST_ONLY,
+        &[
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--log.level",
+            "debug",
+        ],
+    );
+    let url = format!("http://127.0.0.1:{}", e.port);
+    let r = e.get("/metrics", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+    assert_eq!(r.header("x-frame-options"), Some("deny"));
+    for path in ["/", "/-/healthy", "/nothing"] {
+        assert_eq!(e.get(path, &[]).status, 401, "{path}");
+    }
+    let (code, _) = curl(&format!("{url}/metrics"), &["-u", "prometheus:wrong"]);
+    assert_eq!(code, 401);
+    let (code, _) = curl(
+        &format!("{url}/metrics"),
+        &["-u", "nobody:scrape-pass-7781"],
+    );
+    assert_eq!(code, 401);
+    let t = Instant::now();
+    let (code, body) = curl(
+        &format!("{url}/metrics"),
+        &["-u", "prometheus:scrape-pass-7781"],
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("node_cpu_seconds_total{"));
+    let first = t.elapsed();
+    // Remembered: the next scrapes cost no bcrypt run, so twenty of them take less than
+    // a few first ones.
+    let t = Instant::now();
+    for _ in 0..20 {
+        let (code, _) = curl(
+            &format!("{url}/metrics"),
+            &["-u", "prometheus:scrape-pass-7781"],
+        );
+        assert_eq!(code, 200);
+    }
+    assert!(
+        t.elapsed() < first * 5,
+        "remembered passes should be faster than the first: {:?} for 20 vs {first:?}",
+        t.elapsed()
+    );
+    let (_, body) = curl(
+        &format!("{url}/metrics"),
+        &["-u", "prometheus:scrape-pass-7781", "-D", "-"],
+    );
+    assert!(body
+        .to_ascii_lowercase()
+        .contains("x-content-type-options: nosniff"));
+    // Refused: three scrapes (none, a wrong password, an unknown user), three other paths.
+    assert!(
+        body.contains("shoehub_exporter_http_requests_total{code=\"401\",handler=\"metrics\"} 3\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("shoehub_exporter_http_requests_total{code=\"401\",handler=\"other\"} 3\n")
+    );
+    let log = e.stderr();
+    assert!(log.contains("basic authentication failed"), "{log}");
+    assert!(log.contains("basic_auth=true"), "{log}");
+    assert!(
+        !log.contains("scrape-pass-7781") && !log.contains("wrong"),
+        "{log}"
+    );
+}
+
+#[test]
+fn tls_serves_https_and_picks_up_a_renewed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    issue(dir.path(), "first");
+    issue(dir.path(), "second");
+    std::fs::copy(dir.path().join("first.pem"), dir.path().join("server.pem")).unwrap();
+    std::fs::copy(dir.path().join("first.key"), dir.path().join("server.key")).unwrap();
+    // Relative names are taken from the web config file's directory.
+    let web = write(
+        dir.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  min_version: TLS12\n",
+    );
+    let e = Exporter::start_with_args(HOST_ONLY, &["--web.config.file", web.to_str().unwrap()]);
+    let url = format!("https://localhost:{}/metrics", e.port);
+    let first_ca = dir.path().join("first-ca.pem");
+    let second_ca = dir.path().join("second-ca.pem");
+    let (code, body) = curl(&url, &["--cacert", first_ca.to_str().unwrap()]);
+    assert_eq!(code, 200, "{}", e.stderr());
+    assert!(body.contains("node_memory_MemTotal_bytes "));
+    // TLS 1.3 and 1.2 both; plain HTTP gets no HTTP answer.
+    let (code, _) = curl(
+        &url,
+        &[
+            "--cacert",
+            first_ca.to_str().unwrap(),
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+        ],
+    );
+    assert_eq!(code, 200);
+    let (code, _) = curl(&format!("http://127.0.0.1:{}/metrics", e.port), &[]);
+    assert_eq!(code, 0);
+    // A client that trusts only the other CA refuses the certificate.
+    let (code, _) = curl(&url, &["--cacert", second_ca.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    // Renewed on disk (key first, as tools do): served within the recheck interval,
+    // without a restart.
+    std::fs::copy(dir.path().join("second.key"), dir.path().join("server.key")).unwrap();
+    std::fs::copy(dir.path().join("second.pem"), dir.path().join("server.pem")).unwrap();
+    let t = Instant::now();
+    loop {
+        let (code, _) = curl(&url, &["--cacert", second_ca.to_str().unwrap()]);
+        if code == 200 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "renewed certificate not served: {}",
+            e.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(e.stderr().contains("loaded again"), "{}", e.stderr());
+}
+
+#[test]
+fn client_certificates_are_required_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    issue(dir.path(), "server");
+    issue(dir.path(), "client");
+    issue(dir.path(), "stranger");
+    let web = write(
+        dir.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client-ca.pem\n",
+    );
+    let e = Exporter::start_with_args(HOST_ONLY, &["--web.config.file", web.to_str().unwrap()]);
+    let url = format!("https://localhost:{}/metrics", e.port);
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let ca = ["--cacert".to_owned(), p("server-ca.pem")];
+    let (code, _) = curl(&url, &[&ca[0], &ca[1]]);
+    assert_eq!(code, 0, "no client certificate must not get an answer");
+    let (code, _) = curl(
+        &url,
+        &[
+            &ca[0],
+            &ca[1],
+            "--cert",
+            &p("stranger.pem"),
+            "--key",
+            &p("stranger.key"),
+        ],
+    );
+    assert_eq!(
+        code, 0,
+        "a certificate from another CA must not get an answer"
+    );
+    let (code, body) = curl(
+        &url,
+        &[
+            &ca[0],
+            &ca[1],
+            "--cert",
+            &p("client.pem"),
+            "--key",
+            &p("client.key"),
+        ],
+    );
+    assert_eq!(code, 200, "{}", e.stderr());
+    assert!(body.contains("node_load1 "));
+}
+
+#[test]
+fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    issue(dir.path(), "server");
+    let hash = bcrypt::hash("prom-pass-3312", 6).unwrap();
+    let web = write(
+        dir.path(),
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    );
+    let e = Exporter::start_with_args(HOST_ONLY, &["--web.config.file", web.to_str().unwrap()]);
+    let password_file = write(dir.path(), "prom.password", "prom-pass-3312");
+    let prom = Prometheus::start(&format!(
+        "  - job_name: shoehub\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password_file: {pw}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: wrong_password\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password: not-it\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+        ca = dir.path().join("server-ca.pem").display(),
+        pw = password_file.display(),
+        port = e.port
+    ));
+    let up = prom.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(20));
+    assert_eq!(up.len(), 1, "{}", prom.log());
+    let cpu = prom.wait_for(
+        "count(node_cpu_seconds_total{job=\"shoehub\"}) > 0",
+        Duration::from_secs(10),
+    );
+    assert_eq!(cpu.len(), 1);
+    let refused = prom.wait_for("up{job=\"wrong_password\"} == 0", Duration::from_secs(10));
+    assert_eq!(refused.len(), 1);
+}
+
+#[test]
+fn bad_web_config_files_are_refused_with_the_file_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "config.yml", HOST_ONLY);
+    std::fs::write(dir.path().join("garbage.pem"), "not a certificate\n").unwrap();
+    for (text, words) in [
+        (
+            "tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n",
+            "missing.pem",
+        ),
+        (
+            "tls_server_config:\n  cert_file: garbage.pem\n  key_file: garbage.pem\n",
+            "certificate",
+        ),
+        ("tls_server_config:\n  certfile: a.pem\n", "line 2"),
+        (
+            "basic_auth_users:\n  bob: plain-text\n",
+            "not a bcrypt hash",
+        ),
+    ] {
+        let web = write(dir.path(), "web.yml", text);
+        for args in [
+            vec!["check-config", "--config", config.to_str().unwrap()],
+            vec![
+                "--config",
+                config.to_str().unwrap(),
+                "--web.listen-address",
+                "127.0.0.1:0",
+            ],
+        ] {
+            let out = Command::new(BIN)
+                .args(&args)
+                .args(["--web.config.file", web.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(78), "{args:?} {text:?}: {stderr}");
+            assert!(stderr.contains(words), "{args:?} {text:?}: {stderr}");
+        }
+    }
+    // A good one passes the check.
+    issue(dir.path(), "server");
+    let web = write(
+        dir.path(),
+        "web.yml",
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .args(["--web.config.file", web.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web.yml: valid"));
+}
