@@ -5,6 +5,8 @@
 //! intermediate registry. Encoding cannot fail; the only fallible part of a scrape is the
 //! collectors' reading of their sources.
 
+use std::sync::atomic::{AtomicPtr, Ordering};
+
 /// Which exposition format a scrape answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -53,6 +55,48 @@ pub struct Family {
     pub help: &'static str,
     pub kind: Kind,
     pub unit: Option<&'static str>,
+    /// The family's metadata lines in each format, rendered on first use: a header is
+    /// then one copy instead of half a dozen writes and an escape scan.
+    headers: [Rendered; 2],
+}
+
+/// Bytes rendered once and kept for the life of the process (families are statics).
+///
+/// A plain atomic pointer rather than a `OnceLock`, which has a destructor and so could
+/// not be moved through the `const fn` builders of [`Family`].
+#[derive(Debug)]
+struct Rendered(AtomicPtr<Vec<u8>>);
+
+impl Rendered {
+    const fn new() -> Rendered {
+        Rendered(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    fn get_or_init(&self, render: impl FnOnce() -> Vec<u8>) -> &[u8] {
+        let current = self.0.load(Ordering::Acquire);
+        if !current.is_null() {
+            // SAFETY: a non-null pointer comes from `Box::into_raw` below; the box is
+            // never freed or written through again, so it is valid for `&self`'s life.
+            return unsafe { &*current };
+        }
+        let new = Box::into_raw(Box::new(render()));
+        match self.0.compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: as above; `new` is now the stored pointer.
+            Ok(_) => unsafe { &*new },
+            Err(existing) => {
+                // Another thread rendered the same bytes first: keep theirs.
+                // SAFETY: `new` came from `Box::into_raw` and was never shared.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: as above, for the pointer that was stored.
+                unsafe { &*existing }
+            }
+        }
+    }
 }
 
 impl Family {
@@ -62,6 +106,7 @@ impl Family {
             help,
             kind: Kind::Counter,
             unit: None,
+            headers: [Rendered::new(), Rendered::new()],
         }
     }
 
@@ -71,6 +116,7 @@ impl Family {
             help,
             kind: Kind::Gauge,
             unit: None,
+            headers: [Rendered::new(), Rendered::new()],
         }
     }
 
@@ -80,6 +126,7 @@ impl Family {
             help,
             kind: Kind::Histogram,
             unit: None,
+            headers: [Rendered::new(), Rendered::new()],
         }
     }
 
@@ -89,6 +136,7 @@ impl Family {
             help,
             kind: Kind::Untyped,
             unit: None,
+            headers: [Rendered::new(), Rendered::new()],
         }
     }
 
@@ -157,6 +205,17 @@ impl<'a> MetricWriter<'a> {
         self.metadata(name, help, Kind::Gauge, unit);
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.push(b' ');
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.buf.push(b'\n');
+    }
+
+    /// Writes `head` (a family's metadata lines and the sample's name and labels,
+    /// rendered earlier by the same writer's format) and then `value`: the fast path of
+    /// a collector that keeps its rendered lines between scrapes.
+    pub fn templated(&mut self, head: &[u8], value: u64) {
+        self.current = None;
+        self.buf.extend_from_slice(head);
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         self.buf.push(b'\n');
@@ -296,35 +355,56 @@ impl<'a> MetricWriter<'a> {
     }
 
     fn header(&mut self, family: &Family) {
-        let name = family.metadata_name(self.format);
-        self.metadata(name, family.help, family.kind, family.unit);
+        let format = self.format;
+        let slot = match format {
+            Format::Text => &family.headers[0],
+            Format::OpenMetrics { .. } => &family.headers[1],
+        };
+        let lines = slot.get_or_init(|| {
+            let mut v = Vec::with_capacity(128);
+            let name = family.metadata_name(format);
+            metadata(&mut v, format, name, family.help, family.kind, family.unit);
+            v
+        });
+        self.buf.extend_from_slice(lines);
     }
 
-    /// The `# HELP`, `# TYPE` and (OpenMetrics only) `# UNIT` lines of a family.
     fn metadata(&mut self, name: &str, help: &str, kind: Kind, unit: Option<&str>) {
-        let name = name.as_bytes();
-        self.buf.extend_from_slice(b"# HELP ");
-        self.buf.extend_from_slice(name);
-        self.buf.push(b' ');
-        escape_into(self.buf, help.as_bytes(), false);
-        self.buf.extend_from_slice(b"\n# TYPE ");
-        self.buf.extend_from_slice(name);
-        self.buf.extend_from_slice(match kind {
-            Kind::Counter => b" counter\n",
-            Kind::Gauge => b" gauge\n",
-            Kind::Histogram => b" histogram\n",
-            Kind::Untyped => match self.format {
-                Format::OpenMetrics { .. } => b" unknown\n",
-                Format::Text => b" untyped\n",
-            },
-        });
-        if let (Format::OpenMetrics { .. }, Some(unit)) = (self.format, unit) {
-            self.buf.extend_from_slice(b"# UNIT ");
-            self.buf.extend_from_slice(name);
-            self.buf.push(b' ');
-            self.buf.extend_from_slice(unit.as_bytes());
-            self.buf.push(b'\n');
-        }
+        metadata(self.buf, self.format, name, help, kind, unit);
+    }
+}
+
+/// The `# HELP`, `# TYPE` and (OpenMetrics only) `# UNIT` lines of a family.
+fn metadata(
+    buf: &mut Vec<u8>,
+    format: Format,
+    name: &str,
+    help: &str,
+    kind: Kind,
+    unit: Option<&str>,
+) {
+    let name = name.as_bytes();
+    buf.extend_from_slice(b"# HELP ");
+    buf.extend_from_slice(name);
+    buf.push(b' ');
+    escape_into(buf, help.as_bytes(), false);
+    buf.extend_from_slice(b"\n# TYPE ");
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(match kind {
+        Kind::Counter => b" counter\n",
+        Kind::Gauge => b" gauge\n",
+        Kind::Histogram => b" histogram\n",
+        Kind::Untyped => match format {
+            Format::OpenMetrics { .. } => b" unknown\n",
+            Format::Text => b" untyped\n",
+        },
+    });
+    if let (Format::OpenMetrics { .. }, Some(unit)) = (format, unit) {
+        buf.extend_from_slice(b"# UNIT ");
+        buf.extend_from_slice(name);
+        buf.push(b' ');
+        buf.extend_from_slice(unit.as_bytes());
+        buf.push(b'\n');
     }
 }
 

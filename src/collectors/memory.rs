@@ -4,11 +4,12 @@
 //! unit (`HugePages_Total`) keep their count; `Active(anon)` becomes `Active_anon`.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
 use super::{CollectError, Collector, LineErrors};
-use crate::exposition::MetricWriter;
+use crate::exposition::{Format, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
 /// The prefix of every family this collector writes.
@@ -62,6 +63,18 @@ pub struct Memory {
     on_procfs: bool,
     meminfo: SharedProcFile,
     timeout: Duration,
+    /// Each line's rendered family, per format (text, OpenMetrics), kept between
+    /// scrapes: /proc/meminfo lists the same fields in the same order every time.
+    rendered: Mutex<[Vec<Rendered>; 2]>,
+}
+
+/// One /proc/meminfo field as last written: the text before its colon, whether its
+/// value is in kB, and its metadata lines and sample name up to the value.
+#[derive(Debug)]
+pub struct Rendered {
+    key: Box<[u8]>,
+    kb: bool,
+    head: Box<[u8]>,
 }
 
 impl Memory {
@@ -72,18 +85,39 @@ impl Memory {
             meminfo: SharedProcFile::new(procfs.join("meminfo"))
                 .rendered(Render::Whole.if_procfs(on_procfs)),
             timeout,
+            rendered: Mutex::new([Vec::new(), Vec::new()]),
         }
     }
 }
 
 /// Writes /proc/meminfo's fields; returns the malformed lines.
 pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
+    encode_with(data, w, &mut Vec::new())
+}
+
+/// [`encode`], reusing the lines `rendered` kept from the last scrape in this format
+/// and renewing those that changed: a line whose field is the one rendered at its place
+/// costs a copy and its number.
+pub fn encode_with(
+    data: &[u8],
+    w: &mut MetricWriter<'_>,
+    rendered: &mut Vec<Rendered>,
+) -> LineErrors {
     let mut errors = LineErrors::default();
     let mut name = String::with_capacity(64);
     let mut help = String::with_capacity(96);
-    for (n, line) in lines(data) {
+    let format = w.format();
+    for (i, (n, line)) in lines(data).enumerate() {
+        if let Some(r) = rendered.get(i) {
+            if let Some(value) = known_value(line, r) {
+                w.templated(&r.head, value);
+                continue;
+            }
+        }
         let Some(f) = parse_line(line) else {
             errors.record(n, "not a `Name: value [kB]` line");
+            // Later lines are at other places than last time: render them afresh.
+            rendered.truncate(i);
             continue;
         };
         name.clear();
@@ -108,8 +142,38 @@ pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
             help.push('.');
         }
         w.dynamic_gauge(&name, &help, f.bytes.then_some("bytes"), f.value);
+        if rendered.len() >= i {
+            rendered.truncate(i);
+            let mut head = Vec::with_capacity(160);
+            MetricWriter::new(&mut head, format).dynamic_gauge(
+                &name,
+                &help,
+                f.bytes.then_some("bytes"),
+                0,
+            );
+            // Everything up to the value: the sample line ends with ` 0\n`.
+            head.truncate(head.len() - 2);
+            let colon = line.iter().position(|&b| b == b':').unwrap_or(0);
+            rendered.push(Rendered {
+                key: line[..colon].into(),
+                kb: f.bytes,
+                head: head.into(),
+            });
+        }
     }
     errors
+}
+
+/// The value of `line` when it is the field `r` was rendered for, with the same unit.
+fn known_value(line: &[u8], r: &Rendered) -> Option<u64> {
+    let rest = line.strip_prefix(&*r.key)?.strip_prefix(b":")?;
+    let mut f = fields(rest);
+    let value = u64_of(f.next()?)?;
+    match (f.next(), r.kb) {
+        (None, false) => Some(value),
+        (Some(b"kB"), true) if f.next().is_none() => Some(value.saturating_mul(1024)),
+        _ => None,
+    }
 }
 
 impl Collector for Memory {
@@ -132,7 +196,18 @@ impl Collector for Memory {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.meminfo.with(|path, data| {
             let data = data.map_err(|e| CollectError::read(path, e))?;
-            encode(data, w).into_result(path)
+            let errors = match self.rendered.try_lock() {
+                Ok(mut r) => {
+                    let slot = match w.format() {
+                        Format::Text => 0,
+                        Format::OpenMetrics { .. } => 1,
+                    };
+                    encode_with(data, w, &mut r[slot])
+                }
+                // Another scrape is writing this file's lines: render them here.
+                Err(_) => encode(data, w),
+            };
+            errors.into_result(path)
         })
     }
 }
@@ -168,6 +243,46 @@ Hugepagesize:       2048 kB
         assert!(out.contains("\nnode_memory_Active_anon_bytes 126418944\n"));
         assert!(out.contains("\nnode_memory_HugePages_Total 0\n"));
         assert!(out.contains("# TYPE node_memory_SwapTotal_bytes gauge\n"));
+    }
+
+    #[test]
+    fn kept_lines_write_what_a_fresh_render_writes() {
+        let plain = |data: &[u8], format| {
+            let mut buf = Vec::new();
+            encode(data, &mut MetricWriter::new(&mut buf, format));
+            buf
+        };
+        let kept = |data: &[u8], format, r: &mut Vec<Rendered>| {
+            let mut buf = Vec::new();
+            encode_with(data, &mut MetricWriter::new(&mut buf, format), r);
+            buf
+        };
+        let later = b"MemTotal:       24681712 kB
+MemFree:        22000000 kB
+MemAvailable:   23000000 kB
+Active(anon):     999999 kB
+SwapTotal:             0 kB
+HugePages_Total:       4
+Hugepagesize:       2048 kB
+";
+        // A field gone, one new, one whose unit changed, a malformed line.
+        let changed = b"MemTotal:       24681712 kB
+Active(anon):     999999 kB
+Zswap:                 7 kB
+SwapTotal:             0
+Bad line
+HugePages_Total:       4
+";
+        for format in [Format::Text, Format::OpenMetrics { version: "1.0.0" }] {
+            let mut r = Vec::new();
+            for data in [DEBIAN12_MEMINFO, &later[..], &changed[..], DEBIAN12_MEMINFO] {
+                assert_eq!(
+                    String::from_utf8(kept(data, format, &mut r)).unwrap(),
+                    String::from_utf8(plain(data, format)).unwrap()
+                );
+            }
+            assert_eq!(r.len(), 7, "every line of the last read is kept");
+        }
     }
 
     #[test]
