@@ -232,6 +232,31 @@ fn tls_serves_https_and_picks_up_a_renewed_certificate() {
     // A client that trusts only the other CA refuses the certificate.
     let (code, _) = curl(&url, &["--cacert", second_ca.to_str().unwrap()]);
     assert_eq!(code, 0);
+    // A broken renewal (half-written certificate) is logged, and the certificate in
+    // use stays.
+    std::fs::write(
+        dir.path().join("server.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n",
+    )
+    .unwrap();
+    let t = Instant::now();
+    while !e.stderr().contains("cannot be loaded") {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "broken renewal not noticed: {}",
+            e.stderr()
+        );
+        // Connections make the exporter look at the files.
+        let _ = curl(&url, &["--cacert", first_ca.to_str().unwrap()]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (code, _) = curl(&url, &["--cacert", first_ca.to_str().unwrap()]);
+    assert_eq!(
+        code,
+        200,
+        "the certificate in use must stay: {}",
+        e.stderr()
+    );
     // Renewed on disk (key first, as tools do): served within the recheck interval,
     // without a restart.
     std::fs::copy(dir.path().join("second.key"), dir.path().join("server.key")).unwrap();

@@ -2,8 +2,9 @@
 //!
 //! Certificates are renewed on disk (certbot, an internal CA) more often than exporters
 //! are restarted, so the files are looked at again, at most every few seconds, when a
-//! connection arrives: a changed file is loaded for the connections that follow. A file
-//! that cannot be loaded then is logged and the certificate in use is kept.
+//! connection arrives: on the blocking pool (a certificate on a network filesystem must
+//! not hold up the async worker), and a changed file is loaded for the connections that
+//! follow. A file that cannot be loaded then is logged and the certificate in use kept.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +31,8 @@ struct State {
     acceptor: TlsAcceptor,
     stamps: Vec<Option<SystemTime>>,
     checked: Instant,
+    /// A look at the files is under way.
+    checking: bool,
 }
 
 impl Tls {
@@ -43,34 +46,54 @@ impl Tls {
                 acceptor,
                 stamps,
                 checked: Instant::now(),
+                checking: false,
             }),
         })
     }
 
-    /// The acceptor for a new connection, reloaded first if a file changed.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        let mut s = match self.state.lock() {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
-        };
-        if s.checked.elapsed() >= RECHECK {
-            s.checked = Instant::now();
-            let now = stamps(&self.settings);
-            if now != s.stamps {
-                s.stamps = now;
-                match build(&self.settings) {
-                    Ok(cfg) => {
-                        s.acceptor = TlsAcceptor::from(cfg);
-                        info!("TLS certificate files changed: loaded again");
-                    }
-                    Err(e) => warn!(
-                        error = %e,
-                        "TLS certificate files changed but cannot be loaded; keeping the ones in use"
-                    ),
-                }
-            }
+        }
+    }
+
+    /// The acceptor for a new connection; past the recheck interval, starts a look at
+    /// the files on the blocking pool, which later connections benefit from.
+    pub fn acceptor(self: &Arc<Self>) -> TlsAcceptor {
+        let mut s = self.state();
+        if !s.checking && s.checked.elapsed() >= RECHECK {
+            s.checking = true;
+            let tls = Arc::clone(self);
+            drop(tokio::task::spawn_blocking(move || tls.reload_if_changed()));
         }
         s.acceptor.clone()
+    }
+
+    fn reload_if_changed(&self) {
+        let now = stamps(&self.settings);
+        let changed = {
+            let mut s = self.state();
+            s.checked = Instant::now();
+            s.checking = false;
+            let changed = now != s.stamps;
+            s.stamps = now;
+            changed
+        };
+        if !changed {
+            return;
+        }
+        // Built outside the lock: connections keep the acceptor in use meanwhile.
+        match build(&self.settings) {
+            Ok(cfg) => {
+                self.state().acceptor = TlsAcceptor::from(cfg);
+                info!("TLS certificate files changed: loaded again");
+            }
+            Err(e) => warn!(
+                error = %e,
+                "TLS certificate files changed but cannot be loaded; keeping the ones in use"
+            ),
+        }
     }
 }
 
