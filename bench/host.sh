@@ -16,7 +16,7 @@ secs=${2:-10}
 
 work=$(mktemp -d)
 . bench/lib.sh
-install_missing prometheus-node-exporter:prometheus-node-exporter wrk:wrk bc:bc curl:curl
+install_missing prometheus-node-exporter:prometheus-node-exporter wrk:wrk bc:bc curl:curl readelf:binutils
 bin=$(scripts/build-release)
 
 pids=()
@@ -52,7 +52,7 @@ ours_rss=$(rss_kb "$ours_pid")
 echo
 machine
 echo "node_exporter $(prometheus-node-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $("$bin" --version | awk '{print $2}')"
-echo "binary: $bin ($(ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic' && echo statically || echo dynamically) linked, as scripts/build-release builds it)"
+echo "binary: $bin ($(linkage "$bin"), as scripts/build-release builds it)"
 echo "medians of $rounds alternating runs of ${secs}s each"
 printf '%-14s %-6s %12s %12s %18s\n' exporter conns scrapes/s p99_us cpu_s/1000scrapes
 for conns in 1 8; do

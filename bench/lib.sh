@@ -50,6 +50,15 @@ latency_us() {
 # Median of a column of a results file.
 median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# linkage BINARY -> "statically linked" or "dynamically linked"
+linkage() {
+  if LC_ALL=C readelf -lW "$1" 2>/dev/null | grep -q 'INTERP'; then
+    echo "dynamically linked"
+  else
+    echo "statically linked"
+  fi
+}
+
 machine() {
   echo "machine: $(nproc) CPUs, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
 }

@@ -18,7 +18,7 @@ secs=${2:-10}
 work=$(mktemp -d)
 . bench/lib.sh
 install_missing prometheus-mysqld-exporter:prometheus-mysqld-exporter mariadbd:mariadb-server \
-  mariadb:mariadb-client wrk:wrk bc:bc curl:curl
+  mariadb:mariadb-client wrk:wrk bc:bc curl:curl readelf:binutils
 export PATH="$PATH:/usr/sbin"
 bin=$(scripts/build-release)
 
@@ -74,7 +74,7 @@ ours_rss=$(rss_kb "$ours_pid")
 echo
 machine
 echo "$(mariadbd --version | awk '{print $3}'), mysqld_exporter $(prometheus-mysqld-exporter --version 2>&1 | awk 'NR==1 {print $3}'), shoehub-exporter $("$bin" --version | awk '{print $2}')"
-echo "binary: $bin ($(ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic' && echo statically || echo dynamically) linked, as scripts/build-release builds it)"
+echo "binary: $bin ($(linkage "$bin"), as scripts/build-release builds it)"
 echo "medians of $rounds alternating runs of ${secs}s each"
 printf '%-16s %-6s %12s %10s %10s %18s\n' exporter conns scrapes/s p50_us p99_us cpu_s/1000scrapes
 for conns in 1 4; do
