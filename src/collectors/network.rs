@@ -191,7 +191,9 @@ mod tests {
     fn device_filters() {
         let exclude = NameFilter::new(
             None,
-            Some(crate::config::Pattern(regex::Regex::new("^lo$").unwrap())),
+            Some(crate::config::Pattern::Regex(
+                regex::Regex::new("^lo$").unwrap(),
+            )),
         );
         let d = parse(DEBIAN12_NET_DEV, &exclude, &mut LineErrors::default());
         assert_eq!(d.iter().map(|x| x.0).collect::<Vec<_>>(), ["eth0"]);

@@ -261,9 +261,9 @@ impl Default for FilesystemConfig {
         FilesystemConfig {
             enabled: true,
             timeout: DurationValue(Duration::from_secs(5)),
-            mount_points_exclude: Pattern::builtin(DEFAULT_MOUNT_POINTS_EXCLUDE),
+            mount_points_exclude: Pattern::builtin(Builtin::MountPoints),
             mount_points_include: None,
-            fs_types_exclude: Pattern::builtin(DEFAULT_FS_TYPES_EXCLUDE),
+            fs_types_exclude: Pattern::builtin(Builtin::FsTypes),
             fs_types_include: None,
         }
     }
@@ -284,7 +284,7 @@ impl Default for DiskConfig {
         DiskConfig {
             enabled: true,
             timeout: DurationValue(Duration::from_secs(5)),
-            devices_exclude: Pattern::builtin(DEFAULT_DISK_DEVICES_EXCLUDE),
+            devices_exclude: Pattern::builtin(Builtin::DiskDevices),
             devices_include: None,
         }
     }
@@ -823,26 +823,133 @@ fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(u64::try_from(total_ms).ok()?))
 }
 
-/// A regular expression, compiled while the file is loaded.
+/// A name pattern: a regular expression from the config file, compiled while it is
+/// loaded, or one of node_exporter's default excludes.
+///
+/// The defaults are matched by hand rather than by compiling their regular expressions:
+/// an exporter left at its defaults then never runs the regex compiler, which keeps some
+/// 200 KB of compiled automata off the heap and the compiler's code out of resident
+/// memory. A unit test checks that each gives the same answers as its expression.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
+pub enum Pattern {
+    Regex(regex::Regex),
+    Builtin(Builtin),
+}
+
+/// node_exporter's default excludes (see the `DEFAULT_*` expressions above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    MountPoints,
+    FsTypes,
+    DiskDevices,
+}
 
 impl Pattern {
-    /// One of the built-in defaults above; they are constants, checked by a unit test.
-    #[allow(clippy::expect_used)]
-    fn builtin(re: &str) -> Pattern {
-        Pattern(regex::Regex::new(re).expect("built-in patterns are valid"))
+    fn builtin(b: Builtin) -> Pattern {
+        Pattern::Builtin(b)
     }
 
     pub fn is_match(&self, s: &str) -> bool {
-        self.0.is_match(s)
+        match self {
+            Pattern::Regex(re) => re.is_match(s),
+            Pattern::Builtin(Builtin::MountPoints) => mount_point_excluded(s),
+            Pattern::Builtin(Builtin::FsTypes) => FS_TYPES_EXCLUDED.contains(&s),
+            Pattern::Builtin(Builtin::DiskDevices) => disk_device_excluded(s),
+        }
     }
+}
+
+/// [`DEFAULT_FS_TYPES_EXCLUDE`]'s alternatives.
+const FS_TYPES_EXCLUDED: [&str; 24] = [
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "procfs",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tracefs",
+];
+
+/// [`DEFAULT_MOUNT_POINTS_EXCLUDE`]: `/dev`, `/proc`, `/sys` and what is below them, and
+/// what is below `/run/credentials`, `/var/lib/docker` and `/var/lib/containers/storage`.
+fn mount_point_excluded(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('/') else {
+        return false;
+    };
+    let whole = |dir: &str| {
+        rest.strip_prefix(dir)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    };
+    // `dir/.+($|/)`: at least one character (`.` is anything but a line break) up to
+    // the end or a `/`.
+    let below = |dir: &str| {
+        rest.strip_prefix(dir).is_some_and(|r| {
+            let line = r.split('\n').next().unwrap_or_default();
+            (!line.is_empty() && line.len() == r.len())
+                || line.char_indices().any(|(i, c)| i > 0 && c == '/')
+        })
+    };
+    whole("dev")
+        || whole("proc")
+        || whole("sys")
+        || below("run/credentials/")
+        || below("var/lib/docker/")
+        || below("var/lib/containers/storage/")
+}
+
+/// [`DEFAULT_DISK_DEVICES_EXCLUDE`]: `ram0`, `loop1`, `fd0`, partitions such as `sda1`,
+/// `vdb2`, `xvda1` and `nvme0n1p1`. Device names are ASCII, as the kernel makes them.
+fn disk_device_excluded(s: &str) -> bool {
+    fn digits(s: &str) -> Option<&str> {
+        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        (end > 0).then(|| &s[end..])
+    }
+    let ends_in_number = |r: &str| digits(r) == Some("");
+    for prefix in ["ram", "loop", "fd"] {
+        if s.strip_prefix(prefix).is_some_and(ends_in_number) {
+            return true;
+        }
+    }
+    for prefix in ["hd", "sd", "vd", "xvd"] {
+        if let Some(r) = s.strip_prefix(prefix) {
+            let mut chars = r.chars();
+            if chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && ends_in_number(chars.as_str())
+            {
+                return true;
+            }
+        }
+    }
+    // nvme\d+n\d+p\d+
+    s.strip_prefix("nvme")
+        .and_then(digits)
+        .and_then(|r| r.strip_prefix('n'))
+        .and_then(digits)
+        .and_then(|r| r.strip_prefix('p'))
+        .is_some_and(ends_in_number)
 }
 
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        regex::Regex::new(&s).map(Pattern).map_err(|e| {
+        regex::Regex::new(&s).map(Pattern::Regex).map_err(|e| {
             // regex draws a multi-line caret diagram; its last line says what is wrong.
             let text = e.to_string();
             let what = text.lines().last().unwrap_or_default();
@@ -854,18 +961,48 @@ impl<'de> Deserialize<'de> for Pattern {
 
 /// A name filter from an include and an exclude pattern: included (or no include) and
 /// not excluded.
-#[derive(Debug, Clone)]
+///
+/// Answers are remembered per name: device names repeat every scrape, and a regex run
+/// costs time and, on each thread that runs it, a search cache of its own.
+#[derive(Debug)]
 pub struct NameFilter {
     include: Option<Pattern>,
     exclude: Option<Pattern>,
+    answers: std::sync::Mutex<std::collections::HashMap<Box<str>, bool>>,
 }
+
+/// Names remembered at most; past that (device churn) the memory starts over.
+const FILTER_MEMORY: usize = 1024;
 
 impl NameFilter {
     pub fn new(include: Option<Pattern>, exclude: Option<Pattern>) -> Self {
-        NameFilter { include, exclude }
+        NameFilter {
+            include,
+            exclude,
+            answers: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
     pub fn accepts(&self, name: &str) -> bool {
+        if self.include.is_none() && self.exclude.is_none() {
+            return true;
+        }
+        let Ok(mut answers) = self.answers.try_lock() else {
+            // Another scrape is asking: answer without the memory.
+            return self.decide(name);
+        };
+        if let Some(&a) = answers.get(name) {
+            return a;
+        }
+        let a = self.decide(name);
+        if answers.len() >= FILTER_MEMORY {
+            answers.clear();
+        }
+        answers.insert(name.into(), a);
+        a
+    }
+
+    fn decide(&self, name: &str) -> bool {
         self.include.as_ref().is_none_or(|p| p.is_match(name))
             && !self.exclude.as_ref().is_some_and(|p| p.is_match(name))
     }
@@ -876,13 +1013,119 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_patterns_compile() {
-        for re in [
-            DEFAULT_MOUNT_POINTS_EXCLUDE,
-            DEFAULT_FS_TYPES_EXCLUDE,
-            DEFAULT_DISK_DEVICES_EXCLUDE,
+    fn builtin_patterns_answer_as_their_expressions() {
+        let mounts = [
+            "/",
+            "/dev",
+            "/dev/",
+            "/dev/shm",
+            "/devices",
+            "/proc",
+            "/proc/sys/fs/binfmt_misc",
+            "/process",
+            "/sys",
+            "/sys/kernel/debug",
+            "/system",
+            "/run",
+            "/run/credentials",
+            "/run/credentials/",
+            "/run/credentials/x",
+            "/run/credentials/getty@tty1.service",
+            "/run/credentials/a/b",
+            "/run/credentials/\n",
+            "/run/credentials/a\nb",
+            "/run/credentials/a/\nb",
+            "/run/credentials/\n/x",
+            "/var/lib/docker",
+            "/var/lib/docker/",
+            "/var/lib/docker/overlay2/abc/merged",
+            "/var/lib/dockerd",
+            "/var/lib/containers/storage/overlay",
+            "/var/lib/containers/storage",
+            "/home",
+            "/boot/efi",
+            "dev",
+            "",
+            "/srv/dev",
+            "/mnt/proc",
+        ];
+        let fs_types = [
+            "ext4",
+            "xfs",
+            "tmpfs",
+            "autofs",
+            "cgroup",
+            "cgroup2",
+            "cgroup3",
+            "proc",
+            "procfs",
+            "proc2",
+            "overlay",
+            "overlayfs",
+            "fuse.sshfs",
+            "nfs4",
+            "squashfs",
+            "sysfs",
+            "",
+            "bpf",
+            "xbpf",
+            "tracefs",
+            "binfmt_misc",
+        ];
+        let disks = [
+            "sda",
+            "sda1",
+            "sdb12",
+            "vda",
+            "vda1",
+            "xvda",
+            "xvda1",
+            "hdc3",
+            "sdaa1",
+            "sd1",
+            "nvme0n1",
+            "nvme0n1p1",
+            "nvme10n2p15",
+            "nvme0n1p",
+            "nvmen1p1",
+            "loop",
+            "loop0",
+            "loop12",
+            "ram0",
+            "ram",
+            "fd0",
+            "zram0",
+            "dm-0",
+            "md0",
+            "sr0",
+            "mmcblk0p1",
+            "loop0a",
+            "sda1b",
+            "",
+            "sdA1",
+        ];
+        for (builtin, re, names) in [
+            (
+                Builtin::MountPoints,
+                DEFAULT_MOUNT_POINTS_EXCLUDE,
+                &mounts[..],
+            ),
+            (Builtin::FsTypes, DEFAULT_FS_TYPES_EXCLUDE, &fs_types[..]),
+            (
+                Builtin::DiskDevices,
+                DEFAULT_DISK_DEVICES_EXCLUDE,
+                &disks[..],
+            ),
         ] {
-            regex::Regex::new(re).unwrap();
+            let re = regex::Regex::new(re).unwrap();
+            let p = Pattern::builtin(builtin);
+            for name in names {
+                assert_eq!(
+                    p.is_match(name),
+                    re.is_match(name),
+                    "{builtin:?} on {name:?}"
+                );
+            }
         }
         let f = FilesystemConfig::default();
         assert!(f.mount_points_exclude.is_match("/proc/sys"));
@@ -891,6 +1134,21 @@ mod tests {
         let d = DiskConfig::default();
         assert!(d.devices_exclude.is_match("sda1") && d.devices_exclude.is_match("nvme0n1p2"));
         assert!(!d.devices_exclude.is_match("sda") && !d.devices_exclude.is_match("nvme0n1"));
+    }
+
+    #[test]
+    fn name_filter_answers_the_same_from_memory() {
+        let f = NameFilter::new(
+            Some(Pattern::Regex(regex::Regex::new("^(eth|lo)").unwrap())),
+            Some(Pattern::Regex(regex::Regex::new("^lo$").unwrap())),
+        );
+        for _ in 0..2 {
+            assert!(f.accepts("eth0"));
+            assert!(!f.accepts("lo"));
+            assert!(!f.accepts("wlan0"));
+        }
+        assert_eq!(f.answers.lock().unwrap().len(), 3);
+        assert!(NameFilter::new(None, None).accepts("anything"));
     }
 
     #[test]
