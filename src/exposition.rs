@@ -190,6 +190,21 @@ impl<'a> MetricWriter<'a> {
         self.buf.push(b'\n');
     }
 
+    /// Writes `count / per` (ticks over ticks per second, say) as the shortest decimal
+    /// that reads back as the same float, as [`MetricWriter::sample`] would write the
+    /// quotient, but with integer arithmetic when `per` is a power of ten.
+    pub fn sample_quotient(
+        &mut self,
+        family: &'static Family,
+        labels: &[(&str, &str)],
+        count: u64,
+        per: u64,
+    ) {
+        self.start(family, labels);
+        write_quotient(self.buf, count, per);
+        self.buf.push(b'\n');
+    }
+
     /// Writes one sample with an integer value (exact, and cheaper than a float).
     pub fn sample_u64(&mut self, family: &'static Family, labels: &[(&str, &str)], value: u64) {
         self.start(family, labels);
@@ -467,6 +482,50 @@ impl<'a> Number<'a> {
 
 /// Formats a float the way Prometheus parses it: integers without a fraction, the
 /// shortest round-trip form otherwise, and `NaN`/`+Inf`/`-Inf` spelled as the formats say.
+/// `count / per` as [`write_f64`] writes the quotient. With `per` a power of ten up to
+/// 10^9 and `count` below 2^51, the float's spacing is below half of 1 / per, so the
+/// exact decimal with its trailing zeros dropped is that shortest form: no other decimal
+/// with as few fraction digits rounds to the same float.
+pub fn write_quotient(buf: &mut Vec<u8>, count: u64, per: u64) {
+    const POWERS: [u64; 10] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+    ];
+    let Some(digits) = POWERS.iter().position(|&p| p == per) else {
+        write_f64(buf, count as f64 / per as f64);
+        return;
+    };
+    // Below 1e-4 the float's shortest form may be scientific (`1e-6`); those go through
+    // the float.
+    if count >= (1u64 << 51) || (count != 0 && count.saturating_mul(10_000) < per) {
+        write_f64(buf, count as f64 / per as f64);
+        return;
+    }
+    buf.extend_from_slice(itoa::Buffer::new().format(count / per).as_bytes());
+    let mut frac = count % per;
+    if frac == 0 {
+        return;
+    }
+    let mut width = digits;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    buf.push(b'.');
+    let mut digits_buf = itoa::Buffer::new();
+    let text = digits_buf.format(frac).as_bytes();
+    buf.extend(std::iter::repeat_n(b'0', width - text.len()));
+    buf.extend_from_slice(text);
+}
+
 pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
         buf.extend_from_slice(b"NaN");
@@ -482,6 +541,35 @@ pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotients_read_as_the_float_would() {
+        let mut n: u64 = 0;
+        let mut cases = vec![0, 1, 5, 9, 10, 99, 100, 101, 110, 1000, 12_345_678, 1 << 40];
+        // Around the limit of the integer path.
+        for edge in [(1u64 << 51) - 10, (1 << 51) - 1, 1 << 51, (1 << 53) - 1] {
+            cases.extend(edge..edge + 10);
+        }
+        // A spread of magnitudes, each with every last digit.
+        while n < (1 << 50) {
+            for d in 0..10 {
+                cases.push(n + d);
+            }
+            n = n * 3 + 7;
+        }
+        for per in [1, 10, 100, 1000, 1_000_000, 1_000_000_000, 3, 60] {
+            for &c in &cases {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                write_quotient(&mut a, c, per);
+                write_f64(&mut b, c as f64 / per as f64);
+                assert_eq!(
+                    String::from_utf8(a).unwrap(),
+                    String::from_utf8(b).unwrap(),
+                    "{c} / {per}"
+                );
+            }
+        }
+    }
 
     static CPU: Family = Family::counter(
         "node_cpu_seconds_total",

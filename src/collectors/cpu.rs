@@ -113,7 +113,7 @@ pub fn parse(data: &[u8], errors: &mut LineErrors) -> Stat {
 pub struct Cpu {
     on_procfs: bool,
     stat: SharedProcFile,
-    ticks_per_second: f64,
+    ticks_per_second: u64,
     timeout: Duration,
 }
 
@@ -126,14 +126,14 @@ impl Cpu {
             on_procfs,
             stat: SharedProcFile::new(procfs.join("stat"))
                 .rendered(Render::Whole.if_procfs(on_procfs)),
-            ticks_per_second: if hz > 0 { hz as f64 } else { 100.0 },
+            ticks_per_second: if hz > 0 { hz } else { 100 },
             timeout,
         }
     }
 }
 
 /// Writes a parsed /proc/stat.
-pub fn encode(stat: &Stat, ticks_per_second: f64, w: &mut MetricWriter<'_>) {
+pub fn encode(stat: &Stat, ticks_per_second: u64, w: &mut MetricWriter<'_>) {
     // Label values are formatted once and reused by every mode's sample.
     let id_strs: Vec<String> = stat
         .cpus
@@ -142,23 +142,26 @@ pub fn encode(stat: &Stat, ticks_per_second: f64, w: &mut MetricWriter<'_>) {
         .collect();
     for (i, (_, cols)) in stat.cpus.iter().enumerate() {
         for (m, mode) in MODES.iter().enumerate() {
-            w.sample(
+            w.sample_quotient(
                 &CPU_SECONDS,
                 &[("cpu", &id_strs[i]), ("mode", mode)],
-                cols[m] as f64 / ticks_per_second,
+                cols[m],
+                ticks_per_second,
             );
         }
     }
     for (i, (_, cols)) in stat.cpus.iter().enumerate() {
-        w.sample(
+        w.sample_quotient(
             &CPU_GUEST_SECONDS,
             &[("cpu", &id_strs[i]), ("mode", "user")],
-            cols[8] as f64 / ticks_per_second,
+            cols[8],
+            ticks_per_second,
         );
-        w.sample(
+        w.sample_quotient(
             &CPU_GUEST_SECONDS,
             &[("cpu", &id_strs[i]), ("mode", "nice")],
-            cols[9] as f64 / ticks_per_second,
+            cols[9],
+            ticks_per_second,
         );
     }
     let singles: [(&'static Family, Option<u64>); 6] = [
@@ -243,7 +246,7 @@ softirq 12121874 0 4032316 6 125 0 0 1 2 3 4
         assert_eq!(s.interrupts, Some(114930548));
         assert_eq!(s.forks, Some(2915));
         let mut buf = Vec::new();
-        encode(&s, 100.0, &mut MetricWriter::new(&mut buf, Format::Text));
+        encode(&s, 100, &mut MetricWriter::new(&mut buf, Format::Text));
         let out = String::from_utf8(buf).unwrap();
         assert!(
             out.contains("node_cpu_seconds_total{cpu=\"1\",mode=\"idle\"} 113138.45\n"),
