@@ -17,6 +17,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// 0 for the text format, 1 for OpenMetrics: where per-format renderings are kept.
+    pub fn slot(self) -> usize {
+        match self {
+            Format::Text => 0,
+            Format::OpenMetrics { .. } => 1,
+        }
+    }
+
     /// The Content-Type header that goes with this format.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -371,11 +379,7 @@ impl<'a> MetricWriter<'a> {
 
     fn header(&mut self, family: &Family) {
         let format = self.format;
-        let slot = match format {
-            Format::Text => &family.headers[0],
-            Format::OpenMetrics { .. } => &family.headers[1],
-        };
-        let lines = slot.get_or_init(|| {
+        let lines = family.headers[format.slot()].get_or_init(|| {
             let mut v = Vec::with_capacity(128);
             let name = family.metadata_name(format);
             metadata(&mut v, format, name, family.help, family.kind, family.unit);

@@ -23,8 +23,8 @@ const MAX_FILE_SIZE: usize = 16 << 20;
 /// read shorter than asked is the end. One rendered record by record (`/proc/diskstats`,
 /// `/proc/net/dev`) stops a read early only when the next record does not fit in the
 /// kernel's buffer of at least a page; a read that left room for the longest record is
-/// therefore the end too. Knowing this saves the read that would only return 0, which
-/// on a fast scrape is one system call in eleven.
+/// therefore the end too. Knowing this saves the read that would only return 0: one
+/// system call per file per scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Render {
     /// Nothing known (regular files, sysfs, fixtures): read until a read returns 0.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
 use super::{CollectError, Collector, LineErrors};
-use crate::exposition::{Format, MetricWriter};
+use crate::exposition::MetricWriter;
 use crate::procfile::{Render, SharedProcFile};
 
 /// The prefix of every family this collector writes.
@@ -63,15 +63,15 @@ pub struct Memory {
     on_procfs: bool,
     meminfo: SharedProcFile,
     timeout: Duration,
-    /// Each line's rendered family, per format (text, OpenMetrics), kept between
+    /// Each line's family as written, per format (text, OpenMetrics), kept between
     /// scrapes: /proc/meminfo lists the same fields in the same order every time.
-    rendered: Mutex<[Vec<Rendered>; 2]>,
+    kept: Mutex<[Vec<KeptLine>; 2]>,
 }
 
 /// One /proc/meminfo field as last written: the text before its colon, whether its
 /// value is in kB, and its metadata lines and sample name up to the value.
 #[derive(Debug)]
-pub struct Rendered {
+pub struct KeptLine {
     key: Box<[u8]>,
     kb: bool,
     head: Box<[u8]>,
@@ -85,7 +85,7 @@ impl Memory {
             meminfo: SharedProcFile::new(procfs.join("meminfo"))
                 .rendered(Render::Whole.if_procfs(on_procfs)),
             timeout,
-            rendered: Mutex::new([Vec::new(), Vec::new()]),
+            kept: Mutex::new([Vec::new(), Vec::new()]),
         }
     }
 }
@@ -95,20 +95,16 @@ pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
     encode_with(data, w, &mut Vec::new())
 }
 
-/// [`encode`], reusing the lines `rendered` kept from the last scrape in this format
-/// and renewing those that changed: a line whose field is the one rendered at its place
+/// [`encode`], reusing the lines `kept` from the last scrape in this format and
+/// renewing those that changed: a line whose field is the one rendered at its place
 /// costs a copy and its number.
-pub fn encode_with(
-    data: &[u8],
-    w: &mut MetricWriter<'_>,
-    rendered: &mut Vec<Rendered>,
-) -> LineErrors {
+pub fn encode_with(data: &[u8], w: &mut MetricWriter<'_>, kept: &mut Vec<KeptLine>) -> LineErrors {
     let mut errors = LineErrors::default();
     let mut name = String::with_capacity(64);
     let mut help = String::with_capacity(96);
     let format = w.format();
     for (i, (n, line)) in lines(data).enumerate() {
-        if let Some(r) = rendered.get(i) {
+        if let Some(r) = kept.get(i) {
             if let Some(value) = known_value(line, r) {
                 w.templated(&r.head, value);
                 continue;
@@ -117,7 +113,7 @@ pub fn encode_with(
         let Some(f) = parse_line(line) else {
             errors.record(n, "not a `Name: value [kB]` line");
             // Later lines are at other places than last time: render them afresh.
-            rendered.truncate(i);
+            kept.truncate(i);
             continue;
         };
         name.clear();
@@ -142,8 +138,8 @@ pub fn encode_with(
             help.push('.');
         }
         w.dynamic_gauge(&name, &help, f.bytes.then_some("bytes"), f.value);
-        if rendered.len() >= i {
-            rendered.truncate(i);
+        if kept.len() >= i {
+            kept.truncate(i);
             let mut head = Vec::with_capacity(160);
             MetricWriter::new(&mut head, format).dynamic_gauge(
                 &name,
@@ -154,7 +150,7 @@ pub fn encode_with(
             // Everything up to the value: the sample line ends with ` 0\n`.
             head.truncate(head.len() - 2);
             let colon = line.iter().position(|&b| b == b':').unwrap_or(0);
-            rendered.push(Rendered {
+            kept.push(KeptLine {
                 key: line[..colon].into(),
                 kb: f.bytes,
                 head: head.into(),
@@ -165,7 +161,7 @@ pub fn encode_with(
 }
 
 /// The value of `line` when it is the field `r` was rendered for, with the same unit.
-fn known_value(line: &[u8], r: &Rendered) -> Option<u64> {
+fn known_value(line: &[u8], r: &KeptLine) -> Option<u64> {
     let rest = line.strip_prefix(&*r.key)?.strip_prefix(b":")?;
     let mut f = fields(rest);
     let value = u64_of(f.next()?)?;
@@ -196,13 +192,10 @@ impl Collector for Memory {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.meminfo.with(|path, data| {
             let data = data.map_err(|e| CollectError::read(path, e))?;
-            let errors = match self.rendered.try_lock() {
-                Ok(mut r) => {
-                    let slot = match w.format() {
-                        Format::Text => 0,
-                        Format::OpenMetrics { .. } => 1,
-                    };
-                    encode_with(data, w, &mut r[slot])
+            let errors = match self.kept.try_lock() {
+                Ok(mut kept) => {
+                    let slot = w.format().slot();
+                    encode_with(data, w, &mut kept[slot])
                 }
                 // Another scrape is writing this file's lines: render them here.
                 Err(_) => encode(data, w),
@@ -252,7 +245,7 @@ Hugepagesize:       2048 kB
             encode(data, &mut MetricWriter::new(&mut buf, format));
             buf
         };
-        let kept = |data: &[u8], format, r: &mut Vec<Rendered>| {
+        let kept = |data: &[u8], format, r: &mut Vec<KeptLine>| {
             let mut buf = Vec::new();
             encode_with(data, &mut MetricWriter::new(&mut buf, format), r);
             buf
