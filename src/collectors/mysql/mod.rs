@@ -50,7 +50,7 @@ struct Session {
 
 /// Global status as one value of `name<TAB>value` lines (MariaDB). The server does the
 /// same work as for `SHOW GLOBAL STATUS`; the client decodes one row instead of some
-/// 560, which is most of what a scrape costs the exporter. MySQL 8 has no
+/// 560, which was a third of what a scrape cost the exporter. MySQL 8 has no
 /// information_schema.GLOBAL_STATUS, and is asked with `SHOW GLOBAL STATUS`. The tab
 /// and the line break go to the server as the characters themselves, so that no
 /// `sql_mode` changes what the literals mean.
