@@ -112,26 +112,25 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Writes `web` as `DIR/web.yml` and starts the host collectors with it.
+fn start_with_web(dir: &Path, web: &str, extra: &[&str]) -> Exporter {
+    let path = write(dir, "web.yml", web);
+    let mut args = vec!["--web.config.file", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Exporter::start_with_args(HOST_ONLY, &args)
+}
+
 #[test]
 fn basic_auth_guards_every_path_and_never_logs_the_password() {
     let dir = tempfile::tempdir().unwrap();
     // Cost 12 (a quarter of a second) makes a bcrypt run stand out from a scrape.
     let hash = bcrypt::hash("scrape-pass-7781", 12).unwrap();
-    let web = write(
+    let e = start_with_web(
         dir.path(),
-        "web.yml",
         &format!(
             "basic_auth_users:\n  prometheus: {hash}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n"
         ),
-    );
-    let e = Exporter::start_with_args(
-        HOST_ONLY,
-        &[
-            "--web.config.file",
-            web.to_str().unwrap(),
-            "--log.level",
-            "debug",
-        ],
+        &["--log.level", "debug"],
     );
     let url = format!("http://127.0.0.1:{}", e.port);
     let r = e.get("/metrics", &[]);
@@ -203,12 +202,11 @@ fn tls_serves_https_and_picks_up_a_renewed_certificate() {
     std::fs::copy(dir.path().join("first.pem"), dir.path().join("server.pem")).unwrap();
     std::fs::copy(dir.path().join("first.key"), dir.path().join("server.key")).unwrap();
     // Relative names are taken from the web config file's directory.
-    let web = write(
+    let e = start_with_web(
         dir.path(),
-        "web.yml",
         "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  min_version: TLS12\n",
+        &[],
     );
-    let e = Exporter::start_with_args(HOST_ONLY, &["--web.config.file", web.to_str().unwrap()]);
     let url = format!("https://localhost:{}/metrics", e.port);
     let first_ca = dir.path().join("first-ca.pem");
     let second_ca = dir.path().join("second-ca.pem");
@@ -283,12 +281,11 @@ fn client_certificates_are_required_when_asked_for() {
     issue(dir.path(), "server");
     issue(dir.path(), "client");
     issue(dir.path(), "stranger");
-    let web = write(
+    let e = start_with_web(
         dir.path(),
-        "web.yml",
         "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client-ca.pem\n",
+        &[],
     );
-    let e = Exporter::start_with_args(HOST_ONLY, &["--web.config.file", web.to_str().unwrap()]);
     let url = format!("https://localhost:{}/metrics", e.port);
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
     let ca = ["--cacert".to_owned(), p("server-ca.pem")];
@@ -329,14 +326,13 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     let dir = tempfile::tempdir().unwrap();
     issue(dir.path(), "server");
     let hash = bcrypt::hash("prom-pass-3312", 6).unwrap();
-    let web = write(
+    let e = start_with_web(
         dir.path(),
-        "web.yml",
         &format!(
             "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\n"
         ),
+        &[],
     );
-    let e = Exporter::start_with_args(HOST_ONLY, &["--web.config.file", web.to_str().unwrap()]);
     let password_file = write(dir.path(), "prom.password", "prom-pass-3312");
     let prom = Prometheus::start(&format!(
         "  - job_name: shoehub\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password_file: {pw}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: wrong_password\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password: not-it\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",

@@ -92,19 +92,23 @@ impl Memory {
 
 /// Writes /proc/meminfo's fields; returns the malformed lines.
 pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
-    encode_with(data, w, &mut Vec::new())
+    encode_with(data, w, None)
 }
 
-/// [`encode`], reusing the lines `kept` from the last scrape in this format and
-/// renewing those that changed: a line whose field is the one rendered at its place
+/// [`encode`], reusing the lines `kept` (when given) from the last scrape in this format
+/// and renewing those that changed: a line whose field is the one rendered at its place
 /// costs a copy and its number.
-pub fn encode_with(data: &[u8], w: &mut MetricWriter<'_>, kept: &mut Vec<KeptLine>) -> LineErrors {
+pub fn encode_with(
+    data: &[u8],
+    w: &mut MetricWriter<'_>,
+    mut kept: Option<&mut Vec<KeptLine>>,
+) -> LineErrors {
     let mut errors = LineErrors::default();
     let mut name = String::with_capacity(64);
     let mut help = String::with_capacity(96);
     let format = w.format();
     for (i, (n, line)) in lines(data).enumerate() {
-        if let Some(r) = kept.get(i) {
+        if let Some(r) = kept.as_deref().and_then(|k| k.get(i)) {
             if let Some(value) = known_value(line, r) {
                 w.templated(&r.head, value);
                 continue;
@@ -113,7 +117,9 @@ pub fn encode_with(data: &[u8], w: &mut MetricWriter<'_>, kept: &mut Vec<KeptLin
         let Some(f) = parse_line(line) else {
             errors.record(n, "not a `Name: value [kB]` line");
             // Later lines are at other places than last time: render them afresh.
-            kept.truncate(i);
+            if let Some(k) = kept.as_deref_mut() {
+                k.truncate(i);
+            }
             continue;
         };
         name.clear();
@@ -138,7 +144,7 @@ pub fn encode_with(data: &[u8], w: &mut MetricWriter<'_>, kept: &mut Vec<KeptLin
             help.push('.');
         }
         w.dynamic_gauge(&name, &help, f.bytes.then_some("bytes"), f.value);
-        if kept.len() >= i {
+        if let Some(kept) = kept.as_deref_mut().filter(|k| k.len() >= i) {
             kept.truncate(i);
             let mut head = Vec::with_capacity(160);
             MetricWriter::new(&mut head, format).dynamic_gauge(
@@ -195,7 +201,7 @@ impl Collector for Memory {
             let errors = match self.kept.try_lock() {
                 Ok(mut kept) => {
                     let slot = w.format().slot();
-                    encode_with(data, w, &mut kept[slot])
+                    encode_with(data, w, Some(&mut kept[slot]))
                 }
                 // Another scrape is writing this file's lines: render them here.
                 Err(_) => encode(data, w),
@@ -247,7 +253,7 @@ Hugepagesize:       2048 kB
         };
         let kept = |data: &[u8], format, r: &mut Vec<KeptLine>| {
             let mut buf = Vec::new();
-            encode_with(data, &mut MetricWriter::new(&mut buf, format), r);
+            encode_with(data, &mut MetricWriter::new(&mut buf, format), Some(r));
             buf
         };
         let later = b"MemTotal:       24681712 kB
