@@ -73,41 +73,32 @@ impl Exporter {
             format!("{config}\nupdates:\n  apt: false\n")
         };
         std::fs::write(&cfg, config).unwrap();
-        let port = free_port();
         let stderr_path = dir.path().join("stderr.log");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--web.listen-address")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut e = Exporter {
-            child,
-            port,
-            stderr_path,
-            _dir: Some(dir),
-        };
-        e.wait_ready();
-        e
-    }
-
-    fn wait_ready(&mut self) {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("exporter exited early with {status}: {}", self.stderr());
+        // A port found free can be taken by another process before the exporter binds
+        // it; the exporter then exits saying so, and is started again on another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(BIN)
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--web.listen-address")
+                .arg(format!("127.0.0.1:{port}"))
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr_path).unwrap())
+                .spawn()
+                .unwrap();
+            if wait_listening(&mut child, &stderr_path) {
+                return Exporter {
+                    child,
+                    port,
+                    stderr_path,
+                    _dir: Some(dir),
+                };
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("exporter did not listen within 10s: {}", self.stderr());
+        panic!("no free port could be bound in five tries");
     }
 
     pub fn stderr(&self) -> String {
@@ -127,6 +118,27 @@ impl Exporter {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Waits until the exporter logs that it listens (its own socket, not another process
+/// on the same port); false when it exited because the port was taken.
+fn wait_listening(child: &mut Child, stderr_path: &Path) -> bool {
+    let t = Instant::now();
+    let stderr = || std::fs::read_to_string(stderr_path).unwrap_or_default();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = stderr();
+            if log.contains("cannot listen on") {
+                return false;
+            }
+            panic!("exporter exited early with {status}: {log}");
+        }
+        if stderr().contains("listening") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("exporter did not listen within 10s: {}", stderr());
 }
 
 impl Drop for Exporter {
