@@ -4,20 +4,23 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DurationValue, ListenAddress, TelemetryPath};
+use crate::value::{DurationValue, ListenAddress, TelemetryPath};
 
 /// Prometheus exporter for the Shoe Store Hub host: system, database, web-error,
-/// backup and job metrics on one scrape target.
+/// backup and job metrics on one scrape target, and the backup, update and bundle
+/// commands that go with it.
 ///
-/// With no subcommand it serves metrics (`serve`). With no --config, built-in defaults
-/// apply: every host collector on, listening on 0.0.0.0:9742.
+/// With no subcommand it serves metrics (`serve`). Every command reads its settings from
+/// --config FILE; without it, from /etc/shoehub-exporter/config.yml when that exists;
+/// without either, built-in defaults apply: every host collector on, MySQL off,
+/// listening on 0.0.0.0:9742.
 #[derive(Debug, Parser)]
-#[command(
-    name = "shoehub-exporter",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "shoehub-exporter", version)]
 pub struct Cli {
+    /// Read the settings from this YAML file [default: /etc/shoehub-exporter/config.yml
+    /// when it exists, else built-in defaults].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -28,7 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve metrics over HTTP until SIGTERM or SIGINT (the default).
     Serve(ServeArgs),
-    /// Check a configuration file and exit: 0 when it is valid.
+    /// Check the configuration file (--config, or the default one) and exit: 0 when
+    /// it is valid.
     CheckConfig(CheckConfigArgs),
     /// Run maintenance commands as jobs that report themselves as metrics.
     #[command(subcommand)]
@@ -47,17 +51,15 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
     /// Print the Grafana dashboard JSON (from dashboard:, or the default one).
-    Dashboard(UpdateArgs),
+    Dashboard,
     /// Print the Prometheus alert rules (from the alerts: thresholds).
-    Alerts(UpdateArgs),
+    Alerts,
     /// Write grafana/dashboards, grafana/provisioning and alerts/ under DIR.
     Bundle(BundleArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BundleArgs {
-    #[command(flatten)]
-    pub common: UpdateArgs,
     /// The directory to write into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -67,21 +69,19 @@ pub struct BundleArgs {
 pub enum BackupCommand {
     /// Dump the databases and archive backup.paths into a new backup in
     /// backup.destination, then prune. Complete only once its manifest is in place.
-    Run(UpdateArgs),
+    Run,
     /// Restore the newest complete backup into a scratch database, compare every table's
     /// rows with the manifest, drop the scratch database.
-    Verify(UpdateArgs),
+    Verify,
     /// Remove backups older than backup.retention (never the newest backup.keep_min) and
     /// leftovers of killed runs.
-    Prune(UpdateArgs),
+    Prune,
     /// Show the backups with time, size and state.
     List(ListArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[command(flatten)]
-    pub common: UpdateArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     pub format: ListFormat,
@@ -97,27 +97,18 @@ pub enum ListFormat {
 pub enum UpdateCommand {
     /// Record what an update would change now: apt's pending packages and, with
     /// updates.playbook, an `ansible-playbook --check --diff` run. Prints the plan and its id.
-    Plan(UpdateArgs),
+    Plan,
     /// Record who approved the current plan.
     Approve(ApproveArgs),
     /// Run updates.playbook as the job `update`, only for an approved plan that still
     /// matches what is pending and is not older than updates.max_plan_age.
     Apply(ApplyArgs),
     /// Show the current plan, its approval and the last update run.
-    Status(UpdateArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct UpdateArgs {
-    /// Read the settings from this YAML file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    Status,
 }
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
-    #[command(flatten)]
-    pub common: UpdateArgs,
     /// The id `update plan` printed: approval fails if the plan changed meanwhile.
     #[arg(long, value_name = "ID")]
     pub plan: Option<String>,
@@ -128,8 +119,6 @@ pub struct ApproveArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    #[command(flatten)]
-    pub common: UpdateArgs,
     /// Stop the playbook when it runs longer, e.g. 2h.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<DurationValue>,
@@ -158,9 +147,6 @@ pub struct JobRunArgs {
     /// jobs.kill_grace) when it runs longer, e.g. 30m, 2h.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<DurationValue>,
-    /// Read jobs.state_dir and jobs.kill_grace from this YAML file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
@@ -168,9 +154,6 @@ pub struct JobRunArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Read settings from this YAML file (see the README's configuration reference).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Listen on this address, HOST:PORT [config: web.listen_address; default 0.0.0.0:9742].
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     pub listen_address: Option<ListenAddress>,
@@ -189,9 +172,6 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckConfigArgs {
-    /// The YAML file to check.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
     /// Also check this web config file, certificates and keys included.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
@@ -203,6 +183,24 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+impl ServeArgs {
+    /// The flag given, if any: the serve flags without a subcommand (or after `serve`)
+    /// only, so that `--web.listen-address X backup run` is an error, not ignored.
+    pub fn given(&self) -> Option<&'static str> {
+        if self.listen_address.is_some() {
+            Some("--web.listen-address")
+        } else if self.telemetry_path.is_some() {
+            Some("--web.telemetry-path")
+        } else if self.web_config_file.is_some() {
+            Some("--web.config.file")
+        } else if self.log_level != LogLevel::Info {
+            Some("--log.level")
+        } else {
+            None
+        }
+    }
 }
 
 impl LogLevel {
@@ -244,5 +242,24 @@ mod tests {
         };
         assert_eq!(a.telemetry_path.unwrap().0, "/m");
         assert!(Cli::try_parse_from(["x", "--web.listen-address", "nope"]).is_err());
+    }
+
+    #[test]
+    fn config_is_global() {
+        for args in [
+            &["x", "--config", "/c.yml", "backup", "run"][..],
+            &["x", "backup", "run", "--config", "/c.yml"],
+            &[
+                "x", "update", "approve", "--by", "ann", "--config", "/c.yml",
+            ],
+            &["x", "--config", "/c.yml"],
+        ] {
+            let c = Cli::try_parse_from(args).unwrap();
+            assert_eq!(
+                c.config.as_deref(),
+                Some(std::path::Path::new("/c.yml")),
+                "{args:?}"
+            );
+        }
     }
 }

@@ -6,13 +6,31 @@
 pub mod bundle;
 pub mod cli;
 pub mod collectors;
+pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod exposition;
 pub mod jobs;
 pub mod procfile;
 pub mod scrape;
 pub mod server;
 pub mod state;
+pub mod sys;
+pub mod text;
+pub mod value;
+
+/// An error and its causes, outermost first, as `outer: cause: root cause`. Each error
+/// says only its own part, so this is the one place a chain is put together.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
 
 /// The crate version, as `shoehub_exporter_build_info{version}` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

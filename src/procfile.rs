@@ -91,9 +91,9 @@ impl ProcFile {
     }
 
     /// The kept descriptor, once the file has been read.
-    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        self.file.as_ref().map(AsRawFd::as_raw_fd)
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.file.as_ref().map(AsFd::as_fd)
     }
 
     /// Reads the whole file from its start. A stale descriptor (the file was replaced,

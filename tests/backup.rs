@@ -217,6 +217,26 @@ fn a_full_run_is_complete_verifiable_and_reported() {
     // The scratch database is gone.
     assert!(!db.sql("SHOW DATABASES").contains("shoehub_verify"));
 
+    // A verification whose record cannot be written has failed: the last-verified
+    // metric would not move. (A directory where the record goes cannot be replaced.)
+    let record = dir.join("verified.json");
+    std::fs::remove_file(&record).unwrap();
+    std::fs::create_dir_all(record.join("in-the-way")).unwrap();
+    let v = s.backup(&["verify"]);
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(String::from_utf8_lossy(&v.stderr).contains("verified.json"));
+    assert_eq!(
+        e.metrics()
+            .value("shoehub_job_last_exit_code", &[("job", "backup-verify")]),
+        Some(1.0)
+    );
+    std::fs::remove_dir_all(&record).unwrap();
+
     // A damaged artifact fails verification and is recorded.
     let dump = dir.join(manifest["artifacts"][0]["file"].as_str().unwrap());
     let mut bytes = std::fs::read(&dump).unwrap();
@@ -608,7 +628,7 @@ fn a_full_disk_fails_the_run_clearly() {
     // test command does).
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
-        unsafe { libc::geteuid() },
+        shoehub_exporter::sys::euid(),
         0,
         "this test mounts a tmpfs and must run as root"
     );

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::catalogue::{self, Target};
-use crate::config::{DashboardSpec, PanelKind, PanelSpec, RowSpec, Span, TargetSpec};
+use crate::config::dashboard::{DashboardSpec, PanelKind, PanelSpec, RowSpec, Span, TargetSpec};
 
 pub const UID: &str = "shoehub-overview";
 pub const SCHEMA_VERSION: u32 = 39;

@@ -25,7 +25,7 @@ pub const DATASOURCE_UID: &str = "shoehub-prometheus";
 pub enum BundleError {
     #[error(transparent)]
     Dashboard(#[from] dashboard::DashboardError),
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}")]
     Write {
         path: PathBuf,
         #[source]

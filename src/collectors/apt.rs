@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{CollectError, Collector};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::state::apt;
 
@@ -134,11 +134,17 @@ pub fn look(paths: &AptPaths) -> AptState {
 pub struct Apt {
     state: Arc<Mutex<AptState>>,
     reboot_required: PathBuf,
+    timeout: Duration,
 }
 
 impl Apt {
     /// The collector; with `start`, the thread that asks apt every `interval`.
-    pub fn new(paths: AptPaths, interval: Duration, start: bool) -> std::io::Result<Apt> {
+    pub fn new(
+        paths: AptPaths,
+        interval: Duration,
+        timeout: Duration,
+        start: bool,
+    ) -> std::io::Result<Apt> {
         let state = Arc::new(Mutex::new(AptState::default()));
         let reboot_required = paths.reboot_required.clone();
         if start {
@@ -164,8 +170,31 @@ impl Apt {
         Ok(Apt {
             state,
             reboot_required,
+            timeout,
         })
     }
+}
+
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[&PENDING, &HELD, &AUTOREMOVE, &CACHE, &REBOOT]);
+
+/// Reads `updates.apt`, `updates.apt_interval` and `updates.apt_timeout`; off on a host
+/// without apt.
+pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = s.updates;
+    if !c.apt {
+        return Ok(None);
+    }
+    let paths = AptPaths::default();
+    if !available(&paths) {
+        if env.start {
+            tracing::info!("apt-get not found: the apt collector is off on this host");
+        }
+        return Ok(None);
+    }
+    let a = Apt::new(paths, c.apt_interval.get(), c.apt_timeout.get(), env.start)
+        .map_err(BuildError::Thread)?;
+    Ok(Some(AnyCollector::Blocking(Arc::new(a))))
 }
 
 impl Collector for Apt {
@@ -173,12 +202,12 @@ impl Collector for Apt {
         "apt"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["apt_", "node_reboot_required"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
+        self.timeout
     }
 
     /// The last answer is in memory; the reboot flag is one stat of a tmpfs file.

@@ -6,9 +6,37 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CollectError, Collector};
+use serde::Deserialize;
+
+use crate::value::DurationValue;
+
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::state::backuppc::{self, Row};
+
+/// `backuppc:` — where BackupPC keeps its per-host backup lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackuppcConfig {
+    pub enabled: bool,
+    /// Reads `<top_dir>/pc/<host>/backups`; nothing is reported where it does not exist.
+    pub top_dir: PathBuf,
+    /// The hosts to report; empty: every host found.
+    pub hosts: Vec<String>,
+    /// How long one scrape may read the hosts' files.
+    pub timeout: DurationValue,
+}
+
+impl Default for BackuppcConfig {
+    fn default() -> Self {
+        BackuppcConfig {
+            enabled: true,
+            top_dir: PathBuf::from("/var/lib/backuppc"),
+            hosts: Vec::new(),
+            timeout: DurationValue(Duration::from_secs(5)),
+        }
+    }
+}
 
 static LAST_GOOD: Family = Family::gauge(
     "shoehub_backuppc_last_good_backup_timestamp_seconds",
@@ -36,13 +64,29 @@ static LAST_ERRORS: Family = Family::gauge(
 
 pub struct Backuppc {
     top_dir: PathBuf,
+    timeout: Duration,
     hosts: Vec<String>,
 }
 
 impl Backuppc {
-    pub fn new(top_dir: PathBuf, hosts: Vec<String>) -> Backuppc {
-        Backuppc { top_dir, hosts }
+    pub fn new(top_dir: PathBuf, hosts: Vec<String>, timeout: Duration) -> Backuppc {
+        Backuppc {
+            top_dir,
+            hosts,
+            timeout,
+        }
     }
+}
+
+/// Every family this collector writes.
+pub static SERVED: Served =
+    Served::families(&[&LAST_GOOD, &LAST_FULL, &BACKUPS, &LAST_SIZE, &LAST_ERRORS]);
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = s.backuppc;
+    Ok(super::blocking(c.enabled, || {
+        Backuppc::new(c.top_dir.clone(), c.hosts.clone(), c.timeout.get())
+    }))
 }
 
 impl Collector for Backuppc {
@@ -50,12 +94,12 @@ impl Collector for Backuppc {
         "backuppc"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["shoehub_backuppc_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
+        self.timeout
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {

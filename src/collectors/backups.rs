@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{CollectError, Collector};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::state::backup::{self, State};
 
@@ -54,19 +54,40 @@ struct Seen {
 pub struct Backups {
     destination: PathBuf,
     remote: bool,
+    timeout: Duration,
     /// Backup directories read, by name: read again only when the directory changes.
     seen: Mutex<HashMap<String, Seen>>,
 }
 
 impl Backups {
-    pub fn new(destination: PathBuf) -> Backups {
+    pub fn new(destination: PathBuf, timeout: Duration) -> Backups {
         let remote = super::is_remote_fs(&destination);
         Backups {
             destination,
             remote,
+            timeout,
             seen: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[
+    &LAST_SUCCESS,
+    &OLDEST,
+    &COUNT,
+    &LAST_SIZE,
+    &TOTAL_SIZE,
+    &VERIFIED,
+]);
+
+/// Reads `backup.enabled`, `backup.destination` and `backup.scrape_timeout` (the
+/// section is shared with the backup job, which writes what this reads).
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = s.backup;
+    Ok(super::blocking(c.enabled, || {
+        Backups::new(c.destination.clone(), c.scrape_timeout.get())
+    }))
 }
 
 impl Collector for Backups {
@@ -74,12 +95,12 @@ impl Collector for Backups {
         "backups"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["shoehub_backup_", "shoehub_backups"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
+        self.timeout
     }
 
     /// A backup destination on a network filesystem can hang.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::parse::{fields, lines, u64_of};
-use super::{CollectError, Collector, LineErrors};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
@@ -179,20 +179,35 @@ pub fn encode(stat: &Stat, ticks_per_second: u64, w: &mut MetricWriter<'_>) {
     }
 }
 
+/// `system.cpu:`
+pub type CpuConfig = super::CollectorToggle;
+
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[
+    &CPU_SECONDS,
+    &CPU_GUEST_SECONDS,
+    &BOOT_TIME,
+    &CONTEXT_SWITCHES,
+    &FORKS,
+    &INTERRUPTS,
+    &PROCS_RUNNING,
+    &PROCS_BLOCKED,
+]);
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.cpu;
+    Ok(super::blocking(c.enabled, || {
+        Cpu::new(&s.system.procfs, c.timeout.get())
+    }))
+}
+
 impl Collector for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &[
-            "node_cpu_",
-            "node_boot_time_seconds",
-            "node_context_switches_total",
-            "node_forks_total",
-            "node_intr_total",
-            "node_procs_",
-        ]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {

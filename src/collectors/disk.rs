@@ -3,11 +3,34 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{CollectError, Collector, LineErrors};
-use crate::config::{DiskConfig, NameFilter};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
+use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
+
+/// `system.disk:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    pub devices_exclude: Pattern,
+    pub devices_include: Option<Pattern>,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            devices_exclude: Pattern::builtin(Builtin::DiskDevices),
+            devices_include: None,
+        }
+    }
+}
 
 /// The kernel's sector unit in /proc/diskstats, whatever the device's own.
 const SECTOR_BYTES: f64 = 512.0;
@@ -187,13 +210,41 @@ impl Disk {
     }
 }
 
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[
+    &READS_COMPLETED,
+    &READS_MERGED,
+    &READ_BYTES,
+    &READ_TIME,
+    &WRITES_COMPLETED,
+    &WRITES_MERGED,
+    &WRITTEN_BYTES,
+    &WRITE_TIME,
+    &IO_NOW,
+    &IO_TIME,
+    &IO_TIME_WEIGHTED,
+    &DISCARDS_COMPLETED,
+    &DISCARDS_MERGED,
+    &DISCARDED_SECTORS,
+    &DISCARD_TIME,
+    &FLUSH_REQUESTS,
+    &FLUSH_TIME,
+]);
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.disk;
+    Ok(super::blocking(c.enabled, || {
+        Disk::new(&s.system.procfs, c)
+    }))
+}
+
 impl Collector for Disk {
     fn name(&self) -> &'static str {
         "disk"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["node_disk_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
@@ -218,7 +269,7 @@ impl Collector for Disk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DiskConfig;
+
     use crate::exposition::Format;
 
     /// /proc/diskstats of a Debian 12 VM (kernel 6.1): a virtio disk, its partition, a

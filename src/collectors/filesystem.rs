@@ -13,11 +13,39 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
+
 use super::parse::{fields, lines};
-use super::{CollectError, Collector, LineErrors};
-use crate::config::{FilesystemConfig, NameFilter};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::ProcFile;
+use crate::sys::{statvfs, FsUsage as Usage};
+use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
+
+/// `system.filesystem:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    pub mount_points_exclude: Pattern,
+    pub mount_points_include: Option<Pattern>,
+    pub fs_types_exclude: Pattern,
+    pub fs_types_include: Option<Pattern>,
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            mount_points_exclude: Pattern::builtin(Builtin::MountPoints),
+            mount_points_include: None,
+            fs_types_exclude: Pattern::builtin(Builtin::FsTypes),
+            fs_types_include: None,
+        }
+    }
+}
 
 pub static SIZE: Family =
     Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes.").unit("bytes");
@@ -253,48 +281,11 @@ fn join_root(rootfs: &Path, mountpoint: &str) -> PathBuf {
 
 /// Asks the kernel, without blocking, whether the mount table changed since last asked.
 fn mount_table_changed(file: &ProcFile) -> bool {
-    let Some(fd) = file.raw_fd() else { return true };
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLPRI,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n != 0 && (n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR | libc::POLLNVAL) != 0)
+    file.fd().is_none_or(crate::sys::poll_priority)
 }
 
 /// A family and how to read its value from a [`Usage`].
 type UsageColumn = (&'static Family, fn(&Usage) -> u64);
-
-/// What statvfs says of one mount.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    size: u64,
-    free: u64,
-    avail: u64,
-    files: u64,
-    files_free: u64,
-}
-
-fn statvfs(path: &CString) -> std::io::Result<Usage> {
-    // SAFETY: `path` is NUL-terminated and `buf` a properly sized out-parameter.
-    let buf = unsafe {
-        let mut buf: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(path.as_ptr(), &mut buf) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        buf
-    };
-    let frsize = buf.f_frsize as u64;
-    Ok(Usage {
-        size: (buf.f_blocks as u64).saturating_mul(frsize),
-        free: (buf.f_bfree as u64).saturating_mul(frsize),
-        avail: (buf.f_bavail as u64).saturating_mul(frsize),
-        files: buf.f_files as u64,
-        files_free: buf.f_ffree as u64,
-    })
-}
 
 /// How long a statvfs may be outstanding before later scrapes skip its mount.
 const STUCK_AFTER_MS: u64 = 1000;
@@ -307,13 +298,31 @@ fn now_millis() -> u64 {
         .max(1)
 }
 
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[
+    &SIZE,
+    &FREE,
+    &AVAIL,
+    &FILES,
+    &FILES_FREE,
+    &READONLY,
+    &DEVICE_ERROR,
+]);
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.filesystem;
+    Ok(super::blocking(c.enabled, || {
+        Filesystem::new(&s.system.procfs, &s.system.rootfs, c)
+    }))
+}
+
 impl Collector for Filesystem {
     fn name(&self) -> &'static str {
         "filesystem"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["node_filesystem_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {

@@ -1,15 +1,36 @@
 //! `host`: load average, wall-clock time, uname and pressure stall information, as
 //! node_exporter's loadavg, time, uname and pressure collectors expose them.
 
-use std::ffi::CStr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
+
 use super::parse::{f64_of, fields, lines};
-use super::{CollectError, Collector, LineErrors};
-use crate::config::HostConfig;
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
+use crate::value::DurationValue;
+
+/// `system.host:` — load, time, uname and pressure stall information.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    /// Read /proc/pressure (PSI) where the kernel has it.
+    pub pressure: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            pressure: true,
+        }
+    }
+}
 
 pub static LOAD1: Family = Family::gauge("node_load1", "1-minute load average.");
 pub static LOAD5: Family = Family::gauge("node_load5", "5-minute load average.");
@@ -133,30 +154,26 @@ impl Host {
     }
 }
 
-/// uname(2) as (sysname, release, version, machine, nodename, domainname).
-fn uname() -> Option<[String; 6]> {
-    // SAFETY: `u` is a properly sized out-parameter; the kernel NUL-terminates each field.
-    let u = unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return None;
-        }
-        u
-    };
-    let s = |f: &[libc::c_char]| {
-        // SAFETY: each utsname field is a NUL-terminated array filled by the kernel.
-        unsafe { CStr::from_ptr(f.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    Some([
-        s(&u.sysname),
-        s(&u.release),
-        s(&u.version),
-        s(&u.machine),
-        s(&u.nodename),
-        s(&u.domainname),
-    ])
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[
+    &LOAD1,
+    &LOAD5,
+    &LOAD15,
+    &TIME,
+    &UNAME,
+    &CPU_WAITING,
+    &MEMORY_WAITING,
+    &MEMORY_STALLED,
+    &IO_WAITING,
+    &IO_STALLED,
+    &IRQ_STALLED,
+]);
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.host;
+    Ok(super::blocking(c.enabled, || {
+        Host::new(&s.system.procfs, c)
+    }))
 }
 
 impl Collector for Host {
@@ -164,15 +181,8 @@ impl Collector for Host {
         "host"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &[
-            "node_load1",
-            "node_load5",
-            "node_load15",
-            "node_time_seconds",
-            "node_uname_info",
-            "node_pressure_",
-        ]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
@@ -208,7 +218,9 @@ impl Collector for Host {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         w.sample(&TIME, &[], now);
-        if let Some([sysname, release, version, machine, nodename, domainname]) = uname() {
+        if let Some([sysname, release, version, machine, nodename, domainname]) =
+            crate::sys::uname()
+        {
             w.sample_u64(
                 &UNAME,
                 &[
@@ -282,6 +294,6 @@ mod tests {
 
     #[test]
     fn uname_has_linux() {
-        assert_eq!(uname().unwrap()[0], "Linux");
+        assert_eq!(crate::sys::uname().unwrap()[0], "Linux");
     }
 }

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CollectError, Collector};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::state::job::{self, JobState};
 use crate::state::update;
@@ -70,12 +70,17 @@ static PLAN_PACKAGES: Family = Family::gauge(
 pub struct Jobs {
     dir: PathBuf,
     remote: bool,
+    timeout: Duration,
 }
 
 impl Jobs {
-    pub fn new(dir: PathBuf) -> Jobs {
+    pub fn new(dir: PathBuf, timeout: Duration) -> Jobs {
         let remote = super::is_remote_fs(&dir);
-        Jobs { dir, remote }
+        Jobs {
+            dir,
+            remote,
+            timeout,
+        }
     }
 
     /// Every state file: (job, state or why not).
@@ -97,7 +102,9 @@ impl Jobs {
                 let path = e.path();
                 let state = std::fs::read(&path)
                     .map_err(|err| format!("{}: {err}", path.display()))
-                    .and_then(|bytes| job::parse(&path, &bytes).map_err(|err| err.to_string()))
+                    .and_then(|bytes| {
+                        job::parse(&path, &bytes).map_err(|err| crate::error_chain(&err))
+                    })
                     .and_then(|s| {
                         if s.job == job {
                             Ok(s)
@@ -116,8 +123,8 @@ impl Jobs {
 impl Jobs {
     /// The update protocol's state: whether a plan waits for approval, and its age.
     fn update_plan(&self, w: &mut MetricWriter<'_>) -> Result<(), String> {
-        let plan = update::read_plan(&self.dir).map_err(|e| e.to_string())?;
-        let approval = update::read_approval(&self.dir).map_err(|e| e.to_string())?;
+        let plan = update::read_plan(&self.dir).map_err(|e| crate::error_chain(&e))?;
+        let approval = update::read_approval(&self.dir).map_err(|e| crate::error_chain(&e))?;
         let waiting = match (&plan, &approval) {
             (Some(p), Some(a)) => a.plan != p.id,
             (Some(_), None) => true,
@@ -134,17 +141,41 @@ impl Jobs {
     }
 }
 
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&[
+    &LAST_START,
+    &LAST_COMPLETION,
+    &LAST_SUCCESS,
+    &LAST_DURATION,
+    &LAST_EXIT,
+    &RUNNING,
+    &RUNS,
+    &FAILURES,
+    &ANSIBLE_TASKS,
+    &PENDING_APPROVAL,
+    &PLAN_TIME,
+    &PLAN_PACKAGES,
+]);
+
+/// Reads `jobs:` (shared with the job runner, which writes what this reads).
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = s.jobs;
+    Ok(super::blocking(c.enabled, || {
+        Jobs::new(c.state_dir.clone(), c.timeout.get())
+    }))
+}
+
 impl Collector for Jobs {
     fn name(&self) -> &'static str {
         "jobs"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["shoehub_job_", "shoehub_ansible_", "shoehub_update_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
+        self.timeout
     }
 
     /// A few small files on a local disk, in the page cache after their first read,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{CollectError, Collector, LineErrors};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::MetricWriter;
 use crate::procfile::{Render, SharedProcFile};
 
@@ -147,14 +147,11 @@ pub fn encode_with(
         if let Some(kept) = kept.as_deref_mut().filter(|k| k.len() >= i) {
             kept.truncate(i);
             let mut head = Vec::with_capacity(160);
-            MetricWriter::new(&mut head, format).dynamic_gauge(
+            MetricWriter::new(&mut head, format).gauge_head(
                 &name,
                 &help,
                 f.bytes.then_some("bytes"),
-                0,
             );
-            // Everything up to the value: the sample line ends with ` 0\n`.
-            head.truncate(head.len() - 2);
             let colon = line.iter().position(|&b| b == b':').unwrap_or(0);
             kept.push(KeptLine {
                 key: line[..colon].into(),
@@ -178,13 +175,29 @@ fn known_value(line: &[u8], r: &KeptLine) -> Option<u64> {
     }
 }
 
+/// `system.memory:`
+pub type MemoryConfig = super::CollectorToggle;
+
+/// Every /proc/meminfo field becomes a family named after it.
+pub static SERVED: Served = Served {
+    families: &[],
+    prefixes: &["node_memory_"],
+};
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.memory;
+    Ok(super::blocking(c.enabled, || {
+        Memory::new(&s.system.procfs, c.timeout.get())
+    }))
+}
+
 impl Collector for Memory {
     fn name(&self) -> &'static str {
         "memory"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["node_memory_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {

@@ -6,16 +6,19 @@
 //! scrape (`shoehub_scrape_collector_success 0`) while the samples it did write are
 //! still served.
 
-use std::ffi::CString;
 use std::future::Future;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, SystemConfig};
-use crate::exposition::{Format, MetricWriter};
+use serde::Deserialize;
+
+use crate::exposition::{Family, Format, MetricWriter};
+use crate::state::backup::BackupConfig;
+use crate::state::job::JobsConfig;
+use crate::state::update::UpdatesConfig;
+use crate::value::DurationValue;
 
 pub mod apt;
 pub mod backuppc;
@@ -32,10 +35,59 @@ pub mod parse;
 pub mod textfile;
 pub mod weblog;
 
+/// `system:` — the host collectors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Where procfs is mounted (another path for containers or fixtures).
+    pub procfs: PathBuf,
+    /// The host's root, for statvfs of its mounts from inside a container.
+    pub rootfs: PathBuf,
+    pub cpu: cpu::CpuConfig,
+    pub memory: memory::MemoryConfig,
+    pub filesystem: filesystem::FilesystemConfig,
+    pub disk: disk::DiskConfig,
+    pub network: network::NetworkConfig,
+    pub host: host::HostConfig,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            procfs: PathBuf::from("/proc"),
+            rootfs: PathBuf::from("/"),
+            cpu: CollectorToggle::default(),
+            memory: CollectorToggle::default(),
+            filesystem: filesystem::FilesystemConfig::default(),
+            disk: disk::DiskConfig::default(),
+            network: network::NetworkConfig::default(),
+            host: host::HostConfig::default(),
+        }
+    }
+}
+
+/// A collector section with nothing but what every collector has: a switch and its
+/// own deadline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorToggle {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+}
+
+impl Default for CollectorToggle {
+    fn default() -> Self {
+        CollectorToggle {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+        }
+    }
+}
+
 /// Why a collector failed, or failed in part, for one scrape.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -123,9 +175,8 @@ pub trait Collector: Send + Sync + 'static {
     }
     /// Reads the source and writes its families.
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError>;
-    /// The metric names it serves: whole names, or prefixes when they end with `_`.
-    /// A textfile may not redefine any of them.
-    fn serves(&self) -> &'static [&'static str];
+    /// The metric names it serves. A textfile may not redefine any of them.
+    fn served(&self) -> Served;
 }
 
 /// What an asynchronous collection hands back: its output (shared, so that scrapes
@@ -145,8 +196,8 @@ pub trait AsyncCollector: Send + Sync + 'static {
     /// deadline itself, so it can still say what it knows (`mysql_up 0`) when it
     /// runs out of time.
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture;
-    /// As [`Collector::serves`].
-    fn serves(&self) -> &'static [&'static str];
+    /// As [`Collector::served`].
+    fn served(&self) -> Served;
 }
 
 /// A collector of either kind, as the scrape engine holds it.
@@ -171,10 +222,10 @@ impl AnyCollector {
         }
     }
 
-    pub fn serves(&self) -> &'static [&'static str] {
+    pub fn served(&self) -> Served {
         match self {
-            AnyCollector::Blocking(c) => c.serves(),
-            AnyCollector::Async(c) => c.serves(),
+            AnyCollector::Blocking(c) => c.served(),
+            AnyCollector::Async(c) => c.served(),
         }
     }
 }
@@ -188,7 +239,7 @@ impl<C: Collector> From<Arc<C>> for AnyCollector {
 /// Whether `path` (or, while it does not exist, its nearest existing ancestor) is on a
 /// network or FUSE filesystem, where a read can wait on a server.
 pub fn is_remote_fs(path: &Path) -> bool {
-    const REMOTE: [libc::c_long; 7] = [
+    const REMOTE: [i64; 7] = [
         0x6969,      // NFS
         0x517B,      // SMB
         0xFF53_4D42, // CIFS
@@ -200,83 +251,106 @@ pub fn is_remote_fs(path: &Path) -> bool {
     let Some(existing) = path.ancestors().find(|p| p.exists()) else {
         return false;
     };
-    let Ok(c) = CString::new(existing.as_os_str().as_bytes()) else {
-        return true;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
-    unsafe {
-        let mut buf: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut buf) != 0 || REMOTE.contains(&(buf.f_type as libc::c_long))
-    }
+    crate::sys::fs_type(existing).map_or(true, |t| REMOTE.contains(&t))
 }
 
 /// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
 pub fn is_procfs(dir: &Path) -> bool {
-    const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
-    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
-    unsafe {
-        let mut buf: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut buf) == 0 && buf.f_type as libc::c_long == PROC_SUPER_MAGIC
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    crate::sys::fs_type(dir).is_ok_and(|t| t == PROC_SUPER_MAGIC)
+}
+
+/// The metric names a collector serves: its `Family` statics and, for families named
+/// at run time (/proc/meminfo fields, server variables), the prefix they share.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    pub families: &'static [&'static Family],
+    /// Prefixes ending with `_`.
+    pub prefixes: &'static [&'static str],
+}
+
+impl Served {
+    pub const fn families(families: &'static [&'static Family]) -> Served {
+        Served {
+            families,
+            prefixes: &[],
+        }
+    }
+
+    /// Whole names, and prefixes (ending with `_`).
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        self.families
+            .iter()
+            .map(|f| f.name)
+            .chain(self.prefixes.iter().copied())
     }
 }
 
+/// The collectors' sections of the configuration, borrowed from the whole file by the
+/// layer above: each collector's constructor reads its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub system: &'a SystemConfig,
+    pub mysql: Option<&'a mysql::MysqlConfig>,
+    pub jobs: &'a JobsConfig,
+    pub weblogs: &'a [weblog::WeblogConfig],
+    pub updates: &'a UpdatesConfig,
+    pub backup: &'a BackupConfig,
+    pub backuppc: &'a backuppc::BackuppcConfig,
+    pub textfile: &'a textfile::TextfileConfig,
+}
+
+/// What a constructor may need besides its section.
+#[derive(Debug)]
+pub struct Env {
+    /// Start background work (following logs, asking apt); without it the collectors
+    /// are only checked, as `check-config` does.
+    pub start: bool,
+    /// The names served by the engine and the collectors built so far.
+    pub reserved: Vec<&'static str>,
+}
+
+/// A collector's constructor: `None` when its section switches it off.
+pub type Build = fn(&Settings<'_>, &Env) -> Result<Option<AnyCollector>, BuildError>;
+
+/// Every collector, in exposition order. A new one is a file under `collectors/` with
+/// its config section, its families and its `build`, and a line here.
+pub static TABLE: &[Build] = &[
+    cpu::build,
+    memory::build,
+    filesystem::build,
+    disk::build,
+    network::build,
+    host::build,
+    mysql::build,
+    jobs::build,
+    weblog::build,
+    apt::build,
+    backups::build,
+    backuppc::build,
+    // Last: it may not redefine what any other serves.
+    textfile::build,
+];
+
 /// Every collector the configuration enables, in exposition order. Fails when a
 /// collector cannot be set up as configured (MySQL credentials that cannot be used).
-/// With `start`, background work begins (following access logs); without, the
-/// collectors are only checked.
-pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildError> {
-    let mut out = host_collectors(&config.system);
-    if let Some(m) = config.mysql.as_ref().filter(|m| m.enabled) {
-        out.push(AnyCollector::Async(Arc::new(mysql::Mysql::new(m)?)));
-    }
-    if config.jobs.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(jobs::Jobs::new(
-            config.jobs.state_dir.clone(),
-        ))));
-    }
-    if !config.weblogs.is_empty() {
-        let (collector, followers) = weblog::Weblog::new(&config.weblogs);
-        if start {
-            weblog::spawn(followers).map_err(BuildError::Thread)?;
+/// With `start`, background work begins; without, the collectors are only checked.
+/// `engine` is what the scrape engine serves itself.
+pub fn build(
+    settings: &Settings<'_>,
+    start: bool,
+    engine: Served,
+) -> Result<Vec<AnyCollector>, BuildError> {
+    let mut env = Env {
+        start,
+        reserved: engine.names().collect(),
+    };
+    let mut out = Vec::new();
+    for build in TABLE {
+        if let Some(c) = build(settings, &env)? {
+            env.reserved.extend(c.served().names());
+            out.push(c);
         }
-        out.push(AnyCollector::Blocking(Arc::new(collector)));
-    }
-    if config.updates.apt {
-        let paths = apt::AptPaths::default();
-        if apt::available(&paths) {
-            let a = apt::Apt::new(paths, config.updates.apt_interval.get(), start)
-                .map_err(BuildError::Thread)?;
-            out.push(AnyCollector::Blocking(Arc::new(a)));
-        } else if start {
-            tracing::info!("apt-get not found: the apt collector is off on this host");
-        }
-    }
-    if config.backup.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(backups::Backups::new(
-            config.backup.destination.clone(),
-        ))));
-    }
-    if config.backuppc.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(backuppc::Backuppc::new(
-            config.backuppc.top_dir.clone(),
-            config.backuppc.hosts.clone(),
-        ))));
-    }
-    if config.textfile.enabled {
-        // A textfile may not redefine what the exporter serves itself.
-        let mut reserved: Vec<&'static str> = out
-            .iter()
-            .flat_map(|c| c.serves().iter().copied())
-            .collect();
-        reserved.extend(crate::scrape::SERVES);
-        reserved.push("node_textfile_");
-        out.push(AnyCollector::Blocking(Arc::new(textfile::Textfile::new(
-            config.textfile.directory.clone(),
-            reserved,
-        ))));
     }
     Ok(out)
 }
@@ -285,50 +359,14 @@ pub fn build(config: &Config, start: bool) -> Result<Vec<AnyCollector>, BuildErr
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
-    Mysql(#[from] mysql::CredentialsError),
-    #[error("cannot start a background thread: {0}")]
+    Mysql(#[from] crate::credentials::CredentialsError),
+    #[error("cannot start a background thread")]
     Thread(#[source] std::io::Error),
 }
 
-/// The host collectors the configuration enables, in exposition order.
-pub fn host_collectors(cfg: &SystemConfig) -> Vec<AnyCollector> {
-    let mut out: Vec<AnyCollector> = Vec::new();
-    if cfg.cpu.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(cpu::Cpu::new(
-            &cfg.procfs,
-            cfg.cpu.timeout.get(),
-        ))));
-    }
-    if cfg.memory.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(memory::Memory::new(
-            &cfg.procfs,
-            cfg.memory.timeout.get(),
-        ))));
-    }
-    if cfg.filesystem.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(
-            filesystem::Filesystem::new(&cfg.procfs, &cfg.rootfs, &cfg.filesystem),
-        )));
-    }
-    if cfg.disk.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(disk::Disk::new(
-            &cfg.procfs,
-            &cfg.disk,
-        ))));
-    }
-    if cfg.network.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(network::Network::new(
-            &cfg.procfs,
-            &cfg.network,
-        ))));
-    }
-    if cfg.host.enabled {
-        out.push(AnyCollector::Blocking(Arc::new(host::Host::new(
-            &cfg.procfs,
-            &cfg.host,
-        ))));
-    }
-    out
+/// The blocking collector `c`, when `enabled`.
+fn blocking<C: Collector>(enabled: bool, c: impl FnOnce() -> C) -> Option<AnyCollector> {
+    enabled.then(|| AnyCollector::Blocking(Arc::new(c())))
 }
 
 #[cfg(test)]

@@ -3,11 +3,34 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{CollectError, Collector, LineErrors};
-use crate::config::{NameFilter, NetworkConfig};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
+use crate::value::{DurationValue, NameFilter, Pattern};
+
+/// `system.network:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub enabled: bool,
+    pub timeout: DurationValue,
+    pub devices_exclude: Option<Pattern>,
+    pub devices_include: Option<Pattern>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+            devices_exclude: None,
+            devices_include: None,
+        }
+    }
+}
 
 macro_rules! counters {
     ($($id:ident => $name:literal, $help:literal;)*) => {
@@ -123,13 +146,23 @@ impl Network {
     }
 }
 
+/// Every family this collector writes.
+pub static SERVED: Served = Served::families(&COLUMNS);
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.network;
+    Ok(super::blocking(c.enabled, || {
+        Network::new(&s.system.procfs, c)
+    }))
+}
+
 impl Collector for Network {
     fn name(&self) -> &'static str {
         "network"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["node_network_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
@@ -191,7 +224,7 @@ mod tests {
     fn device_filters() {
         let exclude = NameFilter::new(
             None,
-            Some(crate::config::Pattern::Regex(
+            Some(crate::value::Pattern::Regex(
                 regex::Regex::new("^lo$").unwrap(),
             )),
         );

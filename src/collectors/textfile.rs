@@ -13,8 +13,32 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{CollectError, Collector};
-use crate::exposition::{Family, Format, MetricWriter};
+use serde::Deserialize;
+
+use crate::value::DurationValue;
+
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use crate::exposition::{Family, MetricWriter};
+
+/// `textfile:` — a directory of `*.prom` files written by scripts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextfileConfig {
+    pub directory: PathBuf,
+    pub enabled: bool,
+    /// How long one scrape may read the files.
+    pub timeout: DurationValue,
+}
+
+impl Default for TextfileConfig {
+    fn default() -> Self {
+        TextfileConfig {
+            directory: PathBuf::from("/var/lib/shoehub-exporter/textfile"),
+            enabled: true,
+            timeout: DurationValue(Duration::from_secs(5)),
+        }
+    }
+}
 
 static MTIME: Family = Family::gauge(
     "node_textfile_mtime_seconds",
@@ -39,15 +63,17 @@ pub struct Textfile {
     /// Names (and `_`-ended prefixes) the exporter serves itself.
     reserved: Vec<&'static str>,
     remote: bool,
+    timeout: Duration,
 }
 
 impl Textfile {
-    pub fn new(dir: PathBuf, reserved: Vec<&'static str>) -> Textfile {
+    pub fn new(dir: PathBuf, reserved: Vec<&'static str>, timeout: Duration) -> Textfile {
         let remote = super::is_remote_fs(&dir);
         Textfile {
             dir,
             reserved,
             remote,
+            timeout,
         }
     }
 
@@ -228,17 +254,30 @@ pub fn parse_file(
     Ok(families)
 }
 
+/// The families this collector writes of its own (besides the files').
+pub static SERVED: Served = Served::families(&[&MTIME, &SCRAPE_ERROR]);
+
+/// Built last: a textfile may not redefine what the engine or any collector serves.
+pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = s.textfile;
+    Ok(super::blocking(c.enabled, || {
+        let mut reserved = env.reserved.clone();
+        reserved.extend(SERVED.names());
+        Textfile::new(c.directory.clone(), reserved, c.timeout.get())
+    }))
+}
+
 impl Collector for Textfile {
     fn name(&self) -> &'static str {
         "textfile"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["node_textfile_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
+        self.timeout
     }
 
     /// Small files on a local disk are read inline; on a network filesystem, on the pool.
@@ -313,7 +352,8 @@ impl Collector for Textfile {
             }
         }
         for (name, f) in &merged {
-            write_family(w, name, f);
+            let help = f.help.as_deref().unwrap_or("Metric read from a textfile.");
+            w.raw_family(name, help, &f.kind, &f.samples);
         }
         for (file, secs) in &mtimes {
             w.sample(&MTIME, &[("file", file)], *secs);
@@ -329,23 +369,6 @@ impl Collector for Textfile {
             }),
         }
     }
-}
-
-/// A family from the files, in the scrape's format. OpenMetrics names a counter's family
-/// without `_total` and has no `untyped`; a counter whose samples lack `_total` cannot be
-/// a counter there and is served as `unknown`.
-fn write_family(w: &mut MetricWriter<'_>, name: &str, f: &TextFamily) {
-    let om = matches!(w.format(), Format::OpenMetrics { .. });
-    let (meta_name, kind) = match (om, f.kind.as_str()) {
-        (true, "counter") => match name.strip_suffix("_total") {
-            Some(base) => (base, "counter"),
-            None => (name, "unknown"),
-        },
-        (true, "untyped") => (name, "unknown"),
-        (_, k) => (name, k),
-    };
-    let help = f.help.as_deref().unwrap_or("Metric read from a textfile.");
-    w.raw_family(meta_name, help, kind, &f.samples);
 }
 
 #[cfg(test)]
@@ -400,6 +423,7 @@ mod tests {
         let t = Textfile::new(
             PathBuf::new(),
             vec!["node_memory_", "node_load1", "shoehub_exporter_build_info"],
+            Duration::from_secs(5),
         );
         assert!(t.is_reserved("node_memory_MemTotal_bytes"));
         assert!(t.is_reserved("node_load1"));

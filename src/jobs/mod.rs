@@ -3,4 +3,5 @@
 
 pub mod backup;
 pub mod runner;
+pub mod supervise;
 pub mod update;

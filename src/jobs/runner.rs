@@ -11,15 +11,14 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use super::supervise::{self, Exit, Limits};
 use crate::state::job::{self, Finished, JobState, Recap, Running, StateError};
+use crate::sys::{self, now};
 
 /// Exit code when another run of the job holds the lock (sysexits' EX_TEMPFAIL).
 pub const EXIT_BUSY: i32 = 75;
@@ -38,7 +37,7 @@ pub enum RunError {
     Name(String),
     #[error("job {job} is already running{by}; this run was not started")]
     Busy { job: String, by: String },
-    #[error("cannot use the job state directory {path}: {source}")]
+    #[error("cannot use the job state directory {path}")]
     StateDir {
         path: PathBuf,
         #[source]
@@ -63,20 +62,6 @@ pub struct JobRun<'a> {
     pub timeout: Option<Duration>,
     pub kill_grace: Duration,
     pub command: &'a [OsString],
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// The signal that asked the runner to stop (SIGTERM or SIGINT), or 0.
-static STOP: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_stop(sig: libc::c_int) {
-    STOP.store(sig, Ordering::SeqCst);
 }
 
 /// What the output readers collect.
@@ -174,8 +159,7 @@ impl JobGuard {
             .write(true)
             .open(&lock_path)
             .map_err(dir_err)?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if !sys::try_lock_exclusive(&lock).map_err(dir_err)? {
             let by = job::read(state_dir, job_name)
                 .ok()
                 .and_then(|s| s.running)
@@ -190,7 +174,7 @@ impl JobGuard {
             Ok(s) => s,
             Err(e) => {
                 // Start over rather than refuse to run: the counters restart from zero.
-                tracing::warn!(error = %e, "unreadable job state replaced");
+                tracing::warn!(error = %crate::error_chain(&e), "unreadable job state replaced");
                 JobState::default()
             }
         };
@@ -244,12 +228,8 @@ impl JobGuard {
 /// Runs the job; returns the exit code to exit with.
 pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
     let guard = JobGuard::begin(r.state_dir, r.job)?;
-    // SAFETY: installing async-signal-safe handlers that only store to an atomic.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
-    }
-    let (exit_code, timed_out, output) = match execute(r) {
+    sys::catch_stop_signals();
+    let (exit, output) = match execute(r) {
         Ok(x) => x,
         Err(e) => {
             eprintln!(
@@ -261,7 +241,12 @@ pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
             );
             let mut o = Output::default();
             o.line(&format!("cannot start the command: {e}"));
-            (EXIT_NOT_STARTED, false, o)
+            let exit = Exit {
+                code: EXIT_NOT_STARTED,
+                timed_out: false,
+                stopped: false,
+            };
+            (exit, o)
         }
     };
     let recap = match (&output.json, output.recap.is_empty()) {
@@ -271,93 +256,54 @@ pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
         (None, true) => None,
     };
     guard.finish(
-        exit_code,
-        timed_out,
+        exit.code,
+        exit.timed_out,
         output.tail.into_iter().collect(),
         recap,
     )?;
-    Ok(exit_code)
+    Ok(exit.code)
 }
 
-/// Starts the command and waits for it: (exit code, timed out, output).
-fn execute(r: &JobRun<'_>) -> std::io::Result<(i32, bool, Output)> {
+/// Starts the command and waits for it: (exit, output).
+fn execute(r: &JobRun<'_>) -> std::io::Result<(Exit, Output)> {
     let (program, args) = r
         .command
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command"))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
-    let pgid = child.id() as i32;
+    let mut process = supervise::spawn(
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        Limits {
+            timeout: r.timeout,
+            kill_grace: r.kill_grace,
+        },
+    )?;
     let output = Arc::new(Mutex::new(Output::default()));
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .enumerate()
-    .filter_map(|(i, s)| s.map(|s| (i, s)))
-    .map(|(i, s)| {
+    let mut readers = Vec::new();
+    if let Some(s) = process.stdout.take() {
         let out = Arc::clone(&output);
-        std::thread::spawn(move || {
-            if i == 0 {
-                pump(s, std::io::stdout(), &out, true);
-            } else {
-                pump(s, std::io::stderr(), &out, false);
-            }
-        })
-    })
-    .collect();
-    let deadline = r.timeout.map(|t| Instant::now() + t);
-    let mut timed_out = false;
-    let mut term_sent: Option<Instant> = None;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        let stop = STOP.load(Ordering::SeqCst);
-        let expired = deadline.is_some_and(|d| Instant::now() >= d);
-        if (stop != 0 || expired) && term_sent.is_none() {
-            timed_out = expired && stop == 0;
-            if timed_out {
-                eprintln!(
-                    "job {}: timed out after {:?}; stopping it",
-                    r.job,
-                    r.timeout.unwrap_or_default()
-                );
-            }
-            // SAFETY: signalling the command's own process group.
-            unsafe {
-                libc::kill(-pgid, libc::SIGTERM);
-            }
-            term_sent = Some(Instant::now());
-        }
-        if term_sent.is_some_and(|t| t.elapsed() >= r.kill_grace) {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // What is left in the group (a background child holding the pipes) is stopped too,
-    // so that the readers see the end of their pipes.
-    if term_sent.is_some() {
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
+        readers.push(std::thread::spawn(move || {
+            pump(s, std::io::stdout(), &out, true)
+        }));
     }
+    if let Some(s) = process.stderr.take() {
+        let out = Arc::clone(&output);
+        readers.push(std::thread::spawn(move || {
+            pump(s, std::io::stderr(), &out, false)
+        }));
+    }
+    let exit = process.wait()?;
+    if exit.timed_out {
+        eprintln!(
+            "job {}: timed out after {:?}; stopped it",
+            r.job,
+            r.timeout.unwrap_or_default()
+        );
+    }
+    // A reader still blocked (a grandchild outside the group holds the pipe) is left.
     let give_up = Instant::now() + Duration::from_secs(2);
     for reader in readers {
         while !reader.is_finished() && Instant::now() < give_up {
@@ -367,11 +313,6 @@ fn execute(r: &JobRun<'_>) -> std::io::Result<(i32, bool, Output)> {
             let _ = reader.join();
         }
     }
-    let code = match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(sig)) => 128 + sig,
-        (None, None) => 1,
-    };
     let output = match Arc::try_unwrap(output) {
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(shared) => {
@@ -384,5 +325,5 @@ fn execute(r: &JobRun<'_>) -> std::io::Result<(i32, bool, Output)> {
             o
         }
     };
-    Ok((code, timed_out, output))
+    Ok((exit, output))
 }

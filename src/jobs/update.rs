@@ -10,12 +10,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::runner::{self, JobRun};
 use crate::state::apt;
 use crate::state::job::{self, StateError};
 use crate::state::update::{self, Approval, CheckRun, Plan};
+use crate::sys::now;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
@@ -54,13 +55,6 @@ pub struct Update<'a> {
     pub playbook: Option<&'a Path>,
     pub max_age: Duration,
     pub kill_grace: Duration,
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 fn human(secs: f64) -> String {

@@ -348,7 +348,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source} (is another exporter already using the port? choose one with --web.listen-address)")]
+#[error("cannot listen on {addr} (is another exporter already using the port? choose one with --web.listen-address)")]
 pub struct BindError {
     pub addr: SocketAddr,
     #[source]

@@ -16,11 +16,11 @@ use crate::scrape::Engine;
 /// Why the exporter could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot start the async runtime: {0}")]
+    #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Bind(#[from] BindError),
-    #[error("cannot install the signal handler: {0}")]
+    #[error("cannot install the signal handler")]
     Signal(#[source] std::io::Error),
     #[error("web config file: {0}")]
     WebConfig(String),

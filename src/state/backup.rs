@@ -16,8 +16,58 @@
 //! a killed run never leaves anything that looks complete.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::credentials::AccountConfig;
+use crate::value::DurationValue;
+
+/// `backup:` — what `backup run` saves, where, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Serve the freshness metrics of `destination`.
+    pub enabled: bool,
+    pub destination: PathBuf,
+    /// Backups older than this are pruned (never the newest `keep_min`).
+    pub retention: DurationValue,
+    pub keep_min: usize,
+    /// Directories archived with each backup.
+    pub paths: Vec<PathBuf>,
+    /// Databases dumped; by default the database of `mysql.url`.
+    pub databases: Vec<String>,
+    /// The account that dumps and verifies, as in `mysql:` (url, password_file or
+    /// defaults_file); by default the `mysql:` section's. It needs to read everything it
+    /// dumps, and `verify` needs to create and drop its scratch database.
+    pub mysql: Option<AccountConfig>,
+    /// A dump or archive that takes longer fails the run.
+    pub timeout: DurationValue,
+    /// Freshness threshold used by alerts.
+    pub max_age: DurationValue,
+    /// How long one scrape may read the destination.
+    pub scrape_timeout: DurationValue,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            enabled: true,
+            destination: PathBuf::from("/var/backups/shoe_store_hub"),
+            retention: DurationValue(Duration::from_secs(30 * 86400)),
+            keep_min: 7,
+            paths: vec![
+                PathBuf::from("/etc/shoe_store_hub"),
+                PathBuf::from("/var/www/shoe_store_hub/user_data"),
+            ],
+            databases: Vec::new(),
+            mysql: None,
+            timeout: DurationValue(Duration::from_secs(2 * 3600)),
+            max_age: DurationValue(Duration::from_secs(26 * 3600)),
+            scrape_timeout: DurationValue(Duration::from_secs(5)),
+        }
+    }
+}
 
 pub const MANIFEST: &str = "manifest.json";
 pub const VERIFIED: &str = "verified.json";

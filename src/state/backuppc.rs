@@ -33,24 +33,7 @@ const XFER_ERRS: usize = 10;
 const COMMENT: usize = 27;
 const FIELDS_BEFORE_4_4: usize = 25;
 
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| char::from(c).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use crate::text::percent_decode as unescape;
 
 /// The rows of a `backups` file and the numbers of the lines that are malformed.
 pub fn parse(text: &str) -> (Vec<Row>, Vec<usize>) {

@@ -10,8 +10,36 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::value::DurationValue;
+
+/// `jobs:` — job state files, written by `job run` (and the backup and update jobs),
+/// read by the jobs collector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    pub state_dir: PathBuf,
+    /// Serve the jobs' metrics.
+    pub enabled: bool,
+    /// How long a timed-out job gets after SIGTERM before SIGKILL.
+    pub kill_grace: DurationValue,
+    /// How long one scrape may read the state files.
+    pub timeout: DurationValue,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            state_dir: PathBuf::from("/var/lib/shoehub-exporter/jobs"),
+            enabled: true,
+            kill_grace: DurationValue(Duration::from_secs(10)),
+            timeout: DurationValue(Duration::from_secs(5)),
+        }
+    }
+}
 
 /// The ansible task counters, per host, by status (`ok`, `changed`, `unreachable`,
 /// `failed`, `skipped`, `rescued`, `ignored`).
@@ -75,13 +103,13 @@ pub struct Finished {
 /// Why a state file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a job state file: {source}")]
+    #[error("{path}: not a job state file")]
     Corrupt {
         path: PathBuf,
         #[source]

@@ -2,11 +2,42 @@
 //! approval, in `<jobs.state_dir>/update/`, each replaced atomically.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::value::DurationValue;
+
 use super::apt::Upgrade;
 use super::job::{self, Recap, StateError};
+
+/// `updates:` — pending packages and the weekly update protocol.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdatesConfig {
+    /// Serve apt's pending, held and autoremovable packages (on hosts with apt).
+    pub apt: bool,
+    /// How often apt is asked (in the background; a scrape never waits for apt).
+    pub apt_interval: DurationValue,
+    /// How long one scrape may take to read the last answer.
+    pub apt_timeout: DurationValue,
+    /// The playbook `update apply` runs.
+    pub playbook: Option<PathBuf>,
+    /// `update apply` refuses a plan older than this.
+    pub max_plan_age: DurationValue,
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> Self {
+        UpdatesConfig {
+            apt: true,
+            apt_interval: DurationValue(Duration::from_secs(15 * 60)),
+            apt_timeout: DurationValue(Duration::from_secs(5)),
+            playbook: None,
+            max_plan_age: DurationValue(Duration::from_secs(7 * 86400)),
+        }
+    }
+}
 
 /// What `update plan` found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -26,7 +26,7 @@ pub struct MariaDb {
 /// socket-authenticated administrator.
 fn os_user() -> String {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if shoehub_exporter::sys::euid() == 0 {
         "root".to_owned()
     } else {
         std::env::var("USER").unwrap_or_else(|_| "root".to_owned())
@@ -201,10 +201,7 @@ impl MariaDb {
     /// Stops the server (SIGTERM, then waits for it to exit).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
+            shoehub_exporter::sys::kill(child.id(), shoehub_exporter::sys::SIGTERM);
             let _ = child.wait();
         }
     }
@@ -217,21 +214,15 @@ impl MariaDb {
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the server process.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(self.pid(), sig);
-        }
+        shoehub_exporter::sys::kill(self.pid() as u32, sig);
     }
 }
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGCONT);
-                libc::kill(child.id() as i32, libc::SIGKILL);
-            }
+            shoehub_exporter::sys::kill(child.id(), shoehub_exporter::sys::SIGCONT);
+            shoehub_exporter::sys::kill(child.id(), shoehub_exporter::sys::SIGKILL);
             let _ = child.wait();
         }
     }

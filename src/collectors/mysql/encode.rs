@@ -166,19 +166,14 @@ pub fn status_value(v: &str) -> Option<Number<'_>> {
 fn metric_name(buf: &mut String, prefix: &str, var: &str) {
     buf.clear();
     buf.push_str(prefix);
-    let start = buf.len();
-    buf.push_str(var);
-    // SAFETY: every byte of `var` that is not an ASCII letter or digit, including each
-    // byte of a multi-byte character, becomes `_`, and letters stay ASCII: the buffer
-    // is ASCII after the prefix and so valid UTF-8.
-    let bytes = unsafe { buf.as_mut_vec() };
-    for b in &mut bytes[start..] {
-        *b = if b.is_ascii_alphanumeric() {
-            b.to_ascii_lowercase()
+    // Each byte of a multi-byte character becomes `_` too, as mysqld_exporter does.
+    buf.extend(var.bytes().map(|b| {
+        if b.is_ascii_alphanumeric() {
+            char::from(b.to_ascii_lowercase())
         } else {
-            b'_'
-        };
-    }
+            '_'
+        }
+    }));
 }
 
 /// Writes every family of a snapshot (not `mysql_up`, which the caller writes).

@@ -9,8 +9,10 @@
 //! the health check: a pooled connection that the server closed meanwhile (a restart)
 //! is replaced at once, in the same scrape.
 
-pub mod credentials;
+mod config;
 mod encode;
+
+pub use config::MysqlConfig;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -20,10 +22,12 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 use tokio::sync::Semaphore;
 
-use super::{AsyncCollector, CollectError, CollectFuture};
-use crate::config::MysqlConfig;
+use super::{
+    AnyCollector, AsyncCollector, BuildError, CollectError, CollectFuture, Env, Served, Settings,
+};
+use crate::credentials::Credentials;
+pub use crate::credentials::CredentialsError;
 use crate::exposition::{Format, MetricWriter};
-pub use credentials::CredentialsError;
 use encode::{Snapshot, TableStats, UP, VARIABLES};
 
 /// Connections the exporter opens at most.
@@ -61,7 +65,7 @@ const STATUS_TEXT_MAX: usize = 256 * 1024;
 
 /// The collector: credentials, the pool, the read under way and cached table sizes.
 pub struct Mysql {
-    credentials: credentials::Credentials,
+    credentials: Credentials,
     timeout: Duration,
     /// The table-size statement for `mysql.schemas`, if any.
     tables_sql: Option<String>,
@@ -79,7 +83,7 @@ impl Mysql {
     /// The collector for `cfg`; fails when the credentials cannot be used (a password
     /// in a file others can read, a file that is missing, no user name).
     pub fn new(cfg: &MysqlConfig) -> Result<Mysql, CredentialsError> {
-        let credentials = credentials::Credentials::new(cfg);
+        let credentials = Credentials::new(&cfg.account());
         credentials.check()?;
         let tables_sql = (!cfg.schemas.is_empty()).then(|| {
             let list = cfg
@@ -521,13 +525,26 @@ impl Mysql {
     }
 }
 
+/// Its families are named after the server's variables: the whole `mysql_` namespace.
+pub static SERVED: Served = Served {
+    families: &[],
+    prefixes: &["mysql_"],
+};
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    match s.mysql.filter(|m| m.enabled) {
+        Some(m) => Ok(Some(AnyCollector::Async(Arc::new(Mysql::new(m)?)))),
+        None => Ok(None),
+    }
+}
+
 impl AsyncCollector for Mysql {
     fn name(&self) -> &'static str {
         "mysql"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["mysql_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {

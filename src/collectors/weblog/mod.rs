@@ -7,14 +7,69 @@
 pub mod parse;
 pub mod tail;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{CollectError, Collector};
-use crate::config::{LogFormat, WeblogConfig};
+use serde::Deserialize;
+
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+
 use crate::exposition::{Family, MetricWriter};
 use parse::METHODS;
 use tail::{Follower, Shared, BUCKETS};
+
+/// One entry of `weblogs:` — an access log to follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeblogConfig {
+    /// The `log` label of its series.
+    pub name: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: LogFormat,
+    /// Count what the file already holds when the exporter starts; by default only
+    /// lines written after the start are counted, so a restart does not count history
+    /// again. A file that appears later is always read from its beginning.
+    #[serde(default)]
+    pub from_beginning: bool,
+    /// Longer lines are counted as parse errors and skipped.
+    #[serde(default = "max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+/// Each log needs a name of its own: it is the `log` label.
+pub fn validate(logs: &[WeblogConfig]) -> Result<(), String> {
+    for (i, w) in logs.iter().enumerate() {
+        if w.name.is_empty() {
+            return Err(format!("weblogs[{i}].name: must not be empty"));
+        }
+        if let Some(j) = logs[..i].iter().position(|o| o.name == w.name) {
+            return Err(format!(
+                "weblogs[{i}].name: {:?} is already the name of weblogs[{j}]; each log needs its own (it is the `log` label)",
+                w.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn max_line_bytes() -> usize {
+    64 * 1024
+}
+
+/// An access log's line format.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`; nginx's default too.
+    #[default]
+    Combined,
+    /// `%h %l %u %t "%r" %>s %b`
+    Common,
+    /// `combined` plus Apache's `%D` (microseconds) as the last field.
+    CombinedDuration,
+}
 
 static REQUESTS: Family = Family::counter(
     "shoehub_http_requests_total",
@@ -125,17 +180,38 @@ fn snapshot(log: &Log) -> Snapshot {
     }
 }
 
+/// Every family this collector writes.
+pub static SERVED: Served =
+    Served::families(&[&REQUESTS, &RESPONSE_BYTES, &DURATION, &LINES, &PARSE_ERRORS]);
+
+/// How long a scrape may take to copy the counters. The followers keep them in memory
+/// and a scrape only locks and copies them: a log that stalls stalls its follower,
+/// never this.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// On while `weblogs:` lists a log; with `start`, the followers begin.
+pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    if s.weblogs.is_empty() {
+        return Ok(None);
+    }
+    let (collector, followers) = Weblog::new(s.weblogs);
+    if env.start {
+        spawn(followers).map_err(BuildError::Thread)?;
+    }
+    Ok(Some(AnyCollector::Blocking(Arc::new(collector))))
+}
+
 impl Collector for Weblog {
     fn name(&self) -> &'static str {
         "weblog"
     }
 
-    fn serves(&self) -> &'static [&'static str] {
-        &["shoehub_http_", "shoehub_weblog_"]
+    fn served(&self) -> Served {
+        SERVED
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
+        TIMEOUT
     }
 
     /// Only in-memory counters: never blocks.

@@ -7,7 +7,7 @@
 //! %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i" %D   combined_duration
 //! ```
 
-use crate::config::LogFormat;
+use super::LogFormat;
 
 /// The methods counted by name; anything else is `other`.
 pub const METHODS: [&str; 10] = [

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::parse::{self, METHODS};
-use crate::config::{LogFormat, WeblogConfig};
+use super::{LogFormat, WeblogConfig};
 
 /// Upper bounds of the request-duration histogram, in seconds: page and API latencies
 /// of a web shop, from a cached asset to a slow checkout.
@@ -148,7 +148,7 @@ impl Follower {
     /// logged by the caller when they change); the next poll tries again.
     pub fn poll(&mut self) {
         let result = self.poll_inner();
-        let error = result.err().map(|e| e.to_string());
+        let error = result.err().map(|e| crate::error_chain(&e));
         if let Ok(mut s) = self.shared.lock() {
             if s.error != error {
                 match &error {
@@ -425,7 +425,7 @@ impl Follower {
 /// Why a log cannot be followed now.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
-    #[error("{0}: {1}")]
+    #[error("{0}")]
     Io(PathBuf, #[source] io::Error),
     #[error("{0} is not a regular file")]
     NotAFile(PathBuf),

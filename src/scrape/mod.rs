@@ -16,88 +16,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family as CounterFamily;
 use tracing::{info, warn};
 
 use crate::collectors::{AnyCollector, Collector};
-use crate::exposition::{finish, Family, Format, MetricWriter};
+use crate::exposition::{finish, Format, MetricWriter};
 
-/// The names the engine itself serves (see [`Collector::serves`]).
-pub const SERVES: [&str; 2] = ["shoehub_scrape_", "shoehub_exporter_"];
+mod stats;
 
-pub static COLLECTOR_SUCCESS: Family = Family::gauge(
-    "shoehub_scrape_collector_success",
-    "Whether the collector succeeded in this scrape (1) or failed or ran out of time (0).",
-);
-pub static COLLECTOR_DURATION: Family = Family::gauge(
-    "shoehub_scrape_collector_duration_seconds",
-    "How long the collector took in this scrape (its deadline, when it ran out of time).",
-)
-.unit("seconds");
-pub static BUILD_INFO: Family = Family::gauge(
-    "shoehub_exporter_build_info",
-    "The exporter's version and source revision: constant 1, the values are in the labels.",
-);
-pub static REQUESTS: Family = Family::counter(
-    "shoehub_exporter_http_requests_total",
-    "HTTP requests the exporter answered, by path kind and status code.",
-);
-
-/// What a request was for, as the request counter labels it.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum Handler {
-    Metrics,
-    Other,
-}
-
-impl Handler {
-    fn as_str(self) -> &'static str {
-        match self {
-            Handler::Metrics => "metrics",
-            Handler::Other => "other",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub handler: Handler,
-    pub code: u16,
-}
-
-/// The exporter's own long-lived counters, updated by the HTTP server, kept in
-/// prometheus-client's atomic metric types and read at scrape time.
-#[derive(Debug, Default)]
-pub struct ExporterStats {
-    requests: CounterFamily<RequestLabels, Counter>,
-}
-
-impl ExporterStats {
-    pub fn record_request(&self, handler: Handler, code: u16) {
-        self.requests
-            .get_or_create(&RequestLabels { handler, code })
-            .inc();
-    }
-
-    /// The counters' current values, sorted for a stable exposition.
-    pub fn requests(&self) -> Vec<(RequestLabels, u64)> {
-        let mut out: Vec<(RequestLabels, u64)> = Vec::new();
-        // prometheus-client exposes a family's members only through its encoder or
-        // through get_or_create; the label space here is small and known.
-        for handler in [Handler::Metrics, Handler::Other] {
-            for code in [200u16, 400, 401, 404, 405, 503] {
-                let labels = RequestLabels { handler, code };
-                let v = self.requests.get_or_create(&labels).get();
-                if v > 0 {
-                    out.push((labels, v));
-                }
-            }
-        }
-        out
-    }
-}
+pub use stats::{ExporterStats, Handler, SERVED};
+use stats::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, REQUESTS};
 
 /// One collector and what the engine remembers of it between scrapes.
 struct Slot {
@@ -251,7 +178,7 @@ impl Engine {
                             ok: result.is_ok(),
                             seconds: began.elapsed().as_secs_f64(),
                             output,
-                            cause: result.err().map(|e| e.to_string()),
+                            cause: result.err().map(|e| crate::error_chain(&e)),
                         }
                     });
                     sources.push(Source::Task(task, deadline));
@@ -411,11 +338,11 @@ impl Engine {
             &[("revision", crate::REVISION), ("version", crate::VERSION)],
             1,
         );
-        for (labels, v) in self.stats.requests() {
-            let code = itoa::Buffer::new().format(labels.code).to_owned();
+        for (handler, code, v) in self.stats.requests() {
+            let code = itoa::Buffer::new().format(code).to_owned();
             w.sample_u64(
                 &REQUESTS,
-                &[("code", &code), ("handler", labels.handler.as_str())],
+                &[("code", &code), ("handler", handler.as_str())],
                 v,
             );
         }
@@ -448,7 +375,7 @@ fn run_one(slot: &Slot, format: Format) -> Outcome {
         ok: result.is_ok(),
         seconds: started.elapsed().as_secs_f64(),
         output: output.into(),
-        cause: result.err().map(|e| e.to_string()),
+        cause: result.err().map(|e| crate::error_chain(&e)),
     }
 }
 
@@ -509,15 +436,16 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectors::CollectError;
+    use crate::collectors::{CollectError, Served};
+    use crate::exposition::Family;
 
     struct Sleepy(Duration);
     impl Collector for Sleepy {
         fn name(&self) -> &'static str {
             "sleepy"
         }
-        fn serves(&self) -> &'static [&'static str] {
-            &["test_sleepy"]
+        fn served(&self) -> Served {
+            Served::families(&[])
         }
         fn timeout(&self) -> Duration {
             Duration::from_secs(10)
@@ -535,8 +463,8 @@ mod tests {
         fn name(&self) -> &'static str {
             "quick"
         }
-        fn serves(&self) -> &'static [&'static str] {
-            &["test_quick"]
+        fn served(&self) -> Served {
+            Served::families(&[])
         }
         fn timeout(&self) -> Duration {
             Duration::from_secs(10)

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use mysql_async::{Opts, OptsBuilder};
 
-use crate::config::MysqlConfig;
+use serde::Deserialize;
+
+use crate::text::percent_decode;
+use crate::value::MysqlUrl;
 
 /// Why the exporter cannot log in to MySQL as configured.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,52 @@ pub struct ClientSection {
     pub socket: Option<String>,
 }
 
+/// A MySQL account as a configuration section names it (`backup.mysql`, and the
+/// account keys of `mysql:`): a URL without a password, and where the password is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// `mysql://USER@HOST:PORT/DATABASE`, or `mysql://USER@localhost/DATABASE?socket=PATH`
+    /// for a unix socket; never with a password.
+    #[serde(default)]
+    pub url: Option<MysqlUrl>,
+    /// A file holding only the password (trailing newline ignored), mode 0600 or stricter.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// A my.cnf-style file whose `[client]` section gives user, password, host, port or
+    /// socket; values the URL sets win.
+    #[serde(default)]
+    pub defaults_file: Option<PathBuf>,
+}
+
+impl AccountConfig {
+    /// Rules across the keys: one place for the password, some way to name the server.
+    pub fn validate(&self, section: &str) -> Result<(), String> {
+        if self.password_file.is_some() && self.defaults_file.is_some() {
+            return Err(format!(
+                "{section}: password_file and defaults_file are both set; keep one \
+                 (the password is read from exactly one place)"
+            ));
+        }
+        if self.url.is_none() && self.defaults_file.is_none() {
+            return Err(format!(
+                "{section}: set url (mysql://USER@HOST:PORT/DATABASE) or \
+                 defaults_file (a my.cnf-style file with a [client] section)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database the URL names, if any.
+    pub fn database(&self) -> Option<String> {
+        self.url
+            .as_ref()
+            .and_then(|u| url::Url::parse(&u.0).ok())
+            .map(|u| u.path().trim_start_matches('/').to_owned())
+            .filter(|d| !d.is_empty())
+    }
+}
+
 /// How to reach and log in to the server.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -80,7 +129,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    pub fn new(cfg: &MysqlConfig) -> Self {
+    pub fn new(cfg: &AccountConfig) -> Self {
         Credentials {
             url: cfg.url.as_ref().map(|u| u.0.clone()),
             password_file: cfg.password_file.clone(),
@@ -289,25 +338,6 @@ fn unquote(v: &str) -> Result<String, String> {
     // An unquoted value ends at a comment.
     let v = v.split(" #").next().unwrap_or(v).trim_end();
     Ok(v.to_owned())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| char::from(b).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -1,0 +1,263 @@
+//! Safe wrappers over the system calls the exporter and its jobs make: the one module
+//! where `unsafe` is allowed (`unsafe_code` is denied everywhere else).
+//!
+//! Each wrapper owns its out-parameters and checks the return value, so callers deal in
+//! `io::Result` and plain Rust types only.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGSTOP, SIGTERM};
+
+/// Seconds since the Unix epoch, as the job and backup formats record time (0 before
+/// the epoch, which only a broken clock gives).
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// The filesystem type (statfs(2)'s `f_type` magic) of the filesystem holding `path`.
+pub fn fs_type(path: &Path) -> io::Result<i64> {
+    let c = c_path(path)?;
+    // SAFETY: `c` is NUL-terminated and `buf` a properly sized out-parameter.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut buf) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(buf.f_type as i64)
+    }
+}
+
+/// What statvfs(2) says of one filesystem, in bytes and file nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsUsage {
+    pub size: u64,
+    pub free: u64,
+    pub avail: u64,
+    pub files: u64,
+    pub files_free: u64,
+    /// Mounted read-only (`ST_RDONLY`).
+    pub readonly: bool,
+}
+
+/// statvfs(2) of `path`. It can block for as long as the filesystem's server takes.
+pub fn statvfs(path: &CStr) -> io::Result<FsUsage> {
+    // SAFETY: `path` is NUL-terminated and `buf` a properly sized out-parameter.
+    let buf = unsafe {
+        let mut buf: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut buf) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf
+    };
+    let frsize = buf.f_frsize as u64;
+    Ok(FsUsage {
+        size: (buf.f_blocks as u64).saturating_mul(frsize),
+        free: (buf.f_bfree as u64).saturating_mul(frsize),
+        avail: (buf.f_bavail as u64).saturating_mul(frsize),
+        files: buf.f_files as u64,
+        files_free: buf.f_ffree as u64,
+        readonly: buf.f_flag & libc::ST_RDONLY != 0,
+    })
+}
+
+/// Whether `fd` has an exceptional condition pending (POLLPRI, or an error), asked
+/// without waiting: how procfs signals a change of the mount table.
+pub fn poll_priority(fd: BorrowedFd<'_>) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n != 0 && (n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR | libc::POLLNVAL) != 0)
+}
+
+/// uname(2) as (sysname, release, version, machine, nodename, domainname).
+pub fn uname() -> Option<[String; 6]> {
+    // SAFETY: `u` is a properly sized out-parameter.
+    let u = unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return None;
+        }
+        u
+    };
+    let s = |f: &[libc::c_char]| {
+        // The kernel NUL-terminates each field; a field without one is read whole.
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Some([
+        s(&u.sysname),
+        s(&u.release),
+        s(&u.version),
+        s(&u.machine),
+        s(&u.nodename),
+        s(&u.domainname),
+    ])
+}
+
+/// Takes an exclusive flock(2) on `file` without waiting: `Ok(false)` when another
+/// open file description holds it.
+pub fn try_lock_exclusive(file: &impl AsRawFd) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor the caller keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Sends `signal` to the process `pid`. A process that is gone is not an error.
+pub fn kill(pid: u32, signal: i32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Sends `signal` to every process of the process group `pgid`.
+pub fn kill_group(pgid: u32, signal: i32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions; a negative pid names a group.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// The signal (SIGTERM or SIGINT) that asked a job runner to stop, or 0.
+static STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_stop(sig: libc::c_int) {
+    STOP.store(sig, Ordering::SeqCst);
+}
+
+/// Catches SIGTERM and SIGINT instead of dying of them, so that a job runner can stop
+/// its command and record the run; [`stop_requested`] tells whether one came.
+pub fn catch_stop_signals() {
+    let handler = on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler is async-signal-safe: it only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
+}
+
+/// The signal that asked this process to stop since [`catch_stop_signals`], or 0.
+pub fn stop_requested() -> i32 {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// A pipe whose reading end a child process inherits and whose writing end it does not:
+/// how a secret reaches a client tool through neither argv, the environment nor a file.
+pub fn inheritable_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills the two-element array it is given.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned here alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor owned here.
+    if unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((read, write))
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail and has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates a FIFO at `path` with `mode`.
+pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    let c = c_path(path)?;
+    // SAFETY: `c` is NUL-terminated.
+    if unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// glibc gives every thread that allocates its own malloc arena; the exporter's few
+/// allocations do not need them, and each costs resident memory. Call before any
+/// thread starts.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uname_says_linux() {
+        let u = uname().unwrap();
+        assert_eq!(u[0], "Linux");
+        assert!(!u[1].is_empty());
+    }
+
+    #[test]
+    fn statvfs_of_root_has_a_size() {
+        let u = statvfs(c"/").unwrap();
+        assert!(u.size > 0 && u.avail <= u.size);
+        assert!(statvfs(c"/no/such/path").is_err());
+    }
+
+    #[test]
+    fn lock_is_exclusive_between_open_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l");
+        let a = std::fs::File::create(&p).unwrap();
+        let b = std::fs::File::open(&p).unwrap();
+        assert!(try_lock_exclusive(&a).unwrap());
+        assert!(!try_lock_exclusive(&b).unwrap());
+        drop(a);
+        assert!(try_lock_exclusive(&b).unwrap());
+    }
+
+    #[test]
+    fn pipe_carries_bytes() {
+        use std::io::{Read, Write};
+        let (r, w) = inheritable_pipe().unwrap();
+        std::fs::File::from(w).write_all(b"x").unwrap();
+        let mut s = String::new();
+        std::fs::File::from(r).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "x");
+    }
+}
