@@ -52,7 +52,8 @@ pub enum Command {
 pub enum GenerateCommand {
     /// Print the Grafana dashboard JSON (from dashboard:, or the default one).
     Dashboard,
-    /// Print the Prometheus alert rules (from the alerts: thresholds).
+    /// Print the Prometheus alert rules (from the alerts: thresholds), every group in
+    /// one rules file: `generate alerts > /etc/prometheus/shoehub.rules.yml`.
     Alerts,
     /// Write grafana/dashboards, grafana/provisioning and alerts/ under DIR.
     Bundle(BundleArgs),

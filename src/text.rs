@@ -21,6 +21,28 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A UTC date and time, as read from a name or a certificate, in Unix seconds; `None`
+/// when a field is out of range.
+pub fn unix_time(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: i64) -> Option<i64> {
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (0..24).contains(&hour)
+        && (0..60).contains(&min)
+        && (0..61).contains(&sec);
+    if !valid {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), March-based years.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + hour * 3600 + min * 60 + sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +53,14 @@ mod tests {
         assert_eq!(percent_decode("us%40er"), "us@er");
         assert_eq!(percent_decode("50%"), "50%");
         assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn civil_times() {
+        assert_eq!(unix_time(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(unix_time(2000, 2, 29, 12, 0, 0), Some(951_825_600));
+        assert_eq!(unix_time(2026, 12, 1, 7, 0, 0), Some(1_796_108_400));
+        assert_eq!(unix_time(2026, 13, 1, 0, 0, 0), None);
+        assert_eq!(unix_time(2026, 1, 1, 24, 0, 0), None);
     }
 }

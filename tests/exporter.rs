@@ -773,3 +773,59 @@ fn port_in_use_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A tmpfs mounted in the host's (PID 1's) mount namespace for the life of a test.
+struct TmpfsMount(tempfile::TempDir);
+
+impl TmpfsMount {
+    fn new(options: &str) -> TmpfsMount {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "shoehub-test"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t tmpfs needs root");
+        TmpfsMount(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.path().to_str().unwrap()
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn the_units_sandbox_makes_no_mount_look_read_only_and_hides_none_that_is() {
+    // On the host: one tmpfs read-only, one read-write.
+    let ro = TmpfsMount::new("ro,size=1m");
+    let rw = TmpfsMount::new("size=1m");
+    // In the exporter's namespace every mount is read-only: the wrapper checks it.
+    let e = Exporter::start_sandboxed("");
+    let m = e.metrics();
+    let readonly = |mp: &str| m.value("node_filesystem_readonly", &[("mountpoint", mp)]);
+    assert_eq!(readonly("/"), Some(0.0), "/ is read-write on the host");
+    assert_eq!(readonly(rw.path()), Some(0.0));
+    assert_eq!(readonly(ro.path()), Some(1.0));
+    // Space is still read through the sandbox.
+    assert_eq!(
+        m.value("node_filesystem_size_bytes", &[("mountpoint", rw.path())]),
+        Some(1024.0 * 1024.0)
+    );
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "filesystem")]
+        ),
+        Some(1.0),
+        "{}",
+        e.stderr()
+    );
+}

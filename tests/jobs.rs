@@ -58,7 +58,7 @@ impl Jobs {
 }
 
 fn value(m: &Exposition, name: &str, job: &str) -> Option<f64> {
-    m.value(name, &[("job", job)])
+    m.value(name, &[("job_name", job)])
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn ansible_recap_from_a_real_playbook() {
     let tasks = |job: &str, status: &str| {
         m.value(
             "shoehub_ansible_last_run_tasks",
-            &[("job", job), ("host", "localhost"), ("status", status)],
+            &[("job_name", job), ("host", "localhost"), ("status", status)],
         )
     };
     for status in [

@@ -437,7 +437,7 @@ fn every_panel_has_data_and_every_alert_evaluates() {
             }
         }
     }
-    assert_eq!(alerts, 22);
+    assert!(alerts > 30, "{alerts} alerts");
     let r = common::http("GET", p.port, "/api/v1/rules", &[]);
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let loaded: usize = v["data"]["groups"]
@@ -446,7 +446,7 @@ fn every_panel_has_data_and_every_alert_evaluates() {
         .iter()
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
-    assert_eq!(loaded, 22);
+    assert_eq!(loaded, alerts);
     for g in v["data"]["groups"].as_array().unwrap() {
         for rule in g["rules"].as_array().unwrap() {
             assert_eq!(rule["health"], "ok", "{rule}");

@@ -167,7 +167,7 @@ fn plan_approve_apply_and_every_refusal() {
         .to_owned();
     let m = e.metrics();
     assert_eq!(
-        m.value("shoehub_job_last_exit_code", &[("job", "update")]),
+        m.value("shoehub_job_last_exit_code", &[("job_name", "update")]),
         Some(0.0)
     );
     for field in recap_line.split_whitespace().filter(|f| f.contains('=')) {
@@ -175,7 +175,11 @@ fn plan_approve_apply_and_every_refusal() {
         assert_eq!(
             m.value(
                 "shoehub_ansible_last_run_tasks",
-                &[("job", "update"), ("host", "localhost"), ("status", status)]
+                &[
+                    ("job_name", "update"),
+                    ("host", "localhost"),
+                    ("status", status)
+                ]
             ),
             Some(n.parse().unwrap()),
             "{status} in {recap_line}"
@@ -201,14 +205,14 @@ fn plan_approve_apply_and_every_refusal() {
     assert_eq!(failed.status.code(), Some(2));
     let m = e.metrics();
     assert_eq!(
-        m.value("shoehub_job_last_exit_code", &[("job", "update")]),
+        m.value("shoehub_job_last_exit_code", &[("job_name", "update")]),
         Some(2.0)
     );
     assert_eq!(
         m.value(
             "shoehub_ansible_last_run_tasks",
             &[
-                ("job", "update"),
+                ("job_name", "update"),
                 ("host", "localhost"),
                 ("status", "failed")
             ]
@@ -216,7 +220,7 @@ fn plan_approve_apply_and_every_refusal() {
         Some(1.0)
     );
     assert_eq!(
-        m.value("shoehub_job_failures_total", &[("job", "update")]),
+        m.value("shoehub_job_failures_total", &[("job_name", "update")]),
         Some(1.0)
     );
 }

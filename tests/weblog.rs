@@ -8,10 +8,10 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, require_tool, Exporter, Exposition};
+use common::apache::Apache;
+use common::{Exporter, Exposition};
 
 fn line(i: usize, status: u16, method: &str) -> String {
     format!(
@@ -327,88 +327,6 @@ fn bad_input_is_counted_and_bounded() {
         ),
         Some(1.0)
     );
-}
-
-/// Debian's apache2 on a loopback port with its own configuration in `dir`.
-struct Apache {
-    child: Child,
-    port: u16,
-}
-
-impl Apache {
-    fn start(dir: &Path, log: &Path) -> Apache {
-        let bin = require_tool("apache2", "apache2");
-        let port = free_port();
-        let docs = dir.join("htdocs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("index.html"), "<h1>Shoe Store Hub</h1>\n").unwrap();
-        let modules = Path::new("/usr/lib/apache2/modules");
-        let conf = dir.join("httpd.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"ServerRoot "{root}"
-ServerName localhost
-Listen 127.0.0.1:{port}
-PidFile "{root}/httpd.pid"
-ErrorLog "{root}/error.log"
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule alias_module {m}/mod_alias.so
-LoadModule dir_module {m}/mod_dir.so
-LoadModule mime_module {m}/mod_mime.so
-TypesConfig /etc/mime.types
-DocumentRoot "{docs}"
-DirectoryIndex index.html
-<Directory "{docs}">
-  Require all granted
-</Directory>
-Redirect 302 /old-shoes /index.html
-Redirect 503 /checkout
-LogFormat "%h %l %u %t \"%r\" %>s %b \"%{{Referer}}i\" \"%{{User-agent}}i\" %D" combined_duration
-CustomLog "{log}" combined_duration
-"#,
-                root = dir.display(),
-                m = modules.display(),
-                docs = docs.display(),
-                log = log.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .args(["-f", conf.to_str().unwrap(), "-DFOREGROUND"])
-            .env("APACHE_RUN_DIR", dir)
-            .env("APACHE_LOCK_DIR", dir)
-            .env("APACHE_LOG_DIR", dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut a = Apache { child, port };
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = a.child.try_wait() {
-                panic!(
-                    "apache2 exited ({status}): {}",
-                    std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "apache2 did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        a
-    }
-}
-
-impl Drop for Apache {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

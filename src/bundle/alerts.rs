@@ -1,4 +1,14 @@
 //! The alert rules, grouped by area, from the `alerts:` thresholds.
+//!
+//! Every rule carries `severity`, a summary, a templated description and a
+//! `runbook_url` pointing at its section of the README (`alerts.runbook_url`, anchored
+//! by the alert's name in lower case). Every series the rules select carries
+//! `job` and `instance` as Prometheus stores them for the shipped scrape config, and
+//! aggregations keep both, so routing and inhibition can match on them.
+//!
+//! Freshness that must survive restarts is measured from timestamps and windows
+//! (`min_over_time`, `offset`), never from a multi-day `for:`, which restarts whenever
+//! the rule's series disappears for a moment.
 
 use crate::config::AlertsConfig;
 
@@ -19,35 +29,82 @@ pub struct Group {
     pub rules: Vec<Rule>,
 }
 
-pub fn groups(a: &AlertsConfig) -> Vec<Group> {
-    let r = |name, expr: String, for_, severity, summary, description| Rule {
+/// The filesystems the space and inode rules watch: all but those without a size.
+const FS: &str = r#"fstype!~"ramfs|squashfs|iso9660""#;
+
+fn r(
+    name: &'static str,
+    expr: impl Into<String>,
+    for_: &'static str,
+    severity: &'static str,
+    summary: &'static str,
+    description: &'static str,
+) -> Rule {
+    Rule {
         name,
-        expr,
+        expr: expr.into(),
         for_,
         severity,
         summary,
         description,
-    };
+    }
+}
+
+pub fn groups(a: &AlertsConfig) -> Vec<Group> {
     let job = &a.job;
+    let up = format!(r#"up{{job="{job}"}}"#);
+    let secs = |d: &crate::value::DurationValue| d.get().as_secs();
     vec![
         Group {
             name: "exporter",
             rules: vec![
                 r(
                     "ShoehubExporterDown",
-                    format!(r#"up{{job="{job}"}} == 0"#),
-                    "5m",
+                    format!("{up} == 0"),
+                    "2m",
                     "critical",
                     "The shop host's exporter cannot be scraped.",
-                    "Prometheus has not scraped {{ $labels.instance }} for 5 minutes: every other alert about this host is blind.",
+                    "Prometheus cannot scrape {{ $labels.instance }}: every other alert about this host is blind.",
+                ),
+                r(
+                    "ShoehubExporterAbsent",
+                    format!("absent({up})"),
+                    "5m",
+                    "critical",
+                    "Prometheus scrapes no shoehub exporter at all.",
+                    "No target of the Prometheus job {{ $labels.job }} exists: the scrape config or its service discovery lost the shop host, and no other alert about it can fire.",
                 ),
                 r(
                     "ShoehubCollectorFailing",
-                    "min by (instance, collector) (shoehub_scrape_collector_success) == 0".into(),
+                    "min by (job, instance, collector) (shoehub_scrape_collector_success) == 0",
                     "15m",
                     "warning",
                     "A collector of the exporter keeps failing.",
                     "The {{ $labels.collector }} collector on {{ $labels.instance }} has failed for 15 minutes; its metrics are missing or stale. The exporter's log names the cause.",
+                ),
+                r(
+                    "TextfileScrapeError",
+                    "node_textfile_scrape_error == 1",
+                    "10m",
+                    "warning",
+                    "A textfile cannot be served.",
+                    "A *.prom file in the textfile directory of {{ $labels.instance }} cannot be read or parsed, so the metrics it should give are missing; the exporter's log names the file.",
+                ),
+                r(
+                    "ShoehubUpdateRunning",
+                    r#"shoehub_job_running{job_name="update"} == 1"#,
+                    "0m",
+                    "info",
+                    "An update is being applied.",
+                    "update apply runs on {{ $labels.instance }}: the restarts and errors it causes are muted until it ends.",
+                ),
+                r(
+                    "Watchdog",
+                    "vector(1)",
+                    "0m",
+                    "none",
+                    "Always firing: proves that rules reach the notifier.",
+                    "This alert always fires. A dead-man's switch outside this Prometheus and Alertmanager pages when it stops arriving.",
                 ),
             ],
         },
@@ -57,7 +114,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 r(
                     "HostHighCpu",
                     format!(
-                        r#"100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle"}}[5m]))) > {}"#,
+                        r#"100 * (1 - avg by (job, instance) (rate(node_cpu_seconds_total{{mode="idle"}}[5m]))) > {}"#,
                         a.cpu_percent
                     ),
                     "15m",
@@ -78,7 +135,9 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 ),
                 r(
                     "HostFilesystemFillsWithin24h",
-                    r#"predict_linear(node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"}[6h], 24 * 3600) < 0 and node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"} < 0.2"#.into(),
+                    format!(
+                        "predict_linear(node_filesystem_avail_bytes{{{FS}}}[6h], 24 * 3600) < 0 and node_filesystem_avail_bytes{{{FS}}} / node_filesystem_size_bytes{{{FS}}} < 0.2"
+                    ),
                     "1h",
                     "warning",
                     "A filesystem will be full within a day.",
@@ -87,7 +146,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 r(
                     "HostFilesystemAlmostFull",
                     format!(
-                        r#"100 * node_filesystem_avail_bytes{{fstype!~"tmpfs|ramfs"}} / node_filesystem_size_bytes{{fstype!~"tmpfs|ramfs"}} < {}"#,
+                        "100 * node_filesystem_avail_bytes{{{FS}}} / node_filesystem_size_bytes{{{FS}}} < {}",
                         a.filesystem_free_percent
                     ),
                     "5m",
@@ -96,47 +155,148 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "{{ $labels.mountpoint }} on {{ $labels.instance }} has {{ $value | humanize }}% free.",
                 ),
                 r(
-                    "HostFilesystemReadOnly",
-                    r#"node_filesystem_readonly{fstype!~"tmpfs|ramfs|squashfs|iso9660"} == 1 and node_filesystem_avail_bytes > 0"#.into(),
-                    "5m",
-                    "critical",
-                    "A filesystem is read-only.",
-                    "{{ $labels.mountpoint }} on {{ $labels.instance }} is mounted read-only (often the kernel's answer to disk errors).",
+                    "HostInodesFillWithin24h",
+                    format!(
+                        "predict_linear(node_filesystem_files_free{{{FS}}}[6h], 24 * 3600) < 0 and node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}} < 0.2"
+                    ),
+                    "1h",
+                    "warning",
+                    "A filesystem will run out of inodes within a day.",
+                    "At the last 6 hours' rate, {{ $labels.mountpoint }} on {{ $labels.instance }} has no free inode within 24 hours: no file can be created then, whatever the free space.",
                 ),
                 r(
-                    "HostNetworkErrors",
-                    r#"(rate(node_network_receive_errs_total{device!="lo"}[5m]) + rate(node_network_transmit_errs_total{device!="lo"}[5m])) / (rate(node_network_receive_packets_total{device!="lo"}[5m]) + rate(node_network_transmit_packets_total{device!="lo"}[5m])) > 0.01"#.into(),
-                    "15m",
+                    "HostInodesAlmostFull",
+                    format!(
+                        "100 * node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}} < {}",
+                        a.inodes_free_percent
+                    ),
+                    "5m",
+                    "critical",
+                    "A filesystem is almost out of inodes.",
+                    "{{ $labels.mountpoint }} on {{ $labels.instance }} has {{ $value | humanize }}% of its inodes free: creating files fails soon, whatever the free space.",
+                ),
+                r(
+                    "HostFilesystemReadOnly",
+                    format!(
+                        "node_filesystem_readonly{{{FS}}} == 1 and min_over_time(node_filesystem_readonly{{{FS}}}[7d]) == 0 and node_filesystem_avail_bytes > 0"
+                    ),
+                    "5m",
+                    "critical",
+                    "A filesystem turned read-only.",
+                    "{{ $labels.mountpoint }} on {{ $labels.instance }} was writable and is read-only now (often the kernel's answer to disk errors).",
+                ),
+                r(
+                    "HostFilesystemDeviceError",
+                    "node_filesystem_device_error == 1",
+                    "10m",
                     "warning",
-                    "Network errors on the shop host.",
-                    "{{ $value | humanizePercentage }} of packets on {{ $labels.device }} of {{ $labels.instance }} are errors.",
+                    "A filesystem cannot be asked for its usage.",
+                    "statvfs of {{ $labels.mountpoint }} on {{ $labels.instance }} fails or hangs: a dead network mount, or a mount the exporter may not enter.",
+                ),
+                r(
+                    "HostDiskIoSaturated",
+                    format!(
+                        "rate(node_disk_io_time_seconds_total[5m]) > {}",
+                        a.disk_busy_ratio
+                    ),
+                    "30m",
+                    "warning",
+                    "A disk is busy all the time.",
+                    "{{ $labels.device }} on {{ $labels.instance }} has been busy {{ $value | humanizePercentage }} of the time for 30 minutes: requests queue behind it.",
+                ),
+                r(
+                    "HostClockSkew",
+                    format!(
+                        "abs(node_time_seconds - timestamp(node_time_seconds)) > {}",
+                        a.clock_skew_seconds
+                    ),
+                    "10m",
+                    "warning",
+                    "The shop host's clock is off.",
+                    "The clock of {{ $labels.instance }} differs from Prometheus' by {{ $value | humanizeDuration }}: TLS, backups' ages and logs' times go wrong. Check NTP (timedatectl timesync-status).",
                 ),
             ],
         },
         Group {
             name: "web",
-            rules: vec![r(
-                "ShopHighHttpErrorRatio",
-                format!(
-                    r#"sum by (instance) (rate(shoehub_http_requests_total{{code=~"5.."}}[5m])) / sum by (instance) (rate(shoehub_http_requests_total[5m])) > {} and sum by (instance) (rate(shoehub_http_requests_total[5m])) > 0.1"#,
-                    a.http_error_ratio
+            rules: vec![
+                r(
+                    "ShopDown",
+                    "shoehub_probe_success == 0",
+                    "2m",
+                    "critical",
+                    "The shop does not answer as it should.",
+                    "The probe {{ $labels.probe }} of {{ $labels.instance }} has failed for 2 minutes: the shop is down, slow or shows the wrong page. shoehub_probe_http_status_code and the exporter's log say which.",
                 ),
-                "10m",
-                "critical",
-                "The shop answers too many requests with server errors.",
-                "{{ $value | humanizePercentage }} of requests on {{ $labels.instance }} end in a 5xx status.",
-            )],
+                r(
+                    "ShopNotProbed",
+                    format!("{up} == 1 unless on (job, instance) shoehub_probe_success"),
+                    "30m",
+                    "warning",
+                    "Nothing probes the shop.",
+                    "The exporter on {{ $labels.instance }} has no probe configured, so a shop that is down goes unseen: add the shop's URL under probes:.",
+                ),
+                r(
+                    "ShopCertificateExpiring",
+                    format!(
+                        "shoehub_probe_tls_certificate_expiry_timestamp_seconds - time() < {}",
+                        a.certificate_warning_days * 86400
+                    ),
+                    "1h",
+                    "warning",
+                    "The shop's TLS certificate expires soon.",
+                    "The certificate {{ $labels.probe }} gets from {{ $labels.instance }} expires in {{ $value | humanizeDuration }}: renew it.",
+                ),
+                r(
+                    "ShopCertificateExpiring",
+                    format!(
+                        "shoehub_probe_tls_certificate_expiry_timestamp_seconds - time() < {}",
+                        a.certificate_critical_days * 86400
+                    ),
+                    "10m",
+                    "critical",
+                    "The shop's TLS certificate expires within days.",
+                    "The certificate {{ $labels.probe }} gets from {{ $labels.instance }} expires in {{ $value | humanizeDuration }}: renew it now; browsers refuse the shop after that.",
+                ),
+                r(
+                    "ShopHighHttpErrorRatio",
+                    format!(
+                        r#"sum by (job, instance) (rate(shoehub_http_requests_total{{code=~"5.."}}[5m])) / sum by (job, instance) (rate(shoehub_http_requests_total[5m])) > {} and sum by (job, instance) (rate(shoehub_http_requests_total[5m])) > 0.1"#,
+                        a.http_error_ratio
+                    ),
+                    "10m",
+                    "critical",
+                    "The shop answers too many requests with server errors.",
+                    "{{ $value | humanizePercentage }} of requests on {{ $labels.instance }} end in a 5xx status.",
+                ),
+                r(
+                    "WeblogParseErrors",
+                    "sum by (job, instance, log) (rate(shoehub_weblog_parse_errors_total[10m])) / sum by (job, instance, log) (rate(shoehub_weblog_lines_total[10m])) > 0.01",
+                    "10m",
+                    "warning",
+                    "Access log lines cannot be read.",
+                    "{{ $value | humanizePercentage }} of the lines of the {{ $labels.log }} log on {{ $labels.instance }} do not parse: a changed log format blinds the 5xx alert. Set weblogs[].format to the server's LogFormat.",
+                ),
+            ],
         },
         Group {
             name: "mysql",
             rules: vec![
                 r(
                     "MysqlDown",
-                    "mysql_up == 0".into(),
+                    "mysql_up == 0",
                     "2m",
                     "critical",
                     "The shop's database does not answer.",
                     "MySQL/MariaDB on {{ $labels.instance }} is down, hung or refuses the exporter's login.",
+                ),
+                r(
+                    "MysqlRestarted",
+                    "mysql_global_status_uptime < max_over_time(mysql_global_status_uptime[10m])",
+                    "0m",
+                    "warning",
+                    "The shop's database restarted.",
+                    "MySQL/MariaDB on {{ $labels.instance }} has been up for only {{ $value | humanizeDuration }}: it crashed or was restarted. Its error log says which.",
                 ),
                 r(
                     "MysqlConnectionsNearLimit",
@@ -151,7 +311,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 ),
                 r(
                     "MysqlSlowQueries",
-                    "rate(mysql_global_status_slow_queries[5m]) > 0.1".into(),
+                    "rate(mysql_global_status_slow_queries[5m]) > 0.1",
                     "15m",
                     "warning",
                     "The database logs slow queries.",
@@ -166,7 +326,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "BackupTooOld",
                     format!(
                         "time() - shoehub_backup_last_success_timestamp_seconds > {}",
-                        a.backup_max_age.get().as_secs()
+                        secs(&a.backup_max_age)
                     ),
                     "10m",
                     "critical",
@@ -175,7 +335,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 ),
                 r(
                     "BackupJobFailed",
-                    r#"shoehub_job_last_exit_code{job="backup"} != 0"#.into(),
+                    r#"shoehub_job_last_exit_code{job_name="backup"} != 0"#,
                     "0m",
                     "critical",
                     "The last backup run failed.",
@@ -185,7 +345,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "BackupRetentionShort",
                     format!(
                         "(time() - shoehub_backup_oldest_timestamp_seconds) < {} and shoehub_backups > 0",
-                        a.backup_retention.get().as_secs().saturating_sub(86400)
+                        secs(&a.backup_retention).saturating_sub(86400)
                     ),
                     "1h",
                     "info",
@@ -196,7 +356,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "BackupNotVerified",
                     format!(
                         "time() - shoehub_backup_last_verified_timestamp_seconds > {}",
-                        a.backup_verify_max_age.get().as_secs()
+                        secs(&a.backup_verify_max_age)
                     ),
                     "1h",
                     "warning",
@@ -207,12 +367,28 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "BackupPCHostStale",
                     format!(
                         "time() - shoehub_backuppc_last_good_backup_timestamp_seconds > {}",
-                        a.backup_max_age.get().as_secs()
+                        secs(&a.backup_max_age)
                     ),
                     "10m",
                     "warning",
                     "BackupPC has no recent good backup of a host.",
                     "BackupPC's last good backup of {{ $labels.host }} is {{ $value | humanizeDuration }} old.",
+                ),
+                r(
+                    "BackupPCHostMissing",
+                    "max_over_time(shoehub_backuppc_last_good_backup_timestamp_seconds[1d]) unless shoehub_backuppc_last_good_backup_timestamp_seconds",
+                    "10m",
+                    "warning",
+                    "A host vanished from BackupPC.",
+                    "BackupPC on {{ $labels.instance }} reported {{ $labels.host }} within the last day and no longer does: its backups list is gone or unreadable.",
+                ),
+                r(
+                    "BackupPCTransferErrors",
+                    "shoehub_backuppc_last_backup_xfer_errors > 0",
+                    "10m",
+                    "warning",
+                    "BackupPC's last backup of a host had transfer errors.",
+                    "The last BackupPC backup of {{ $labels.host }} had {{ $value }} transfer error(s): some files are missing from it. BackupPC's XferLOG says which.",
                 ),
             ],
         },
@@ -221,7 +397,7 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
             rules: vec![
                 r(
                     "UpdateJobFailed",
-                    r#"shoehub_job_last_exit_code{job="update"} != 0"#.into(),
+                    r#"shoehub_job_last_exit_code{job_name="update"} != 0"#,
                     "0m",
                     "warning",
                     "The last update run failed.",
@@ -230,37 +406,37 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                 r(
                     "NoSuccessfulUpdate",
                     format!(
-                        r#"time() - shoehub_job_last_success_timestamp_seconds{{job="update"}} > {}"#,
-                        a.update_max_age.get().as_secs()
+                        r#"time() - shoehub_job_last_success_timestamp_seconds{{job_name="update"}} > {max} or on (job, instance) ({up} == 1 and on (job, instance) shoehub_scrape_collector_success{{collector="jobs"}} unless on (job, instance) shoehub_job_last_success_timestamp_seconds{{job_name="update"}})"#,
+                        max = secs(&a.update_max_age)
                     ),
                     "1h",
                     "warning",
                     "The weekly update has not succeeded lately.",
-                    "No update on {{ $labels.instance }} has succeeded for {{ $value | humanizeDuration }}.",
+                    "No update on {{ $labels.instance }} has succeeded within the last 8 days, or none has run yet: shoehub-exporter update status says where the weekly protocol stopped.",
                 ),
                 r(
                     "SecurityUpdatesPending",
-                    r#"sum by (instance) (apt_upgrades_pending{origin=~".*-security.*"}) > 0"#.into(),
-                    "3d",
+                    r#"sum by (job, instance) (apt_upgrades_pending{origin=~".*-security.*"}) > 0 and sum by (job, instance) (min_over_time(apt_upgrades_pending{origin=~".*-security.*"}[3d])) > 0 and sum by (job, instance) (apt_upgrades_pending{origin=~".*-security.*"} offset 3d) > 0"#,
+                    "0m",
                     "warning",
                     "Security updates have been waiting for days.",
-                    "{{ $value }} security update(s) have been pending on {{ $labels.instance }} for 3 days.",
+                    "{{ $value }} security update(s) are pending on {{ $labels.instance }}, some of them for more than 3 days.",
                 ),
                 r(
                     "UpdatePlanAwaitingApproval",
-                    "shoehub_update_pending_approval == 1".into(),
-                    "2d",
+                    "shoehub_update_pending_approval == 1 and on (job, instance) time() - shoehub_update_plan_timestamp_seconds > 2 * 86400",
+                    "0m",
                     "info",
                     "An update plan waits for approval.",
-                    "The update plan on {{ $labels.instance }} has waited 2 days: review it with shoehub-exporter update status.",
+                    "The update plan on {{ $labels.instance }} has waited over 2 days: review it with shoehub-exporter update status.",
                 ),
                 r(
                     "RebootRequired",
-                    "node_reboot_required == 1".into(),
-                    "1d",
+                    "node_reboot_required == 1 and min_over_time(node_reboot_required[1d]) == 1 and node_reboot_required offset 1d == 1",
+                    "0m",
                     "info",
                     "The shop host needs a reboot.",
-                    "A package installed on {{ $labels.instance }} asked for a reboot a day ago.",
+                    "A package installed on {{ $labels.instance }} asked for a reboot over a day ago.",
                 ),
             ],
         },
@@ -272,27 +448,32 @@ fn q(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// One rules file.
-pub fn render(g: &Group) -> String {
-    let mut out = format!(
-        "# Generated by `shoehub-exporter generate bundle`; edit the alerts: thresholds instead.\ngroups:\n  - name: shoehub-{}\n    rules:\n",
-        g.name
+/// Rules files, one document each: Prometheus and promtool read only the first YAML
+/// document of a file, so the groups of a file are all in one. Each rule's runbook is
+/// `runbook_url` anchored by its name in lower case (the README's heading).
+pub fn render(groups: &[Group], runbook_url: &str) -> String {
+    let mut out = String::from(
+        "# Generated by `shoehub-exporter generate`; edit the alerts: thresholds instead.\ngroups:\n",
     );
-    for r in &g.rules {
-        out.push_str(&format!(
-            "      - alert: {}\n        expr: {}\n",
-            r.name,
-            q(&r.expr)
-        ));
-        if r.for_ != "0m" {
-            out.push_str(&format!("        for: {}\n", r.for_));
+    for g in groups {
+        out.push_str(&format!("  - name: shoehub-{}\n    rules:\n", g.name));
+        for r in &g.rules {
+            out.push_str(&format!(
+                "      - alert: {}\n        expr: {}\n",
+                r.name,
+                q(&r.expr)
+            ));
+            if r.for_ != "0m" {
+                out.push_str(&format!("        for: {}\n", r.for_));
+            }
+            out.push_str(&format!(
+                "        labels:\n          severity: {}\n        annotations:\n          summary: {}\n          description: {}\n          runbook_url: {}\n",
+                r.severity,
+                q(r.summary),
+                q(r.description),
+                q(&format!("{runbook_url}#{}", r.name.to_ascii_lowercase()))
+            ));
         }
-        out.push_str(&format!(
-            "        labels:\n          severity: {}\n        annotations:\n          summary: {}\n          description: {}\n",
-            r.severity,
-            q(r.summary),
-            q(r.description)
-        ));
     }
     out
 }

@@ -156,13 +156,13 @@ pub const CATALOGUE: &[Target] = &[
     },
     Target {
         name: "job_status",
-        queries: &[q(r#"shoehub_job_last_exit_code{SEL}"#, "{{job}}")],
+        queries: &[q(r#"shoehub_job_last_exit_code{SEL}"#, "{{job_name}}")],
         unit: "none",
         description: "Exit code of each job's last run (0: success; 128 + N: ended by signal N).",
     },
     Target {
         name: "job_duration",
-        queries: &[q(r#"shoehub_job_last_duration_seconds{SEL}"#, "{{job}}")],
+        queries: &[q(r#"shoehub_job_last_duration_seconds{SEL}"#, "{{job_name}}")],
         unit: "s",
         description: "How long each job's last run took.",
     },

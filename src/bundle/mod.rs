@@ -49,12 +49,21 @@ pub fn dashboard_json(config: &Config) -> Result<String, BundleError> {
     Ok(text)
 }
 
-/// Every rules file: (file name, text).
+/// Every rules file of the bundle, one per area: (file name, text).
 pub fn alert_files(config: &Config) -> Vec<(String, String)> {
     alerts::groups(&config.alerts)
-        .iter()
-        .map(|g| (format!("{}.rules.yml", g.name), alerts::render(g)))
+        .into_iter()
+        .map(|g| {
+            let name = format!("{}.rules.yml", g.name);
+            let text = alerts::render(std::slice::from_ref(&g), &config.alerts.runbook_url);
+            (name, text)
+        })
         .collect()
+}
+
+/// Every alert group in one rules file, as `generate alerts` prints it.
+pub fn alert_rules(config: &Config) -> String {
+    alerts::render(&alerts::groups(&config.alerts), &config.alerts.runbook_url)
 }
 
 fn datasource_yaml() -> String {

@@ -1,7 +1,10 @@
 //! `filesystem`: statvfs of every mount, as node_exporter's filesystem collector.
 //!
-//! The mount table is parsed only when it changes: /proc/self/mountinfo is kept open and
-//! polled for POLLPRI, which the kernel raises on every mount or unmount. statvfs of a
+//! The mount table is PID 1's (/proc/1/mountinfo, as node_exporter reads it): the
+//! exporter's own namespace is its sandbox's, where every mount looks read-only. It is
+//! parsed only when it changes: the file is kept open and polled for POLLPRI, which the
+//! kernel raises on every mount or unmount. A mount is read-only when its own options
+//! or its superblock's say so. statvfs of a
 //! network mount can block forever; a mount whose statvfs has not returned is skipped
 //! by later scrapes (`node_filesystem_device_error 1`) until it does, so one dead NFS
 //! server costs one blocked thread, not every scrape.
@@ -81,7 +84,10 @@ pub struct MountEntry {
 }
 
 /// Parses /proc/<pid>/mountinfo (`proc(5)`): mount point is field 5, per-mount options
-/// field 6, and after the ` - ` separator come fstype and source.
+/// field 6, and after the ` - ` separator come fstype, source and the superblock's
+/// options. A mount is read-only when either its own options or its superblock's say
+/// `ro`: the kernel makes a filesystem read-only after an error by the superblock flag,
+/// which only the super options show.
 pub fn parse_mountinfo(data: &[u8], errors: &mut LineErrors) -> Vec<MountEntry> {
     let mut out = Vec::new();
     for (n, line) in lines(data) {
@@ -99,11 +105,12 @@ pub fn parse_mountinfo(data: &[u8], errors: &mut LineErrors) -> Vec<MountEntry> 
             errors.record(n, "no ` - fstype source` part");
             continue;
         };
+        let ro = |o: &[u8]| o.split(|&b| b == b',').any(|o| o == b"ro");
         out.push(MountEntry {
             device: unescape(source),
             fstype: unescape(fstype),
             mountpoint: unescape(mp),
-            readonly: opts.split(|&b| b == b',').any(|o| o == b"ro"),
+            readonly: ro(opts) || rest.next().is_some_and(ro),
         });
     }
     out
@@ -170,7 +177,15 @@ pub struct Filesystem {
 
 impl Filesystem {
     pub fn new(procfs: &Path, rootfs: &Path, cfg: &FilesystemConfig) -> Self {
-        let path = procfs.join("self/mountinfo");
+        // PID 1's mount table, as node_exporter reads it: the exporter's own is its
+        // sandbox's, where ProtectSystem= shows every mount read-only. Its own only when
+        // PID 1's cannot be read (hidepid, a PID namespace without it).
+        let pid1 = procfs.join("1/mountinfo");
+        let path = if std::fs::File::open(&pid1).is_ok() {
+            pid1
+        } else {
+            procfs.join("self/mountinfo")
+        };
         Filesystem {
             table: Mutex::new(MountTable {
                 pollable: super::is_procfs(procfs),
@@ -429,13 +444,14 @@ mod tests {
 45 22 0:40 / /mnt/my\\040disk ro,relatime shared:30 master:2 - vfat /dev/sdb1 ro
 46 22 0:41 / /srv/nfs rw,relatime shared:31 - nfs4 fileserver:/export rw,vers=4.2
 garbage
+47 22 8:33 / /srv/data rw,relatime shared:32 - ext4 /dev/sdc1 ro,errors=remount-ro
 ";
 
     #[test]
     fn parses_mountinfo_with_escapes_and_optional_fields() {
         let mut e = LineErrors::default();
         let m = parse_mountinfo(DEBIAN12_MOUNTINFO, &mut e);
-        assert_eq!(m.len(), 4);
+        assert_eq!(m.len(), 5);
         assert_eq!(
             m[2],
             MountEntry {
@@ -447,6 +463,9 @@ garbage
         );
         assert_eq!(m[3].device, "fileserver:/export");
         assert!(!m[0].readonly);
+        // Mounted rw, but the kernel turned the superblock read-only after an error.
+        assert_eq!(m[4].mountpoint, "/srv/data");
+        assert!(m[4].readonly);
         let err = e
             .into_result(Path::new("mountinfo"))
             .unwrap_err()

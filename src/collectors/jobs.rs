@@ -12,6 +12,11 @@ use crate::exposition::{Family, MetricWriter};
 use crate::state::job::{self, JobState};
 use crate::state::update;
 
+/// The job's label: `job_name`, as kube-state-metrics names the same thing. Never `job`
+/// (or `instance`): Prometheus owns those, and a scraped `job` label would be stored as
+/// `exported_job`, where no rule or dashboard looks.
+pub const JOB_NAME: &str = "job_name";
+
 static LAST_START: Family = Family::gauge(
     "shoehub_job_last_start_timestamp_seconds",
     "When the job's latest run started (one under way included), Unix time; 0 if it never ran.",
@@ -197,37 +202,41 @@ impl Collector for Jobs {
                 (_, Some(l)) => l.started,
                 _ => 0.0,
             };
-            w.sample(&LAST_START, &[("job", j)], start);
+            w.sample(&LAST_START, &[(JOB_NAME, j)], start);
         }
         for (j, s) in &good {
             w.sample(
                 &LAST_COMPLETION,
-                &[("job", j)],
+                &[(JOB_NAME, j)],
                 s.last.as_ref().map_or(0.0, |l| l.ended),
             );
         }
         for (j, s) in &good {
-            w.sample(&LAST_SUCCESS, &[("job", j)], s.last_success.unwrap_or(0.0));
+            w.sample(
+                &LAST_SUCCESS,
+                &[(JOB_NAME, j)],
+                s.last_success.unwrap_or(0.0),
+            );
         }
         for (j, s) in &good {
             let d = s
                 .last
                 .as_ref()
                 .map_or(0.0, |l| (l.ended - l.started).max(0.0));
-            w.sample(&LAST_DURATION, &[("job", j)], d);
+            w.sample(&LAST_DURATION, &[(JOB_NAME, j)], d);
         }
         for (j, s) in &good {
             let code = s.last.as_ref().map_or(0.0, |l| f64::from(l.exit_code));
-            w.sample(&LAST_EXIT, &[("job", j)], code);
+            w.sample(&LAST_EXIT, &[(JOB_NAME, j)], code);
         }
         for (j, s) in &good {
-            w.sample_u64(&RUNNING, &[("job", j)], u64::from(running(s)));
+            w.sample_u64(&RUNNING, &[(JOB_NAME, j)], u64::from(running(s)));
         }
         for (j, s) in &good {
-            w.sample_u64(&RUNS, &[("job", j)], s.runs);
+            w.sample_u64(&RUNS, &[(JOB_NAME, j)], s.runs);
         }
         for (j, s) in &good {
-            w.sample_u64(&FAILURES, &[("job", j)], s.failures);
+            w.sample_u64(&FAILURES, &[(JOB_NAME, j)], s.failures);
         }
         for (j, s) in &good {
             let Some(recap) = s.last.as_ref().and_then(|l| l.recap.as_ref()) else {
@@ -238,7 +247,7 @@ impl Collector for Jobs {
                     let n = counts.get(status).copied().unwrap_or(0);
                     w.sample_u64(
                         &ANSIBLE_TASKS,
-                        &[("host", host), ("job", j), ("status", status)],
+                        &[("host", host), (JOB_NAME, j), ("status", status)],
                         n,
                     );
                 }

@@ -32,6 +32,7 @@ pub mod memory;
 pub mod mysql;
 pub mod network;
 pub mod parse;
+pub mod probe;
 pub mod textfile;
 pub mod weblog;
 
@@ -292,6 +293,7 @@ impl Served {
 pub struct Settings<'a> {
     pub system: &'a SystemConfig,
     pub mysql: Option<&'a mysql::MysqlConfig>,
+    pub probes: &'a [probe::ProbeConfig],
     pub jobs: &'a JobsConfig,
     pub weblogs: &'a [weblog::WeblogConfig],
     pub updates: &'a UpdatesConfig,
@@ -323,6 +325,7 @@ pub static TABLE: &[Build] = &[
     network::build,
     host::build,
     mysql::build,
+    probe::build,
     jobs::build,
     weblog::build,
     apt::build,
@@ -362,6 +365,8 @@ pub enum BuildError {
     Mysql(#[from] crate::credentials::CredentialsError),
     #[error("cannot start a background thread")]
     Thread(#[source] std::io::Error),
+    #[error("{0}")]
+    Probe(String),
 }
 
 /// The blocking collector `c`, when `enabled`.

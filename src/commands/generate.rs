@@ -12,9 +12,7 @@ pub fn run(config: Option<&Path>, cmd: &GenerateCommand) -> Outcome {
     let result = match cmd {
         GenerateCommand::Dashboard => bundle::dashboard_json(&config).map(|t| print!("{t}")),
         GenerateCommand::Alerts => {
-            for (_, text) in bundle::alert_files(&config) {
-                println!("---\n{text}");
-            }
+            print!("{}", bundle::alert_rules(&config));
             Ok(())
         }
         GenerateCommand::Bundle(a) => bundle::write(&config, &a.out).map(|files| {

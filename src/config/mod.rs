@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::collectors::backuppc::BackuppcConfig;
 use crate::collectors::mysql::MysqlConfig;
+use crate::collectors::probe::ProbeConfig;
 use crate::collectors::textfile::TextfileConfig;
 use crate::collectors::weblog::WeblogConfig;
 use crate::collectors::{Settings, SystemConfig};
@@ -57,6 +58,8 @@ pub struct Config {
     pub system: SystemConfig,
     /// The MySQL/MariaDB collector; off while the section is absent.
     pub mysql: Option<MysqlConfig>,
+    /// URLs of the shop to fetch on every scrape; the probe collector is off while empty.
+    pub probes: Vec<ProbeConfig>,
     /// Web server access logs to follow; the weblog collector is off while empty.
     pub weblogs: Vec<WeblogConfig>,
     /// Where job runs record their state.
@@ -111,6 +114,7 @@ impl Config {
     /// Rules that span keys, which serde cannot check one value at a time.
     fn validate(&self) -> Result<(), String> {
         crate::collectors::weblog::validate(&self.weblogs)?;
+        crate::collectors::probe::validate(&self.probes)?;
         if let Some(m) = &self.mysql {
             m.validate()?;
         }
@@ -122,6 +126,7 @@ impl Config {
         Settings {
             system: &self.system,
             mysql: self.mysql.as_ref(),
+            probes: &self.probes,
             jobs: &self.jobs,
             weblogs: &self.weblogs,
             updates: &self.updates,
@@ -208,6 +213,19 @@ pub struct AlertsConfig {
     pub mysql_connections_ratio: f64,
     /// An update is due weekly.
     pub update_max_age: DurationValue,
+    /// Share of inodes free below which a filesystem pages.
+    pub inodes_free_percent: f64,
+    /// Share of the time a disk may be busy, over 30 minutes.
+    pub disk_busy_ratio: f64,
+    /// Difference between the host's clock and Prometheus' that warns.
+    pub clock_skew_seconds: f64,
+    /// The shop's certificate warns this many days before it expires...
+    pub certificate_warning_days: u64,
+    /// ...and pages this many.
+    pub certificate_critical_days: u64,
+    /// Where the README's runbooks are: each alert links here, anchored by its name in
+    /// lower case.
+    pub runbook_url: String,
 }
 
 impl Default for AlertsConfig {
@@ -223,6 +241,12 @@ impl Default for AlertsConfig {
             filesystem_free_percent: 5.0,
             mysql_connections_ratio: 0.8,
             update_max_age: DurationValue(Duration::from_secs(8 * 86400)),
+            inodes_free_percent: 5.0,
+            disk_busy_ratio: 0.9,
+            clock_skew_seconds: 1.0,
+            certificate_warning_days: 14,
+            certificate_critical_days: 3,
+            runbook_url: "file:///usr/share/doc/shoehub-exporter/README.md".to_owned(),
         }
     }
 }

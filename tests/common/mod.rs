@@ -3,7 +3,10 @@
 //! with what to install).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod alerting;
+pub mod apache;
 pub mod mariadb;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -63,7 +66,55 @@ impl Exporter {
     }
 
     pub fn start_with_args(config: &str, extra: &[&str]) -> Exporter {
+        Self::start_under(&[], config, extra)
+    }
+
+    /// Starts the binary as the shipped unit runs it, as far as a test can without
+    /// systemd: as the unprivileged user `nobody`, in a mount namespace of its own where
+    /// every mount is remounted read-only (`ProtectSystem=strict`, `ReadOnlyPaths=/`). The
+    /// wrapper checks that `/` really is read-only in there before it starts the exporter.
+    /// (`mount --bind / /` would not do: the process's root stays the mount underneath.)
+    /// Mounts made on the host later propagate in (slave propagation), as into a
+    /// systemd service's namespace.
+    /// Needs root and util-linux's unshare and setpriv.
+    pub fn start_sandboxed(config: &str) -> Exporter {
+        assert_eq!(
+            shoehub_exporter::sys::euid(),
+            0,
+            "the sandbox needs root (unshare --mount); run the tests as root"
+        );
+        require_tool("unshare", "util-linux");
+        require_tool("setpriv", "util-linux");
+        // Every mount read-only, as ReadOnlyPaths=/ makes them (each mount's own flag,
+        // in this namespace only); then the check that it took, and the user switch.
+        const SANDBOX: &str = "for m in $(awk '{print $5}' /proc/self/mountinfo); do \
+              mount -o remount,bind,ro \"$m\" 2>/dev/null; done; \
+            grep -q ' / / ro' /proc/self/mountinfo \
+            && exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"";
+        Self::start_under(
+            &[
+                "unshare",
+                "--mount",
+                "--propagation",
+                "slave",
+                "sh",
+                "-c",
+                SANDBOX,
+            ],
+            config,
+            &[],
+        )
+    }
+
+    /// Starts the binary behind `wrapper` (a command that ends by executing its
+    /// arguments), with `config` and `extra` arguments.
+    fn start_under(wrapper: &[&str], config: &str, extra: &[&str]) -> Exporter {
         let dir = tempfile::tempdir().unwrap();
+        if !wrapper.is_empty() {
+            // An unprivileged exporter must be able to read its config.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let cfg = dir.path().join("config.yml");
         // apt is asked in the background, which takes seconds of CPU; only the tests
         // that are about it (they say `updates:`) turn it on.
@@ -78,7 +129,15 @@ impl Exporter {
         // it; the exporter then exits saying so, and is started again on another.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(BIN)
+            let mut cmd = match wrapper.split_first() {
+                Some((program, args)) => {
+                    let mut c = Command::new(program);
+                    c.args(args).arg(BIN);
+                    c
+                }
+                None => Command::new(BIN),
+            };
+            let mut child = cmd
                 .arg("--config")
                 .arg(&cfg)
                 .arg("--web.listen-address")
@@ -365,22 +424,34 @@ pub struct Prometheus {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Files the config names (rules), kept for its life.
+    _files: Option<tempfile::TempDir>,
 }
 
 impl Prometheus {
     /// Starts Debian's prometheus with `scrape_configs` (YAML list items, already
     /// indented by two spaces) and a 1s scrape interval.
     pub fn start(scrape_configs: &str) -> Prometheus {
+        Self::start_with_config(
+            &format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
+            ),
+            None,
+            &[],
+        )
+    }
+
+    /// Starts Debian's prometheus with the whole config `text` and `flags`; `files`
+    /// holds what the config names and lives as long as the server.
+    pub fn start_with_config(
+        text: &str,
+        files: Option<tempfile::TempDir>,
+        flags: &[&str],
+    ) -> Prometheus {
         let bin = require_tool("prometheus", "prometheus");
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&cfg, text).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(bin)
@@ -390,12 +461,18 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let p = Prometheus { child, port, dir };
+        let p = Prometheus {
+            child,
+            port,
+            dir,
+            _files: files,
+        };
         let t = Instant::now();
         loop {
             if TcpStream::connect(("127.0.0.1", port)).is_ok()

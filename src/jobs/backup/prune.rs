@@ -70,16 +70,8 @@ impl Backup<'_> {
 fn name_time(name: &str) -> f64 {
     let n =
         |r: std::ops::Range<usize>| name.get(r).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
-    // Days from civil (inverse of the name's encoding).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (days * 86400 + n(9..11) * 3600 + n(11..13) * 60 + n(13..15)) as f64
+    crate::text::unix_time(n(0..4), n(4..6), n(6..8), n(9..11), n(11..13), n(13..15)).unwrap_or(0)
+        as f64
 }
 
 #[cfg(test)]
