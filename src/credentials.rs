@@ -17,7 +17,7 @@ use crate::value::MysqlUrl;
 /// Why the exporter cannot log in to MySQL as configured.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("cannot read mysql.{key} {path}: {source}")]
+    #[error("cannot read mysql.{key} {path}")]
     Read {
         key: &'static str,
         path: PathBuf,

@@ -45,6 +45,12 @@ struct Chain {
 impl Chain {
     /// `config` is the exporter's YAML; `site` holds what it names.
     fn start(site: tempfile::TempDir, config: &str) -> Chain {
+        Self::start_behind(site, config, &[])
+    }
+
+    /// As [`Chain::start`], the exporter started by `prefix` (see
+    /// [`Exporter::start_sandboxed_behind`]).
+    fn start_behind(site: tempfile::TempDir, config: &str, prefix: &[&str]) -> Chain {
         // Mounts made later under the site reach the exporter's namespace, as the host's
         // mounts reach a systemd service's (systemd makes / shared at boot; this machine's
         // may be private, so the site is made a shared mount of its own).
@@ -58,7 +64,7 @@ impl Chain {
         ] {
             assert!(Command::new("mount").args(args).status().unwrap().success());
         }
-        let exporter = Exporter::start_sandboxed(config);
+        let exporter = Exporter::start_sandboxed_behind(prefix, config);
         let cfg = site.path().join("config-for-rules.yml");
         std::fs::write(&cfg, config).unwrap();
         let rules = generated_rules(&cfg);
@@ -82,6 +88,18 @@ impl Chain {
     /// what the operator reads: routed to `receiver`, every annotation rendered, a
     /// runbook link to the README's section.
     fn expect(&self, alert: &str, labels: &[(&str, &str)], receiver: &str) -> Notified {
+        self.expect_within(ARRIVAL, alert, labels, receiver)
+    }
+
+    /// As [`Chain::expect`], for an alert whose `for:` alone takes `wait` minus the
+    /// margin.
+    fn expect_within(
+        &self,
+        wait: Duration,
+        alert: &str,
+        labels: &[(&str, &str)],
+        receiver: &str,
+    ) -> Notified {
         let t = Instant::now();
         loop {
             let found = self.hook.all().into_iter().find(|n| {
@@ -107,8 +125,8 @@ impl Chain {
                 return n;
             }
             assert!(
-                t.elapsed() < ARRIVAL,
-                "{alert} {labels:?} did not reach the webhook within {ARRIVAL:?}; it got {:?}\nin Prometheus: {:?}\nthe exporter's log: {}",
+                t.elapsed() < wait,
+                "{alert} {labels:?} did not reach the webhook within {wait:?}; it got {:?}\nin Prometheus: {:?}\nthe exporter's log: {}",
                 self.hook.all().iter().map(|n| (n.name().to_owned(), n.status.clone())).collect::<Vec<_>>(),
                 self.prometheus.query(&format!("ALERTS{{alertname=\"{alert}\"}}")),
                 self.exporter.as_ref().map(Exporter::stderr).unwrap_or_default()
@@ -271,8 +289,34 @@ fn drills_on_the_host_the_shop_and_the_jobs() {
     std::fs::write(&cfg, &config).unwrap();
     let chain = Chain::start(site, &config);
 
+    // Filesystems filling steadily: 1 MiB tmpfs, 90 KiB (and 9 inodes of 100) more every
+    // second, to stop 10% short of full: at that pace they are full within a day. The
+    // alerts need their for: (a minute here) of it; they are looked for at the end.
+    let filling = Tmpfs::mount(&chain.path("filling"), "size=1m,nr_inodes=100");
+    for step in 0..10 {
+        std::fs::write(filling.0.join(format!("part{step}")), vec![7u8; 90 * 1024]).unwrap();
+        for i in 0..8 {
+            std::fs::write(filling.0.join(format!("small{step}-{i}")), "").unwrap();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // A plan that has waited three days for approval (its record dated back).
+    let plan_dir = chain.path("state/update");
+    std::fs::create_dir_all(&plan_dir).unwrap();
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3 * 86400;
+    std::fs::write(
+        plan_dir.join("plan.json"),
+        format!(r#"{{"id": "drill", "created": {created}, "packages": []}}"#),
+    )
+    .unwrap();
+
     // Always: the Watchdog, to the dead-man's switch only.
     chain.expect("Watchdog", &[], "deadmans-switch");
+    chain.expect("UpdatePlanAwaitingApproval", &[], "operators-digest");
     // A fresh install without a backup or an update: expected, and listed in the README.
     chain.expect("BackupTooOld", &[], "operators-pager");
     chain.expect("BackupNotVerified", &[], "operators");
@@ -406,6 +450,38 @@ fn drills_on_the_host_the_shop_and_the_jobs() {
     apache.stop();
     chain.expect("ShopDown", &[("probe", "shop")], "operators-pager");
 
+    // A complete backup appears: one day of backups where the retention promises 30.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let name = shoehub_exporter::state::backup::name_for(now as i64);
+    let backup = chain.path("dest").join(&name);
+    std::fs::create_dir(&backup).unwrap();
+    std::fs::write(backup.join("files.tar.zst"), b"archive").unwrap();
+    std::fs::write(
+        backup.join("manifest.json"),
+        format!(
+            r#"{{"format": 1, "name": "{name}", "started": {now}, "completed": {now}, "server_version": "", "databases": [], "paths": [], "files_archived": 0, "artifacts": [{{"file": "files.tar.zst", "size": 7, "sha256": ""}}]}}"#
+        ),
+    )
+    .unwrap();
+    // Its for: is a minute here.
+    chain.expect_within(2 * ARRIVAL, "BackupRetentionShort", &[], "operators-digest");
+
+    // The filesystems that kept filling.
+    let mp = filling.0.display().to_string();
+    chain.expect(
+        "HostFilesystemFillsWithin24h",
+        &[("mountpoint", &mp)],
+        "operators",
+    );
+    chain.expect(
+        "HostInodesFillWithin24h",
+        &[("mountpoint", &mp)],
+        "operators",
+    );
+
     // What did not reach the pager: the certificate's warning, silenced by the critical.
     assert!(
         !chain
@@ -468,6 +544,19 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     drop(chain.exporter.take());
     let n = chain.expect("ShoehubExporterDown", &[], "operators-pager");
     assert!(n.labels.contains_key("instance") && n.labels["job"] == "shoehub");
+
+    // The host is lost from the scrape config: no target of the job at all.
+    let path = chain.prometheus.config_path();
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    let target = format!("['{}']", n.labels["instance"]);
+    assert!(cfg.contains(&target), "{cfg}");
+    std::fs::write(&path, cfg.replace(&target, "[]")).unwrap();
+    chain.prometheus.reload();
+    chain.expect(
+        "ShoehubExporterAbsent",
+        &[("job", "shoehub")],
+        "operators-pager",
+    );
     apache.stop();
 }
 
@@ -484,11 +573,44 @@ fn drills_on_the_database() {
     std::os::unix::fs::chown(&pw, Some(65534), Some(65534)).unwrap();
     let config = format!(
         "jobs:\n  enabled: false\ntextfile:\n  enabled: false\nbackup:\n  enabled: false\n\
-         mysql:\n  url: mysql://{EXPORTER_USER}@127.0.0.1:{}/shoe_store_hub\n  password_file: {}\n",
+         mysql:\n  url: mysql://{EXPORTER_USER}@127.0.0.1:{}/shoe_store_hub\n  password_file: {}\n\
+         alerts:\n  cpu_percent: 0\n  memory_available_percent: 100\n  disk_busy_ratio: 0\n",
         db.port,
         pw.display()
     );
-    let chain = Chain::start(site, &config);
+    // The exporter's clock 30 s ahead of Prometheus' (libfaketime, preloaded: its
+    // wrapper needs a writable /dev/shm, which the sandbox does not have).
+    common::require_tool("faketime", "faketime");
+    let lib = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketimeMT.so.1 (Debian: faketime)");
+    let preload = format!("LD_PRELOAD={}", lib.display());
+    let chain = Chain::start_behind(
+        site,
+        &config,
+        &[
+            "env",
+            &preload,
+            "FAKETIME=+30s",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        ],
+    );
+    chain.expect("HostClockSkew", &[], "operators");
+    // Load thresholds at their extremes (alerts: above), so that this machine's own load
+    // fires them: the chain from metric to pager is what is drilled.
+    chain.expect("HostHighCpu", &[], "operators");
+    chain.expect("HostMemoryPressure", &[], "operators");
+    let st = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=64", "oflag=direct"])
+        .arg(format!("of={}", chain.path("io").display()))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chain.expect("HostDiskIoSaturated", &[], "operators");
     chain.expect("Watchdog", &[], "deadmans-switch");
     // Nothing probes the shop in this config: said so.
     chain.expect("ShopNotProbed", &[], "operators");

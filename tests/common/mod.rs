@@ -78,6 +78,12 @@ impl Exporter {
     /// systemd service's namespace.
     /// Needs root and util-linux's unshare and setpriv.
     pub fn start_sandboxed(config: &str) -> Exporter {
+        Self::start_sandboxed_behind(&[], config)
+    }
+
+    /// As [`Exporter::start_sandboxed`], the binary started by `prefix` (a command that
+    /// ends by executing its arguments, such as `faketime -f +30s`).
+    pub fn start_sandboxed_behind(prefix: &[&str], config: &str) -> Exporter {
         assert_eq!(
             shoehub_exporter::sys::euid(),
             0,
@@ -91,19 +97,17 @@ impl Exporter {
               mount -o remount,bind,ro \"$m\" 2>/dev/null; done; \
             grep -q ' / / ro' /proc/self/mountinfo \
             && exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"";
-        Self::start_under(
-            &[
-                "unshare",
-                "--mount",
-                "--propagation",
-                "slave",
-                "sh",
-                "-c",
-                SANDBOX,
-            ],
-            config,
-            &[],
-        )
+        let mut wrapper = vec![
+            "unshare",
+            "--mount",
+            "--propagation",
+            "slave",
+            "sh",
+            "-c",
+            SANDBOX,
+        ];
+        wrapper.extend_from_slice(prefix);
+        Self::start_under(&wrapper, config, &[])
     }
 
     /// Starts the binary behind `wrapper` (a command that ends by executing its
@@ -492,6 +496,16 @@ impl Prometheus {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The config file it reads; [`Prometheus::reload`] makes it read it again.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("prometheus.yml")
+    }
+
+    /// SIGHUP: Prometheus reads its config again, as after an operator's edit.
+    pub fn reload(&self) {
+        shoehub_exporter::sys::kill(self.child.id(), shoehub_exporter::sys::SIGHUP);
     }
 
     /// An instant query; returns the result vector (or scalar as one element).

@@ -141,7 +141,7 @@ impl Mysql {
         let opts = self
             .credentials
             .options()
-            .map_err(|e| CollectError::Remote(e.to_string()))?;
+            .map_err(|e| CollectError::Remote(crate::error_chain(&e)))?;
         let mut conn = Conn::new(opts)
             .await
             .map_err(|e| CollectError::Remote(format!("cannot connect: {e}")))?;

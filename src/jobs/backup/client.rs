@@ -58,6 +58,20 @@ impl Defaults {
     }
 }
 
+/// Reads a tool's complaints on a thread of its own, so that a tool that writes much to
+/// standard error never stalls on a full pipe.
+pub fn read_in_background(
+    pipe: Option<std::process::ChildStderr>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
 /// What a client tool printed, and how it ended.
 pub struct Captured {
     pub exit: Exit,
@@ -101,14 +115,7 @@ pub fn capture(
         },
     )
     .map_err(io_err(format!("starting {program}")))?;
-    let stderr = process.stderr.take();
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut e) = stderr {
-            let _ = e.read_to_string(&mut text);
-        }
-        text
-    });
+    let errors = read_in_background(process.stderr.take());
     let stdout = process.stdout.take();
     let output = std::thread::spawn(move || {
         let mut out = Vec::new();

@@ -188,14 +188,7 @@ impl Backup<'_> {
             },
         )
         .map_err(io_err(format!("starting {tool}")))?;
-        let stderr = process.stderr.take();
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut e) = stderr {
-                let _ = e.read_to_string(&mut text);
-            }
-            text
-        });
+        let errors = super::client::read_in_background(process.stderr.take());
         let file = File::create(path).map_err(io_err(format!("creating {}", path.display())))?;
         let hw = HashWriter {
             inner: io::BufWriter::with_capacity(1 << 20, file),

@@ -185,7 +185,7 @@ impl Backup<'_> {
         let result = self.run_locked();
         let (code, tail) = match &result {
             Ok(m) => (0, vec![format!("backup {} complete", m.name)]),
-            Err(e) => (1, vec![e.to_string()]),
+            Err(e) => (1, vec![crate::error_chain(e)]),
         };
         guard.finish(
             code,

@@ -22,7 +22,7 @@ impl Backup<'_> {
         let result = self.verify_inner();
         let (code, tail) = match &result {
             Ok(msg) => (0, vec![msg.clone()]),
-            Err(e) => (1, vec![e.to_string()]),
+            Err(e) => (1, vec![crate::error_chain(e)]),
         };
         guard.finish(code, false, tail, None)?;
         result
@@ -46,7 +46,7 @@ impl Backup<'_> {
             ok: outcome.is_ok(),
             detail: match &outcome {
                 Ok(m) => m.clone(),
-                Err(e) => e.to_string(),
+                Err(e) => crate::error_chain(e),
             },
         };
         // The record is what the exporter's last-verified metric reads: a verify whose
