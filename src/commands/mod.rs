@@ -91,3 +91,36 @@ pub fn init_logging(level: tracing::Level) {
 fn exit_code(code: i32) -> u8 {
     u8::try_from(code).unwrap_or(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn serve_flags_before_another_subcommand_are_refused() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--web.listen-address",
+            "127.0.0.1:1",
+            "generate",
+            "dashboard",
+        ])
+        .unwrap();
+        let f = run(cli).unwrap_err();
+        assert_eq!(f.code, 2);
+        assert!(f.error.to_string().contains("--web.listen-address"));
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_installed_file() {
+        assert_eq!(
+            config_path(Some(Path::new("/x.yml"))),
+            Some(PathBuf::from("/x.yml"))
+        );
+        assert_eq!(
+            config_path(None).is_some(),
+            Path::new(DEFAULT_PATH).exists()
+        );
+    }
+}
