@@ -31,8 +31,9 @@ pub mod webfile;
 
 pub use dashboard::DashboardSpec;
 
-/// Where every command reads its settings when `--config` is not given: the file the
-/// package installs. Built-in defaults apply only when neither exists.
+/// Where every command reads its settings when `--config` is not given, so that the
+/// exporter, its jobs and an operator's commands read one file. Built-in defaults apply
+/// only when neither exists.
 pub const DEFAULT_PATH: &str = "/etc/shoehub-exporter/config.yml";
 
 pub use crate::value::DEFAULT_PORT;
