@@ -14,7 +14,8 @@ use crate::config::Config;
 struct NoFile(&'static str);
 
 pub fn run(config: Option<&Path>, args: &CheckConfigArgs) -> Outcome {
-    let path = config_path(config).ok_or(Failure::config(NoFile(crate::config::DEFAULT_PATH)))?;
+    let path =
+        config_path(config).ok_or_else(|| Failure::config(NoFile(crate::config::DEFAULT_PATH)))?;
     let c = Config::load(Some(&path)).map_err(Failure::config)?;
     crate::collectors::build(&c.collectors(), false, crate::scrape::SERVED)
         .map_err(Failure::config)?;
