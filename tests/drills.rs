@@ -1,7 +1,7 @@
 //! Fault drills through the shipped chain: the exporter as its unit runs it (as
 //! `nobody`, every mount read-only in its namespace), Prometheus from the shipped
-//! `prometheus.yml`, the rules from `generate alerts` (every `for:` sixty times shorter),
-//! and Alertmanager from the shipped `alertmanager.yml` with its receivers
+//! `prometheus.yml`, the rules from `generate alerts` (every `for:` sixty times shorter,
+//! a day of history ten seconds), and Alertmanager from the shipped `alertmanager.yml` with its receivers
 //! pointed at a local webhook. Each drill induces a real fault and waits for the alert
 //! to reach the webhook, routed and rendered as a pager would get it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::alerting::{generated_rules, start_prometheus, Alertmanager, Notified, Webhook};
 use common::apache::{Apache, Tls};
+use common::aptrepo::{AptRepo, SECURITY};
 use common::mariadb::{MariaDb, EXPORTER_PASSWORD, EXPORTER_USER};
 use common::tls::issue_for;
 use common::{Exporter, Prometheus, BIN};
@@ -502,6 +503,12 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     let s = site.path();
     let mut apache = Apache::start(&s.join("apache"), &s.join("access.log"));
     let db = MariaDb::start();
+    // apt has nothing to offer: every package is at its latest version.
+    let mut repo = AptRepo::new();
+    let current = repo.build("shoehub-test-libssl", "1.1", None);
+    repo.install(&current);
+    repo.publish(&[&current], &SECURITY);
+    let apt_config = format!("APT_CONFIG={}", repo.config().display());
     let pw = s.join("mysql.password");
     std::fs::write(&pw, EXPORTER_PASSWORD).unwrap();
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -509,7 +516,8 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     let config = format!(
         "jobs:\n  state_dir: {state}\ntextfile:\n  directory: {text}\nbackup:\n  destination: {dest}\n  enabled: false\n\
          mysql:\n  url: mysql://{EXPORTER_USER}@127.0.0.1:{dbport}/shoe_store_hub\n  password_file: {pw}\n\
-         probes:\n  - name: shop\n    url: http://127.0.0.1:{port}/\n    expect_body: Shoe Store Hub\n",
+         probes:\n  - name: shop\n    url: http://127.0.0.1:{port}/\n    expect_body: Shoe Store Hub\n\
+         updates:\n  apt_interval: 2s\n",
         state = s.join("state").display(),
         text = s.join("textfile").display(),
         dest = s.join("dest").display(),
@@ -521,10 +529,19 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     std::fs::write(&cfg, &config).unwrap();
     // The weekly update has run.
     assert!(job_run(&cfg, "update", &["true"]).success());
-    let mut chain = Chain::start(site, &config);
+    let mut chain = Chain::start_behind(site, &config, &["env", &apt_config]);
     chain.expect("Watchdog", &[], "deadmans-switch");
     // Long enough for every rule to have been evaluated on real data many times over.
     chain.evaluations(15);
+    // apt was asked, and answered.
+    let m = chain.exporter.as_ref().unwrap().metrics();
+    assert_eq!(
+        m.value("shoehub_scrape_collector_success", &[("collector", "apt")]),
+        Some(1.0),
+        "{}",
+        chain.exporter.as_ref().unwrap().stderr()
+    );
+    assert_eq!(m.value("node_reboot_required", &[]), Some(0.0));
     // CPU, memory and disk load come from whatever else this machine runs, not from a
     // fault of the host: they are not counted against it.
     const LOAD: [&str; 3] = ["HostHighCpu", "HostMemoryPressure", "HostDiskIoSaturated"];
@@ -653,4 +670,71 @@ fn drills_on_the_database() {
     chain.expect("MysqlDown", &[], "operators-pager");
     db.restart();
     chain.expect("MysqlRestarted", &[], "operators");
+}
+
+/// The reboot flag Debian's packages raise, removed again when the drill ends.
+const REBOOT_FLAG: &str = "/run/reboot-required";
+
+struct RebootFlag;
+
+impl Drop for RebootFlag {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(REBOOT_FLAG);
+        let _ = std::fs::remove_file(format!("{REBOOT_FLAG}.pkgs"));
+    }
+}
+
+/// apt, through a local repository read with a private apt configuration (the host's
+/// own sources are not read): a security update published and left pending, then a
+/// package installed whose maintainer script asks for a reboot, as kernel packages do.
+#[test]
+fn drills_on_security_updates_and_reboots() {
+    let _one = serial();
+    assert!(
+        !Path::new(REBOOT_FLAG).exists(),
+        "{REBOOT_FLAG} exists: this machine asks for a reboot already, so the drill could not tell its own fault from it"
+    );
+    let mut repo = AptRepo::new();
+    let installed = repo.build("shoehub-test-libssl", "1.0", None);
+    let fixed = repo.build("shoehub-test-libssl", "1.1", None);
+    repo.install(&installed);
+    repo.publish(&[&installed, &fixed], &SECURITY);
+    let pending = repo
+        .apt_get()
+        .args(["--just-print", "dist-upgrade"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&pending.stdout)
+            .contains("Inst shoehub-test-libssl [1.0] (1.1 Debian-Security:12/stable-security"),
+        "apt does not offer the security update: {}",
+        String::from_utf8_lossy(&pending.stdout)
+    );
+    let site = site();
+    let config = format!(
+        "jobs:\n  state_dir: {}\ntextfile:\n  enabled: false\nbackup:\n  enabled: false\n\
+         updates:\n  apt_interval: 2s\n",
+        site.path().join("state").display()
+    );
+    let apt_config = format!("APT_CONFIG={}", repo.config().display());
+    let chain = Chain::start_behind(site, &config, &["env", &apt_config]);
+    let n = chain.expect("SecurityUpdatesPending", &[], "operators");
+    assert!(
+        n.annotations["description"].starts_with("1 security update(s)"),
+        "{:?}",
+        n.annotations
+    );
+
+    // A kernel-like package: its postinst raises the flag, as Debian's kernel hooks do.
+    let _flag = RebootFlag;
+    let kernel = repo.build(
+        "shoehub-test-kernel",
+        "6.1",
+        Some(
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  touch /run/reboot-required\n  echo shoehub-test-kernel >> /run/reboot-required.pkgs\nfi\n",
+        ),
+    );
+    repo.install(&kernel);
+    assert!(Path::new(REBOOT_FLAG).exists());
+    chain.expect("RebootRequired", &[], "operators-digest");
 }

@@ -219,10 +219,38 @@ pub fn generated_rules(config: &Path) -> String {
                 };
                 format!("{indent}for: {secs}s")
             }
+            None if l.contains(" offset ") => shorten_days(l),
             None => l.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A rule that compares now with days ago (`[3d]`, `offset 3d`) gets ten seconds for
+/// each day, so that a drill sees it fire within a minute.
+fn shorten_days(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(|c: char| c.is_ascii_digit()) {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (n, after) = tail.split_at(digits);
+        let word_before = head.ends_with('[') || head.ends_with("offset ");
+        match after.strip_prefix('d') {
+            Some(after) if word_before => {
+                let days: u64 = n.parse().unwrap();
+                out.push_str(&format!("{}s", days * 10));
+                rest = after;
+            }
+            _ => {
+                out.push_str(n);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Prometheus from the shipped config: the exporter's address for `shop-host:9742`,

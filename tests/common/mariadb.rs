@@ -220,6 +220,20 @@ impl MariaDb {
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
+        // A failing test shows what the server said, which is where a lost connection
+        // or a crash is explained.
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- the end of mariadbd's error log (port {}) ---",
+                self.port
+            );
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         if let Some(mut child) = self.child.take() {
             shoehub_exporter::sys::kill(child.id(), shoehub_exporter::sys::SIGCONT);
             shoehub_exporter::sys::kill(child.id(), shoehub_exporter::sys::SIGKILL);

@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod apache;
+pub mod aptrepo;
 pub mod mariadb;
 pub mod tls;
 
@@ -71,8 +72,8 @@ impl Exporter {
 
     /// Starts the binary as the shipped unit runs it, as far as a test can without
     /// systemd: as the unprivileged user `nobody`, in a mount namespace of its own where
-    /// every mount is remounted read-only (`ProtectSystem=strict`, `ReadOnlyPaths=/`). The
-    /// wrapper checks that `/` really is read-only in there before it starts the exporter.
+    /// every mount is remounted read-only (`ProtectSystem=strict`, `ReadOnlyPaths=/`), with
+    /// a private, writable `/tmp` (`PrivateTmp=true`). The wrapper checks that `/` really is read-only in there before it starts the exporter.
     /// (`mount --bind / /` would not do: the process's root stays the mount underneath.)
     /// Mounts made on the host later propagate in (slave propagation), as into a
     /// systemd service's namespace.
@@ -92,10 +93,21 @@ impl Exporter {
         require_tool("unshare", "util-linux");
         require_tool("setpriv", "util-linux");
         // Every mount read-only, as ReadOnlyPaths=/ makes them (each mount's own flag,
-        // in this namespace only); then the check that it took, and the user switch.
+        // in this namespace only). Then PrivateTmp: an empty, writable /tmp and /var/tmp
+        // of its own, into which the tests' own directories (tempfile's `.tmp*`, where
+        // its config and the files it is told to read are) are bound back read-only,
+        // as BindReadOnlyPaths= would; the old /tmp is reached through the working
+        // directory, which the mount does not move. Then the check that / is read-only,
+        // and the user switch.
         const SANDBOX: &str = "for m in $(awk '{print $5}' /proc/self/mountinfo); do \
               mount -o remount,bind,ro \"$m\" 2>/dev/null; done; \
-            grep -q ' / / ro' /proc/self/mountinfo \
+            cd /tmp && mount -t tmpfs -o mode=1777 private-tmp /tmp \
+            && mount -t tmpfs -o mode=1777 private-var-tmp /var/tmp \
+            && for d in .tmp*; do \
+              [ -d \"$d\" ] || continue; \
+              mkdir \"/tmp/$d\" && mount --no-canonicalize --bind \"$d\" \"/tmp/$d\" \
+              && mount -o remount,bind,ro \"/tmp/$d\" || exit 1; done; \
+            cd / && grep -q ' / / ro' /proc/self/mountinfo \
             && exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"";
         let mut wrapper = vec![
             "unshare",
