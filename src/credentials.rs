@@ -226,17 +226,22 @@ fn check_private(
 }
 
 fn read_secret_file(key: &'static str, path: &Path) -> Result<String, CredentialsError> {
-    use std::io::Read;
     let err = |source| CredentialsError::Read {
         key,
         path: path.to_owned(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(err)?;
+    // Opened without waiting, and only if it is a regular file: a FIFO here must not
+    // stall the exporter (nor `check-config`).
+    let file = crate::regular::open(path).map_err(err)?;
     check_private(key, path, &file)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(err)?;
-    Ok(text)
+    let bytes = crate::regular::read_bounded(&file, 64 << 10).map_err(err)?;
+    String::from_utf8(bytes).map_err(|_| {
+        err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })
 }
 
 /// The password file: its content without the trailing newline.

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod exposition;
 pub mod jobs;
 pub mod procfile;
+pub mod regular;
 pub mod scrape;
 pub mod server;
 pub mod state;

@@ -149,6 +149,62 @@ impl<'de> Deserialize<'de> for DurationValue {
     }
 }
 
+/// A size in bytes from the config: a whole number and an optional binary unit
+/// (`1048576`, `512KiB`, `4MiB`, `1GiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::regular::human_bytes(self.0))
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        let unit: u64 = match t[digits..].trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        t[..digits]
+            .parse::<u64>()
+            .ok()
+            .filter(|_| unit > 0)
+            .and_then(|n| n.checked_mul(unit))
+            .map(ByteSize)
+            .ok_or_else(|| {
+                format!("invalid size {s:?}: expected a whole number of bytes, or one with KiB, MiB or GiB, such as 4MiB")
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 fn parse_duration(s: &str) -> Option<Duration> {
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -512,6 +568,12 @@ mod tests {
 
     #[test]
     fn durations_in_prometheus_notation() {
+        let b = |s: &str| s.parse::<ByteSize>().map(|b| b.0);
+        assert_eq!(b("4MiB"), Ok(4 << 20));
+        assert_eq!(b("512 KiB"), Ok(512 << 10));
+        assert_eq!(b("100"), Ok(100));
+        assert!(b("4MB").unwrap_err().contains("such as 4MiB"));
+        assert!(b("MiB").is_err());
         let d = |s: &str| s.parse::<DurationValue>().map(|d| d.0);
         assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(d("1h30m"), Ok(Duration::from_secs(5400)));

@@ -110,6 +110,14 @@ fn a_file_replaced_atomically_mid_scrape_is_never_half_served() {
                 i += 1;
             }
         });
+        // The writer stops however this thread ends, a failed assertion included.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
         let t = Instant::now();
         let mut scrapes = 0;
         while t.elapsed() < Duration::from_secs(2) {

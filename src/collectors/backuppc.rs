@@ -38,6 +38,10 @@ impl Default for BackuppcConfig {
     }
 }
 
+/// A host's `backups` file larger than this is not read: BackupPC writes one line of a
+/// few hundred bytes per backup it keeps.
+const MAX_BACKUPS_FILE: u64 = 16 << 20;
+
 static LAST_GOOD: Family = Family::gauge(
     "shoehub_backuppc_last_good_backup_timestamp_seconds",
     "When the host's newest full or incremental backup ended, Unix time; 0 if none.",
@@ -127,7 +131,7 @@ impl Collector for Backuppc {
         let mut errors = Vec::new();
         for host in &hosts {
             let path = pc.join(host).join("backups");
-            match std::fs::read_to_string(&path) {
+            match crate::regular::read_to_string(&path, MAX_BACKUPS_FILE) {
                 Ok(text) => {
                     let (rows, bad) = backuppc::parse(&text);
                     if let Some(first) = bad.first() {

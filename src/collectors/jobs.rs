@@ -105,7 +105,7 @@ impl Jobs {
                     return None;
                 }
                 let path = e.path();
-                let state = std::fs::read(&path)
+                let state = crate::regular::read(&path, job::MAX_STATE_BYTES)
                     .map_err(|err| format!("{}: {err}", path.display()))
                     .and_then(|bytes| {
                         job::parse(&path, &bytes).map_err(|err| crate::error_chain(&err))

@@ -7,15 +7,23 @@
 //! reported (`node_textfile_scrape_error 1`, logged once); the other files are served.
 //! Writers should replace files atomically (write a temporary file, rename it over the
 //! old one), as node_exporter's documentation says; a file read mid-write is dropped,
-//! never half served.
+//! never half served: one that changed while it was read, or whose last line has no
+//! newline (the format ends every line with one), is dropped for that scrape.
+//!
+//! Only regular files are read (a FIFO or a device named `*.prom` is an error of that
+//! file), each up to `max_file_bytes` and all of them up to `max_total_bytes`. Files are
+//! checked against each other on parsed series (name and sorted labels), in one pass:
+//! a later file that repeats a series of an earlier one (in any label order, with any
+//! value), or gives a shared family another type or help, is dropped with the reason.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use crate::value::DurationValue;
+use crate::regular;
+use crate::value::{ByteSize, DurationValue};
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
@@ -28,6 +36,10 @@ pub struct TextfileConfig {
     pub enabled: bool,
     /// How long one scrape may read the files.
     pub timeout: DurationValue,
+    /// A larger file is not read, and is reported.
+    pub max_file_bytes: ByteSize,
+    /// Files beyond this much in one scrape (in name order) are not read, and reported.
+    pub max_total_bytes: ByteSize,
 }
 
 impl Default for TextfileConfig {
@@ -36,6 +48,8 @@ impl Default for TextfileConfig {
             directory: PathBuf::from("/var/lib/shoehub-exporter/textfile"),
             enabled: true,
             timeout: DurationValue(Duration::from_secs(5)),
+            max_file_bytes: ByteSize(4 << 20),
+            max_total_bytes: ByteSize(32 << 20),
         }
     }
 }
@@ -56,6 +70,15 @@ pub struct TextFamily {
     pub help: Option<String>,
     pub kind: String,
     pub samples: Vec<String>,
+    /// Each sample's series: its name and sorted labels, one string.
+    pub series: Vec<String>,
+}
+
+/// How much one scrape reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub file: u64,
+    pub total: u64,
 }
 
 pub struct Textfile {
@@ -64,16 +87,23 @@ pub struct Textfile {
     reserved: Vec<&'static str>,
     remote: bool,
     timeout: Duration,
+    bounds: Bounds,
 }
 
 impl Textfile {
-    pub fn new(dir: PathBuf, reserved: Vec<&'static str>, timeout: Duration) -> Textfile {
+    pub fn new(
+        dir: PathBuf,
+        reserved: Vec<&'static str>,
+        timeout: Duration,
+        bounds: Bounds,
+    ) -> Textfile {
         let remote = super::is_remote_fs(&dir);
         Textfile {
             dir,
             reserved,
             remote,
             timeout,
+            bounds,
         }
     }
 
@@ -189,13 +219,41 @@ fn parse_sample(line: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), format!("{labels:?}")))
 }
 
+/// A textfile's text and modification time, if it was read whole: a regular file of at
+/// most `limit` bytes, unchanged while it was read, and ending in a newline.
+fn read_whole(path: &Path, limit: u64) -> Result<(String, SystemTime), String> {
+    let file = regular::open(path).map_err(|e| e.to_string())?;
+    let stamp = |m: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        // Not ctime: a file renamed over this one changes this one's (its link count).
+        (m.len(), m.mtime(), m.mtime_nsec())
+    };
+    let before = file.metadata().map_err(|e| e.to_string())?;
+    let bytes = regular::read_bounded(&file, limit).map_err(|e| e.to_string())?;
+    // The open file's own: a file renamed over this path meanwhile is the next read's.
+    let after = file.metadata().map_err(|e| e.to_string())?;
+    if stamp(&before) != stamp(&after) || bytes.len() as u64 != after.len() {
+        return Err(
+            "changed while it was read (write a temporary file and rename it over this one)"
+                .to_owned(),
+        );
+    }
+    if bytes.last().is_some_and(|b| *b != b'\n') {
+        return Err("the last line has no newline: the file is being written, or was cut (write a temporary file and rename it over this one)".to_owned());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
+    let mtime = before.modified().map_err(|e| e.to_string())?;
+    Ok((text, mtime))
+}
+
 /// Parses a whole file into families, or says why the file is dropped.
 pub fn parse_file(
     text: &str,
     reserved: impl Fn(&str) -> bool,
 ) -> Result<BTreeMap<String, TextFamily>, String> {
     let mut families: BTreeMap<String, TextFamily> = BTreeMap::new();
-    let mut series = BTreeSet::new();
+    let mut series = HashSet::new();
+    let mut allowed: HashSet<String> = HashSet::new();
     let mut typed = BTreeSet::new();
     for (i, raw) in text.lines().enumerate() {
         let at = |e: String| format!("line {}: {e}", i + 1);
@@ -236,12 +294,17 @@ pub fn parse_file(
         }
         let (name, labels) = parse_sample(line).map_err(at)?;
         let family = family_of(&name, &families).to_owned();
-        if reserved(&family) || reserved(&name) {
-            return Err(at(format!(
-                "{name} is a metric this exporter serves itself; rename it in the file"
-            )));
+        // Each name is checked once: the reserved list is long, the series many.
+        if !allowed.contains(&name) {
+            if reserved(&family) || reserved(&name) {
+                return Err(at(format!(
+                    "{name} is a metric this exporter serves itself; rename it in the file"
+                )));
+            }
+            allowed.insert(name.clone());
         }
-        if !series.insert((name.clone(), labels)) {
+        let key = format!("{name}{labels}");
+        if !series.insert(key.clone()) {
             return Err(at(format!("{name} repeats a series")));
         }
         let f = families.entry(family).or_default();
@@ -249,6 +312,7 @@ pub fn parse_file(
             f.kind = "untyped".to_owned();
         }
         f.samples.push(line.to_owned());
+        f.series.push(key);
     }
     families.retain(|_, f| !f.samples.is_empty());
     Ok(families)
@@ -263,7 +327,15 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
     Ok(super::blocking(c.enabled, || {
         let mut reserved = env.reserved.clone();
         reserved.extend(SERVED.names());
-        Textfile::new(c.directory.clone(), reserved, c.timeout.get())
+        Textfile::new(
+            c.directory.clone(),
+            reserved,
+            c.timeout.get(),
+            Bounds {
+                file: c.max_file_bytes.get(),
+                total: c.max_total_bytes.get(),
+            },
+        )
     }))
 }
 
@@ -300,24 +372,33 @@ impl Collector for Textfile {
         };
         paths.sort();
         let mut merged: BTreeMap<String, TextFamily> = BTreeMap::new();
+        // Every series served so far, and the file it came from.
+        let mut served: HashSet<String> = HashSet::new();
         let mut mtimes = Vec::new();
         let mut errors = Vec::new();
+        let mut budget = self.bounds.total;
         for path in &paths {
             let file = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let read = std::fs::read_to_string(path).and_then(|t| {
-                let m = std::fs::metadata(path)?.modified()?;
-                Ok((t, m))
-            });
-            let (text, mtime) = match read {
+            let limit = self.bounds.file.min(budget);
+            let (text, mtime) = match read_whole(path, limit) {
                 Ok(x) => x,
+                Err(e) if limit < self.bounds.file && e.starts_with("larger than") => {
+                    errors.push(format!(
+                        "{}: not read: the files before it use up textfile.max_total_bytes ({})",
+                        path.display(),
+                        regular::human_bytes(self.bounds.total)
+                    ));
+                    continue;
+                }
                 Err(e) => {
                     errors.push(format!("{}: {e}", path.display()));
                     continue;
                 }
             };
+            budget -= text.len() as u64;
             let parsed = parse_file(&text, |n| self.is_reserved(n)).and_then(|fams| {
                 // Families shared with an earlier file must agree, and not repeat series.
                 for (name, f) in &fams {
@@ -325,9 +406,12 @@ impl Collector for Textfile {
                         if prev.kind != f.kind {
                             return Err(format!("{name} is a {} in another file", prev.kind));
                         }
-                        if f.samples.iter().any(|s| prev.samples.contains(s)) {
-                            return Err(format!("{name} repeats a series of another file"));
+                        if f.help.is_some() && prev.help.is_some() && prev.help != f.help {
+                            return Err(format!("{name} has another HELP in another file"));
                         }
+                    }
+                    if let Some(s) = f.series.iter().find(|s| served.contains(*s)) {
+                        return Err(format!("{name} repeats the series {s} of another file"));
                     }
                 }
                 Ok(fams)
@@ -336,10 +420,15 @@ impl Collector for Textfile {
                 Ok(fams) => {
                     for (name, f) in fams {
                         let m = merged.entry(name).or_insert_with(|| TextFamily {
-                            help: f.help.clone(),
+                            help: None,
                             kind: f.kind.clone(),
                             samples: Vec::new(),
+                            series: Vec::new(),
                         });
+                        if m.help.is_none() {
+                            m.help = f.help;
+                        }
+                        served.extend(f.series);
                         m.samples.extend(f.samples);
                     }
                     let secs = mtime
@@ -424,6 +513,10 @@ mod tests {
             PathBuf::new(),
             vec!["node_memory_", "node_load1", "shoehub_exporter_build_info"],
             Duration::from_secs(5),
+            Bounds {
+                file: 1 << 20,
+                total: 1 << 20,
+            },
         );
         assert!(t.is_reserved("node_memory_MemTotal_bytes"));
         assert!(t.is_reserved("node_load1"));

@@ -79,15 +79,79 @@ pub struct Config {
     pub alerts: AlertsConfig,
 }
 
+/// A config file larger than this is refused before it is parsed.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Nesting deeper than this (block indentation levels, or flow brackets) is refused
+/// before parsing: what the YAML parser spends grows much faster than the text with
+/// nesting, and no setting needs more than a few levels.
+pub const MAX_NESTING: usize = 32;
+
+/// Refuses a YAML text nested deeper than [`MAX_NESTING`], in one pass over it. Quotes
+/// and comments are followed line by line, which is enough for a bound.
+pub fn check_nesting(text: &str) -> Result<(), String> {
+    let too_deep = |line: usize| {
+        Err(format!(
+            "line {line}: nested deeper than {MAX_NESTING} levels; no setting needs that many"
+        ))
+    };
+    let mut flow = 0usize;
+    let mut indents: Vec<usize> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let content = line.trim_start_matches([' ', '-']);
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if flow == 0 {
+            let indent = line.len() - content.len();
+            while indents.last().is_some_and(|&d| d > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+            if indents.len() > MAX_NESTING {
+                return too_deep(i + 1);
+            }
+        }
+        let mut quote = None;
+        let mut prev = ' ';
+        let mut escaped = false;
+        for c in line.chars() {
+            match quote {
+                Some('"') if escaped => escaped = false,
+                Some('"') if c == '\\' => escaped = true,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' => quote = Some(c),
+                    '#' if prev == ' ' => break,
+                    '[' | '{' => {
+                        flow += 1;
+                        if flow > MAX_NESTING {
+                            return too_deep(i + 1);
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads `path`, or the built-in defaults when there is none.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
+        let text = crate::regular::read_to_string(path, MAX_FILE_BYTES).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         Config::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
@@ -97,6 +161,7 @@ impl Config {
 
     /// Parses a configuration text; an empty document means all defaults.
     pub fn parse(text: &str) -> Result<Config, String> {
+        check_nesting(text)?;
         if text.trim().is_empty()
             || text
                 .lines()

@@ -25,9 +25,8 @@ impl Pem {
     pub fn read(&self) -> Result<Vec<u8>, String> {
         match self {
             Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
-            Pem::File(path) => {
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-            }
+            Pem::File(path) => crate::regular::read(path, 1 << 20)
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
         }
     }
 
@@ -134,10 +133,13 @@ const HEADERS: [&str; 5] = [
 impl WebFile {
     /// Loads and checks `path`.
     pub fn load(path: &Path) -> Result<WebFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            crate::regular::read_to_string(path, super::MAX_FILE_BYTES).map_err(|source| {
+                ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         WebFile::parse(&text, base).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
@@ -147,6 +149,7 @@ impl WebFile {
 
     /// Parses a web config text; relative file names are taken from `base`.
     pub fn parse(text: &str, base: &Path) -> Result<WebFile, String> {
+        super::check_nesting(text)?;
         let raw = if text.lines().all(|l| {
             let l = l.trim();
             l.is_empty() || l.starts_with('#')

@@ -248,7 +248,7 @@ fn describe(plan: &Plan) -> String {
 
 /// `ansible-playbook --check --diff PLAYBOOK`, its output shown on stderr.
 fn check_run(playbook: &Path) -> Result<CheckRun, UpdateError> {
-    let content = std::fs::read(playbook)
+    let content = crate::regular::read(playbook, crate::config::MAX_FILE_BYTES)
         .map_err(|e| UpdateError::Check(format!("{}: {e}", playbook.display())))?;
     let out = Command::new("ansible-playbook")
         .arg("--check")

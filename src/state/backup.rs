@@ -173,7 +173,7 @@ pub struct Entry {
 }
 
 fn check(path: &Path) -> (State, Option<Manifest>, u64) {
-    let text = match std::fs::read(path.join(MANIFEST)) {
+    let text = match crate::regular::read(&path.join(MANIFEST), super::job::MAX_STATE_BYTES * 16) {
         Ok(t) => t,
         Err(e) => return (State::Corrupt(format!("no manifest: {e}")), None, 0),
     };
@@ -260,7 +260,7 @@ pub fn read(dir: &Dir) -> Entry {
         };
     }
     let (state, manifest, size) = check(&dir.path);
-    let verified = std::fs::read(dir.path.join(VERIFIED))
+    let verified = crate::regular::read(&dir.path.join(VERIFIED), super::job::MAX_STATE_BYTES)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     Entry {

@@ -127,6 +127,10 @@ pub fn valid_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
+/// A state file larger than this is not read: the exporter writes them, and they hold
+/// a few hundred bytes.
+pub const MAX_STATE_BYTES: u64 = 1 << 20;
+
 pub fn path(state_dir: &Path, job: &str) -> PathBuf {
     state_dir.join(format!("{job}.json"))
 }
@@ -134,7 +138,7 @@ pub fn path(state_dir: &Path, job: &str) -> PathBuf {
 /// Reads a job's state; a job that never ran has the default state.
 pub fn read(state_dir: &Path, job: &str) -> Result<JobState, StateError> {
     let p = path(state_dir, job);
-    match std::fs::read(&p) {
+    match crate::regular::read(&p, MAX_STATE_BYTES) {
         Ok(bytes) => parse(&p, &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState {
             job: job.to_owned(),

@@ -77,7 +77,8 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, StateError> {
-    match std::fs::read(path) {
+    // A plan lists every package with its diff: far more than a job's state.
+    match crate::regular::read(path, super::job::MAX_STATE_BYTES * 64) {
         Ok(bytes) => {
             serde_json::from_slice(&bytes)
                 .map(Some)

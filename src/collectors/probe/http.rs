@@ -304,8 +304,9 @@ fn tls_config(cfg: &ProbeConfig) -> Result<Arc<ClientConfig>, String> {
     } else {
         let file = cfg.tls_ca_file.clone().unwrap_or_else(|| SYSTEM_CAS.into());
         let mut roots = RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(&file)
+        let pem = crate::regular::read(&file, 16 << 20)
             .map_err(|e| format!("cannot read CA certificates from {}: {e}", file.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem);
         for c in certs {
             let c = c.map_err(|e| format!("{}: {e}", file.display()))?;
             roots

@@ -207,7 +207,9 @@ impl Follower {
     /// Opens the path; `false` when there is no file yet.
     fn open_path(&mut self) -> Result<bool, FollowError> {
         let path = self.path.clone();
-        let file = match File::open(&path) {
+        // Without waiting: a FIFO put in the log's place must not stall the follower
+        // (and every other log with it); it is refused below as not a file.
+        let file = match crate::regular::open_nonblocking(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if let Some(Err(e)) = path.parent().map(std::fs::metadata) {
@@ -312,7 +314,7 @@ impl Follower {
         candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
         let start = offset - self.fingerprint.len() as u64;
         for (_, path) in candidates {
-            let Ok(mut f) = File::open(&path) else {
+            let Ok(mut f) = crate::regular::open(&path) else {
                 continue;
             };
             let mut head = vec![0; self.fingerprint.len()];
