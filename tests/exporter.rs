@@ -689,6 +689,9 @@ fn bad_config_files_name_the_file_the_key_and_the_position() {
         ("web:\n  header_read_timeout: 5 seconds\n", &["web.header_read_timeout", "invalid duration", "line 2"]),
         ("system:\n  cpu:\n    enabled: maybe\n", &["system.cpu.enabled", "expected a boolean", "line 3"]),
         ("web:\n  max_requests: -1\n", &["web.max_requests", "line 2"]),
+        ("web:\n  max_connections: 0\n", &["web.max_connections: 0 would refuse every request"]),
+        ("web:\n  write_timeout: 0s\n", &["web.write_timeout: 0s would cut every connection"]),
+        ("textfile:\n  max_file_bytes: 4MB\n", &["textfile.max_file_bytes", "such as 4MiB", "line 2"]),
         ("dashboard:\n  title: x\n  rows:\n    - title: r\n      panels:\n        - title: p\n          span: 13\n", &["dashboard.rows[0].panels[0].span", "span 13", "at line "]),
     ];
     for (text, expected) in cases {
@@ -756,6 +759,62 @@ fn sigterm_shuts_down_gracefully() {
     };
     assert!(status.success(), "{status}: {}", e.stderr());
     assert!(e.stderr().contains("SIGTERM received"));
+}
+
+#[test]
+fn sigterm_stops_within_five_seconds_while_a_collector_is_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_procfs(dir.path());
+    // A FIFO without a writer: the host collector blocks in open() for good, and its
+    // own timeout (30 s) holds the scrape that runs it.
+    std::fs::remove_file(dir.path().join("loadavg")).unwrap();
+    mkfifo(&dir.path().join("loadavg"));
+    let mut e = Exporter::start(&format!(
+        "system:\n  procfs: {}\n  host:\n    pressure: false\n    timeout: 30s\n",
+        dir.path().display()
+    ));
+    let port = e.port;
+    // A scrape in flight, stuck on the collector.
+    let scrape = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+    });
+    // Wait for the stuck thread: the kernel shows it waiting for the FIFO's writer.
+    let t = Instant::now();
+    while !std::fs::read_dir(format!("/proc/{}/task", e.child.id()))
+        .unwrap()
+        .flatten()
+        .any(|task| {
+            std::fs::read_to_string(task.path().join("wchan"))
+                .is_ok_and(|w| w.contains("wait_for_partner") || w.contains("fifo"))
+        })
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no collector blocked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    shoehub_exporter::sys::kill(e.child.id(), shoehub_exporter::sys::SIGTERM);
+    let t = Instant::now();
+    loop {
+        if e.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still running {:?} after SIGTERM: {}",
+            t.elapsed(),
+            e.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(e.stderr().contains("stopped"), "{}", e.stderr());
+    scrape.join().unwrap();
 }
 
 #[test]

@@ -336,3 +336,96 @@ fn a_textfile_rewritten_in_place_is_never_half_served() {
     assert_eq!(m.value("site_orders", &[("shop", "b")]), Some(2.0));
     assert_eq!(m.value("node_textfile_scrape_error", &[]), Some(0.0));
 }
+
+/// Whether `/-/healthy` answers 200 on a new connection within a few seconds.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    if s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got.starts_with(b"HTTP/1.1 200")
+}
+
+#[test]
+fn clients_that_never_read_are_cut_and_quiet_ones_closed() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A textfile that makes every answer a megabyte or so.
+    let mut text = String::from("# TYPE site_padding gauge\n");
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "site_padding{{n=\"{i}\",pad=\"{}\"}} 1\n",
+            "p".repeat(20)
+        ));
+    }
+    std::fs::write(d.join("padding.prom"), text).unwrap();
+    let e = Exporter::start(&format!(
+        "textfile:\n  directory: {}\nweb:\n  max_connections: 4\n  write_timeout: 1s\n  idle_timeout: 2s\n  header_read_timeout: 30s\n",
+        d.display()
+    ));
+    // Every connection the exporter allows, each with requests it never reads answers to.
+    let hogs: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+            let req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(40);
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Prometheus gets through once the hogs are cut.
+    let t = Instant::now();
+    loop {
+        if healthy(e.port) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "clients that never read hold every connection"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        timed_metrics(&e).value("site_padding", &[("n", "0"), ("pad", &"p".repeat(20))]),
+        Some(1.0)
+    );
+    // The hogs were closed by the exporter: reading what it sent ends, at a close.
+    for mut h in hogs {
+        h.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match h.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    // A kept-alive connection that goes quiet is closed after idle_timeout.
+    let mut quiet = std::net::TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+    quiet
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match quiet.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(err) => panic!("the quiet connection was not closed: {err}"),
+        }
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+}

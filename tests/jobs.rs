@@ -327,3 +327,35 @@ fn ansible_recap_from_a_real_playbook() {
         Some(2.0)
     );
 }
+
+#[test]
+fn a_300_mb_line_of_output_costs_bounded_memory() {
+    let jobs = Jobs::new();
+    let prlimit = require_tool("prlimit", "util-linux");
+    // The runner's address space capped at 256 MiB: holding the line whole (300 MB, and
+    // its copies) fails; bounded reading passes. The command is limited the same way,
+    // and needs little.
+    let mut cmd = Command::new(prlimit);
+    cmd.arg("--as=268435456")
+        .arg(BIN)
+        .args(["job", "run", "flood", "--config"])
+        .arg(jobs.config_file())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "head -c 300000000 /dev/zero | tr '\\0' x; echo; echo done",
+        ])
+        .stdout(Stdio::null());
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = jobs.state("flood");
+    assert_eq!(state["last"]["exit_code"], 0, "{state}");
+    let tail = state["last"]["tail"].to_string();
+    assert!(tail.contains("done") && tail.contains("xxx"), "{tail}");
+    assert!(tail.len() < 4096, "{} bytes of tail", tail.len());
+}

@@ -330,3 +330,100 @@ fn bad_web_config_files_are_refused_with_the_file_and_the_reason() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("web.yml: valid"));
 }
+
+/// A raw `GET /metrics` with basic authentication; the status, or 0 without an answer.
+fn status_with(port: u16, user_password: &str) -> u16 {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(user_password);
+    common::http(
+        "GET",
+        port,
+        "/metrics",
+        &[("Authorization", &format!("Basic {b}"))],
+    )
+    .status
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_costs_bounded_work_and_queues_no_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Cost 10, the toolkit's usual: some 50 ms a check when optimised.
+    let hash = bcrypt::hash("flood-pass-5521", 10).unwrap();
+    let e = start_with_web(
+        dir.path(),
+        &format!("basic_auth_users:\n  prometheus: {hash}\n"),
+        &[],
+    );
+    let port = e.port;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let denied = std::sync::atomic::AtomicUsize::new(0);
+    let busy = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
+        // The flood comes from another address than Prometheus (127.0.0.2, through
+        // curl's --interface), sixteen clients at once, each trying again at once.
+        for i in 0..16 {
+            let (stop, denied, busy) = (&stop, &denied, &busy);
+            let url = format!("http://127.0.0.1:{port}/metrics");
+            s.spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (code, _) = curl(
+                        &url,
+                        &[
+                            "--interface",
+                            "127.0.0.2",
+                            "-u",
+                            &format!("prometheus:guess-{i}"),
+                        ],
+                    );
+                    match code {
+                        401 => denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        429 => busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                        other => panic!("a wrong password got {other}"),
+                    };
+                }
+            });
+        }
+        // The flood is under way: some checks have failed.
+        let t = Instant::now();
+        while denied.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+            assert!(t.elapsed() < Duration::from_secs(30), "no check ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The right password, never seen yet, from Prometheus' address: one check of
+        // the flood's address ahead of it at most, so 200 at the first try (429 would
+        // say it was turned away).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let code = status_with(port, "prometheus:flood-pass-5521");
+            if code == 200 {
+                break;
+            }
+            assert_eq!(code, 429, "try {tries}");
+            assert!(
+                tries < 3,
+                "the right password was turned away {tries} times"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Seen once: it never waits again, however long the flood goes on.
+        for _ in 0..20 {
+            assert_eq!(status_with(port, "prometheus:flood-pass-5521"), 200);
+        }
+        // Wrong passwords were checked at most ten a second; the rest were turned away.
+        let checks_before = denied.load(std::sync::atomic::Ordering::Relaxed);
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        let checked = denied.load(std::sync::atomic::Ordering::Relaxed) - checks_before;
+        let rate = checked as f64 / t.elapsed().as_secs_f64();
+        assert!(rate <= 11.0, "{rate:.1} failed checks a second");
+        assert!(busy.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    });
+}

@@ -53,7 +53,6 @@ struct Seen {
 
 pub struct Backups {
     destination: PathBuf,
-    remote: bool,
     timeout: Duration,
     /// Backup directories read, by name: read again only when the directory changes.
     seen: Mutex<HashMap<String, Seen>>,
@@ -61,10 +60,8 @@ pub struct Backups {
 
 impl Backups {
     pub fn new(destination: PathBuf, timeout: Duration) -> Backups {
-        let remote = super::is_remote_fs(&destination);
         Backups {
             destination,
-            remote,
             timeout,
             seen: Mutex::new(HashMap::new()),
         }
@@ -101,11 +98,6 @@ impl Collector for Backups {
 
     fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// A backup destination on a network filesystem can hang.
-    fn may_block(&self) -> bool {
-        self.remote
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {

@@ -74,18 +74,12 @@ static PLAN_PACKAGES: Family = Family::gauge(
 
 pub struct Jobs {
     dir: PathBuf,
-    remote: bool,
     timeout: Duration,
 }
 
 impl Jobs {
     pub fn new(dir: PathBuf, timeout: Duration) -> Jobs {
-        let remote = super::is_remote_fs(&dir);
-        Jobs {
-            dir,
-            remote,
-            timeout,
-        }
+        Jobs { dir, timeout }
     }
 
     /// Every state file: (job, state or why not).
@@ -181,12 +175,6 @@ impl Collector for Jobs {
 
     fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// A few small files on a local disk, in the page cache after their first read,
-    /// cost less than a thread hand-off; on a network filesystem they go to the pool.
-    fn may_block(&self) -> bool {
-        self.remote
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {

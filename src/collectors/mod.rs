@@ -237,24 +237,6 @@ impl<C: Collector> From<Arc<C>> for AnyCollector {
     }
 }
 
-/// Whether `path` (or, while it does not exist, its nearest existing ancestor) is on a
-/// network or FUSE filesystem, where a read can wait on a server.
-pub fn is_remote_fs(path: &Path) -> bool {
-    const REMOTE: [i64; 7] = [
-        0x6969,      // NFS
-        0x517B,      // SMB
-        0xFF53_4D42, // CIFS
-        0xFE53_4D42, // SMB2
-        0x6573_5546, // FUSE
-        0x00C3_6400, // Ceph
-        0x0102_1997, // 9p
-    ];
-    let Some(existing) = path.ancestors().find(|p| p.exists()) else {
-        return false;
-    };
-    crate::sys::fs_type(existing).map_or(true, |t| REMOTE.contains(&t))
-}
-
 /// Whether `dir` is a mounted procfs (its files raise POLLPRI on mount changes).
 pub fn is_procfs(dir: &Path) -> bool {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;

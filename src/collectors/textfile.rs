@@ -85,7 +85,6 @@ pub struct Textfile {
     dir: PathBuf,
     /// Names (and `_`-ended prefixes) the exporter serves itself.
     reserved: Vec<&'static str>,
-    remote: bool,
     timeout: Duration,
     bounds: Bounds,
 }
@@ -97,11 +96,9 @@ impl Textfile {
         timeout: Duration,
         bounds: Bounds,
     ) -> Textfile {
-        let remote = super::is_remote_fs(&dir);
         Textfile {
             dir,
             reserved,
-            remote,
             timeout,
             bounds,
         }
@@ -350,11 +347,6 @@ impl Collector for Textfile {
 
     fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// Small files on a local disk are read inline; on a network filesystem, on the pool.
-    fn may_block(&self) -> bool {
-        self.remote
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {

@@ -179,6 +179,23 @@ impl Config {
 
     /// Rules that span keys, which serde cannot check one value at a time.
     fn validate(&self) -> Result<(), String> {
+        self.web.validate()?;
+        for (key, n) in [
+            (
+                "textfile.max_file_bytes",
+                self.textfile.max_file_bytes.get(),
+            ),
+            (
+                "textfile.max_total_bytes",
+                self.textfile.max_total_bytes.get(),
+            ),
+        ] {
+            if n == 0 {
+                return Err(format!(
+                    "{key}: 0 would refuse every file; give a size such as 4MiB"
+                ));
+            }
+        }
         crate::collectors::weblog::validate(&self.weblogs)?;
         crate::collectors::probe::validate(&self.probes)?;
         if let Some(m) = &self.mysql {
@@ -242,8 +259,40 @@ pub struct WebConfig {
     pub max_connections: usize,
     /// How long a client may take to send its request headers.
     pub header_read_timeout: DurationValue,
+    /// How long a response may wait for a client that does not read it.
+    pub write_timeout: DurationValue,
+    /// How long a kept-alive connection may stay quiet before it is closed.
+    pub idle_timeout: DurationValue,
     /// Subtracted from Prometheus' scrape timeout to leave time to answer.
     pub timeout_offset: DurationValue,
+}
+
+impl WebConfig {
+    /// Bounds that would refuse every connection or cut every answer are mistakes.
+    fn validate(&self) -> Result<(), String> {
+        for (key, n) in [
+            ("web.max_requests", self.max_requests),
+            ("web.max_connections", self.max_connections),
+        ] {
+            if n == 0 {
+                return Err(format!(
+                    "{key}: 0 would refuse every request; give at least 1"
+                ));
+            }
+        }
+        for (key, d) in [
+            ("web.header_read_timeout", self.header_read_timeout),
+            ("web.write_timeout", self.write_timeout),
+            ("web.idle_timeout", self.idle_timeout),
+        ] {
+            if d.get().is_zero() {
+                return Err(format!(
+                    "{key}: 0s would cut every connection; give a duration such as 30s"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for WebConfig {
@@ -254,6 +303,8 @@ impl Default for WebConfig {
             max_requests: 10,
             max_connections: 256,
             header_read_timeout: DurationValue(Duration::from_secs(5)),
+            write_timeout: DurationValue(Duration::from_secs(30)),
+            idle_timeout: DurationValue(Duration::from_secs(120)),
             timeout_offset: DurationValue(Duration::from_millis(500)),
         }
     }

@@ -103,31 +103,59 @@ impl Output {
     }
 }
 
-/// Copies `from` to `to` line by line, feeding `out`.
+/// Bytes of one line looked at (the Ansible recap's lines are far shorter; the tail keeps
+/// [`TAIL_LINE_BYTES`] of them): the rest of a longer line is copied through, not kept.
+const LINE_KEEP: usize = 4096;
+
+/// Copies `from` to `to` as it comes, feeding `out` line by line. Memory stays bounded
+/// whatever the command prints: at most [`LINE_KEEP`] bytes of a line and
+/// [`JSON_LIMIT`] of JSON are kept, however long a line is.
 fn pump(from: impl Read, mut to: impl Write, out: &Mutex<Output>, watch_json: bool) {
-    let mut reader = BufReader::new(from);
-    let mut buf = Vec::new();
-    let mut first = true;
+    let mut reader = BufReader::with_capacity(64 << 10, from);
+    let mut line: Vec<u8> = Vec::new();
+    let mut json_decided = !watch_json;
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let _ = to.write_all(&buf);
-        let _ = to.flush();
+        let chunk = match reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(c) => c,
+        };
+        let (piece, ended) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..=i], true),
+            None => (chunk, false),
+        };
+        let _ = to.write_all(piece);
         let Ok(mut o) = out.lock() else { return };
-        if watch_json && first && buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            o.json = Some(Vec::new());
-        }
-        first = false;
-        if let Some(j) = o.json.as_mut() {
-            if j.len() + buf.len() <= JSON_LIMIT {
-                j.extend_from_slice(&buf);
+        if !json_decided {
+            // JSON output is a document whose first byte (after blanks) is `{`.
+            if let Some(b) = piece.iter().find(|b| !b.is_ascii_whitespace()) {
+                if *b == b'{' {
+                    o.json = Some(Vec::new());
+                }
+                json_decided = true;
             }
         }
-        let text = String::from_utf8_lossy(&buf);
-        o.line(text.trim_end_matches(['\n', '\r']));
+        if let Some(j) = o.json.as_mut() {
+            let room = JSON_LIMIT.saturating_sub(j.len()).min(piece.len());
+            j.extend_from_slice(&piece[..room]);
+        }
+        let room = LINE_KEEP.saturating_sub(line.len()).min(piece.len());
+        line.extend_from_slice(&piece[..room]);
+        let n = piece.len();
+        if ended {
+            let _ = to.flush();
+            let text = String::from_utf8_lossy(&line);
+            o.line(text.trim_end_matches(['\n', '\r']));
+            line.clear();
+        }
+        drop(o);
+        reader.consume(n);
+    }
+    let _ = to.flush();
+    if !line.is_empty() {
+        if let Ok(mut o) = out.lock() {
+            let text = String::from_utf8_lossy(&line);
+            o.line(text.trim_end_matches(['\n', '\r']));
+        }
     }
 }
 

@@ -38,10 +38,12 @@ pub mod auth;
 mod body;
 mod negotiate;
 mod run;
+mod timed;
 pub mod tls;
 
 pub use negotiate::{accepts_gzip, negotiate_format};
 pub use run::{access, run, RunError};
+pub use timed::Timeouts;
 
 /// What the server needs to know beyond the engine.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct ServerSettings {
     pub max_requests: usize,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// How long a connection may wait on a peer that reads nothing or sends nothing.
+    pub timeouts: Timeouts,
     /// How long open connections get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// TLS for every connection, when the web config file asks for it.
@@ -121,6 +125,7 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        let stream = timed::Timed::new(stream, state.settings.timeouts);
         let guard = ConnectionGuard::new(&open);
         let st = Arc::clone(&state);
         let builder = builder.clone();
@@ -170,7 +175,7 @@ async fn connection<I>(
         TokioIo::new(io),
         service_fn(move |req| {
             let st = Arc::clone(&st);
-            async move { Ok::<_, Infallible>(handle(req, &st).await) }
+            async move { Ok::<_, Infallible>(handle(req, &st, peer.ip()).await) }
         }),
     );
     if let Err(e) = watcher.watch(conn).await {
@@ -193,15 +198,23 @@ impl Drop for ConnectionGuard {
     }
 }
 
-async fn handle(req: Request<Incoming>, st: &State) -> Response<Chunks> {
+async fn handle(req: Request<Incoming>, st: &State, peer: std::net::IpAddr) -> Response<Chunks> {
     let path = req.uri().path();
     let is_metrics = path == st.settings.telemetry_path;
     let get_like = req.method() == Method::GET || req.method() == Method::HEAD;
-    let allowed = match &st.settings.auth {
-        None => true,
-        Some(auth) => auth.allows(req.headers().get(AUTHORIZATION)).await,
+    let verdict = match &st.settings.auth {
+        None => auth::Verdict::Allowed,
+        Some(auth) => auth.check(req.headers().get(AUTHORIZATION), peer).await,
     };
-    let mut response = if !allowed {
+    let mut response = if verdict == auth::Verdict::Busy {
+        let mut r = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many unchecked credentials at once; try again shortly\n",
+        );
+        r.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    } else if verdict == auth::Verdict::Denied {
         unauthorized()
     } else if is_metrics {
         if get_like {

@@ -99,13 +99,27 @@ pub fn run(config: &Config, web: &WebFile, collectors: Vec<AnyCollector>) -> Res
             max_requests: config.web.max_requests,
             max_connections: config.web.max_connections,
             header_read_timeout: config.web.header_read_timeout.get(),
-            shutdown_grace: Duration::from_secs(5),
+            timeouts: super::Timeouts {
+                write: config.web.write_timeout.get(),
+                idle: config.web.idle_timeout.get(),
+            },
+            shutdown_grace: SHUTDOWN_GRACE,
             tls,
             auth,
             headers,
         };
         serve(listener, engine, settings, shutdown).await;
-        info!("stopped");
-        Ok(())
-    })
+        Ok::<(), RunError>(())
+    })?;
+    // A collector thread stuck in the kernel (a hung network filesystem) would hold a
+    // plain drop of the runtime for as long as it stays stuck: it is left behind.
+    runtime.shutdown_timeout(RUNTIME_GRACE);
+    info!("stopped");
+    Ok(())
 }
+
+/// After SIGTERM, open requests get this long to finish...
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// ...and the runtime's threads this long after them: the process exits within four
+/// seconds whatever a collector does.
+const RUNTIME_GRACE: Duration = Duration::from_millis(500);

@@ -138,9 +138,12 @@ impl Mysql {
     /// query fail fast instead of queueing behind it), a server-side statement limit,
     /// and the exporter's statements kept out of the slow query log.
     async fn connect(&self) -> Result<Session, CollectError> {
-        let opts = self
-            .credentials
-            .options()
+        // The password and defaults files are read on the blocking pool: a file on a
+        // stuck disk must not hold the thread that answers HTTP. The deadline bounds it.
+        let credentials = self.credentials.clone();
+        let opts = tokio::task::spawn_blocking(move || credentials.options())
+            .await
+            .map_err(|e| CollectError::Remote(format!("reading the credentials failed: {e}")))?
             .map_err(|e| CollectError::Remote(crate::error_chain(&e)))?;
         let mut conn = Conn::new(opts)
             .await
