@@ -1,7 +1,8 @@
 //! Fault drills through the shipped chain: the exporter as its unit runs it (as
 //! `nobody`, every mount read-only in its namespace), Prometheus from the shipped
-//! `prometheus.yml`, the rules from `generate alerts` (every `for:` sixty times shorter,
-//! a day of history ten seconds), and Alertmanager from the shipped `alertmanager.yml` with its receivers
+//! `prometheus.yml`, the rules from `generate alerts` (every `for:` sixty times shorter
+//! but 15 s at least, a day of history ten seconds), and Alertmanager from the shipped
+//! `alertmanager.yml` with its receivers
 //! pointed at a local webhook. Each drill induces a real fault and waits for the alert
 //! to reach the webhook, routed and rendered as a pager would get it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -146,7 +146,7 @@ impl BasicAuth {
 }
 
 /// User and password of a `Basic` authorization header.
-fn credentials(header: &HeaderValue) -> Option<(String, String)> {
+pub fn credentials(header: &HeaderValue) -> Option<(String, String)> {
     let value = header.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

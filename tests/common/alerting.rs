@@ -192,7 +192,8 @@ impl Drop for Alertmanager {
 }
 
 /// The rules `generate alerts` writes for `config` (the exporter's YAML), every `for:`
-/// shortened sixty times (minutes become seconds), as a drill cannot wait for minutes.
+/// shortened sixty times (minutes become seconds, 15 s at least), as a drill cannot wait
+/// for minutes.
 pub fn generated_rules(config: &Path) -> String {
     let out = Command::new(BIN)
         .args(["generate", "alerts", "--config"])
@@ -217,6 +218,9 @@ pub fn generated_rules(config: &Path) -> String {
                     "d" => n * 1440,
                     _ => panic!("a for: of {d}"),
                 };
+                // Never under 15 s: Prometheus starting on a busy machine can take
+                // seconds to scrape a target at all, which `absent()` would count.
+                let secs = if secs == 0 { 0 } else { secs.max(15) };
                 format!("{indent}for: {secs}s")
             }
             None if l.contains(" offset ") => shorten_days(l),
