@@ -6,7 +6,11 @@ use shoehub_exporter::collectors::weblog::parse::parse;
 use shoehub_exporter::collectors::weblog::LogFormat;
 
 fuzz_target!(|data: &[u8]| {
-    for format in [LogFormat::Combined, LogFormat::Common, LogFormat::CombinedDuration] {
+    for format in [
+        LogFormat::Combined,
+        LogFormat::Common,
+        LogFormat::CombinedDuration,
+    ] {
         let _ = parse(data, format);
     }
 });
