@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{sleep, Sleep};
+use tokio::time::{Instant, Sleep};
 
 /// How long a connection may wait on its peer.
 #[derive(Debug, Clone, Copy)]
@@ -26,38 +26,87 @@ pub struct Timeouts {
 
 pub struct Timed<I> {
     inner: I,
-    timeouts: Timeouts,
-    /// Armed while a write waits.
-    write_wait: Option<Pin<Box<Sleep>>>,
-    /// Armed while a read waits.
-    read_wait: Option<Pin<Box<Sleep>>>,
+    write: Watch,
+    read: Watch,
 }
 
 impl<I> Timed<I> {
     pub fn new(inner: I, timeouts: Timeouts) -> Self {
         Timed {
             inner,
-            timeouts,
-            write_wait: None,
-            read_wait: None,
+            write: Watch::new(timeouts.write, "read nothing"),
+            read: Watch::new(timeouts.idle, "sent nothing"),
         }
     }
 }
 
-/// Polls `timer` (armed now for `limit` if it is not yet): an error once it has run out.
-fn expired(
-    timer: &mut Option<Pin<Box<Sleep>>>,
+/// One direction's wait: since when it has been waiting, and a timer.
+///
+/// Arming a timer on every wait would cost a timer-wheel insertion and removal per
+/// request (reads wait between every two requests). Instead the wait's start is only
+/// noted, and one timer per connection is reset when it fires: if the wait it was set
+/// for is over, it is set for the current one's end. So a busy connection touches its
+/// timer about once per `limit`, not once per request.
+struct Watch {
     limit: Duration,
+    what: &'static str,
+    since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Watch {
+    fn new(limit: Duration, what: &'static str) -> Watch {
+        Watch {
+            limit,
+            what,
+            since: None,
+            timer: None,
+        }
+    }
+
+    /// The operation made progress: no wait is under way.
+    fn progress(&mut self) {
+        self.since = None;
+    }
+
+    /// The operation waits: an error once it has waited `limit`, else pending (with the
+    /// task woken when the limit comes).
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let due = *self.since.get_or_insert_with(Instant::now) + self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= due => {
+                    return Poll::Ready(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the peer {} for {:?}", self.what, self.limit),
+                    ));
+                }
+                // Set for an earlier wait that ended: set for this one.
+                Poll::Ready(()) => timer.as_mut().reset(due),
+            }
+        }
+    }
+}
+
+/// `result` of the inner stream, with `watch` told of progress or asked for expiry.
+fn watched<T>(
+    watch: &mut Watch,
+    result: Poll<io::Result<T>>,
     cx: &mut Context<'_>,
-    what: &str,
-) -> Poll<io::Result<()>> {
-    let t = timer.get_or_insert_with(|| Box::pin(sleep(limit)));
-    match t.as_mut().poll(cx) {
-        Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("the peer {what} for {limit:?}"),
-        ))),
-        Poll::Pending => Poll::Pending,
+) -> Poll<io::Result<T>> {
+    match result {
+        Poll::Ready(r) => {
+            watch.progress();
+            Poll::Ready(r)
+        }
+        Poll::Pending => match watch.poll_expired(cx) {
+            Poll::Ready(e) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        },
     }
 }
 
@@ -68,19 +117,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for Timed<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.read_wait = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let idle = this.timeouts.idle;
-                match expired(&mut this.read_wait, idle, cx, "sent nothing") {
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    _ => Poll::Pending,
-                }
-            }
-        }
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        watched(&mut this.read, r, cx)
     }
 }
 
@@ -91,19 +129,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Timed<I> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.write_wait = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let limit = this.timeouts.write;
-                match expired(&mut this.write_wait, limit, cx, "read nothing") {
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    _ => Poll::Pending,
-                }
-            }
-        }
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        watched(&mut this.write, r, cx)
     }
 
     fn poll_write_vectored(
@@ -112,19 +139,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Timed<I> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                this.write_wait = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let limit = this.timeouts.write;
-                match expired(&mut this.write_wait, limit, cx, "read nothing") {
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    _ => Poll::Pending,
-                }
-            }
-        }
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        watched(&mut this.write, r, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -133,27 +149,14 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Timed<I> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Ready(r) => {
-                this.write_wait = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let limit = this.timeouts.write;
-                expired(&mut this.write_wait, limit, cx, "read nothing")
-            }
-        }
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        watched(&mut this.write, r, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_shutdown(cx) {
-            Poll::Pending => {
-                let limit = this.timeouts.write;
-                expired(&mut this.write_wait, limit, cx, "read nothing")
-            }
-            ready => ready,
-        }
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        watched(&mut this.write, r, cx)
     }
 }
 
@@ -161,7 +164,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Timed<I> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_never_reads_is_cut_after_the_write_timeout() {
