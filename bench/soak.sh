@@ -33,7 +33,7 @@ mariadb-install-db --no-defaults --datadir="$work/data" --user="$user" \
   --auth-root-authentication-method=socket --skip-test-db >"$work/install.log" 2>&1
 mariadbd --no-defaults --datadir="$work/data" --socket="$work/mysqld.sock" --port="$db_port" \
   --bind-address=127.0.0.1 --user="$user" --innodb-buffer-pool-size=32M \
-  --log-error="$work/mysqld.log" &
+  --log-error="$work/mysqld.log" 2>/dev/null &
 pids+=("$!")
 sql() { mariadb --no-defaults --socket="$work/mysqld.sock" --user="$user" --batch -e "$1"; }
 for _ in $(seq 100); do sql 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
@@ -126,8 +126,9 @@ awk '/Requests\/sec/ {print "scrapes/s achieved: " $2} /requests in/ {print "scr
 warm=$((minutes / 4))
 printf '%s\n' "${samples[@]}" | awk -v warm="$warm" '
   $1 == warm { r0 = $2 }
-  $1 >= warm { r1 = $2; if ($3 > fmax) fmax = $3; if (fmin == "" || $3 < fmin) fmin = $3 }
+  $1 >= warm { r1 = $2; n[$3]++; if (n[$3] > best) { best = n[$3]; mode = $3 }
+               if ($3 > fmax) fmax = $3; if (fmin == "" || $3 < fmin) fmin = $3 }
   END {
-    printf "after warm-up (minute %d on): RSS %+d kB (goal < 1024), open fds %d..%d (goal: constant)\n", warm, r1 - r0, fmin, fmax
+    printf "after warm-up (minute %d on): RSS %+d kB (goal < 1024); open fds %d in most samples, %d..%d in all (goal: constant; a sample taken while a scrape, a job or a rotation is under way counts its files)\n", warm, r1 - r0, mode, fmin, fmax
   }'
-grep -c "WARN\|ERROR" "$work/ours.log" | xargs -I{} echo "warnings and errors logged: {}"
+echo "warnings and errors logged: $(grep -c 'WARN\|ERROR' "$work/ours.log" || true)"

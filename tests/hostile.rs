@@ -127,7 +127,37 @@ fn an_access_log_replaced_by_a_fifo_freezes_no_other_log() {
 fn a_fifo_for_a_password_stalls_neither_serve_nor_check_config() {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("mysql.password");
+    // Serving: the password file turns into a FIFO under a running exporter. Every
+    // path still answers at once; the MySQL collector fails, saying why.
+    std::fs::write(&pw, "secret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = Exporter::start(&format!(
+        "mysql:\n  url: mysql://exporter@127.0.0.1:9/shoe_store_hub\n  password_file: {}\n",
+        pw.display()
+    ));
+    std::fs::remove_file(&pw).unwrap();
     fifo(&pw);
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for path in ["/-/healthy", "/"] {
+        let t = Instant::now();
+        assert_eq!(e.get(path, &[]).status, 200);
+        assert!(t.elapsed() < PROMPT, "{path} took {:?}", t.elapsed());
+    }
+    let m = timed_metrics(&e);
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "mysql")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        e.stderr().contains("a FIFO, not a regular file"),
+        "{}",
+        e.stderr()
+    );
+    drop(e);
+    // Checking: `check-config` says what is wrong instead of waiting for a writer.
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = format!(
         "mysql:\n  url: mysql://exporter@127.0.0.1:9/shoe_store_hub\n  password_file: {}\n",

@@ -359,3 +359,27 @@ fn a_300_mb_line_of_output_costs_bounded_memory() {
     assert!(tail.contains("done") && tail.contains("xxx"), "{tail}");
     assert!(tail.len() < 4096, "{} bytes of tail", tail.len());
 }
+
+#[test]
+fn json_output_past_its_bound_is_reported_not_half_read() {
+    let jobs = Jobs::new();
+    let script = "printf '{\"stats\": {\"shop\": {\"ok\": 4, \"changed\": 1, \"failures\": 0}}, \"pad\": \"%s\"}\\n' \"$(head -c 3000 /dev/zero | tr '\\0' x)\"";
+    // Within the default bound: the stats are read.
+    let out = jobs.run("deploy", &[], &["sh", "-c", script]);
+    assert!(out.status.success());
+    assert_eq!(jobs.state("deploy")["last"]["recap"]["shop"]["ok"], 4);
+    // Past a bound of 1 KiB: said so, and no stats rather than wrong ones.
+    let cfg = jobs.config_file();
+    std::fs::write(&cfg, format!("{}  max_json_bytes: 1KiB\n", jobs.config())).unwrap();
+    let out = Command::new(BIN)
+        .args(["job", "run", "deploy", "--config"])
+        .arg(&cfg)
+        .args(["--", "sh", "-c", script])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than jobs.max_json_bytes"), "{err}");
+    assert!(jobs.state("deploy")["last"]["recap"].is_null());
+}

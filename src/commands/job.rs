@@ -15,6 +15,7 @@ pub fn run(config: Option<&Path>, args: &JobRunArgs) -> Outcome {
         timeout: args.timeout.map(|t| t.get()),
         kill_grace: config.jobs.kill_grace.get(),
         command: &args.command,
+        max_json: usize::try_from(config.jobs.max_json_bytes.get()).unwrap_or(usize::MAX),
     };
     match runner::run(&run) {
         Ok(code) => Ok(exit_code(code)),

@@ -14,6 +14,7 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
         playbook: config.updates.playbook.as_deref(),
         max_age: config.updates.max_plan_age.get(),
         kill_grace: config.jobs.kill_grace.get(),
+        max_json: usize::try_from(config.jobs.max_json_bytes.get()).unwrap_or(usize::MAX),
     };
     let result = match cmd {
         UpdateCommand::Plan => u.plan().map(|_| 0),

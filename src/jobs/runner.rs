@@ -28,8 +28,6 @@ pub const EXIT_NOT_STARTED: i32 = 127;
 const TAIL_LINES: usize = 20;
 /// Longest line kept (longer ones are cut).
 const TAIL_LINE_BYTES: usize = 512;
-/// Ansible's JSON callback output is parsed when it is at most this long.
-const JSON_LIMIT: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -62,6 +60,8 @@ pub struct JobRun<'a> {
     pub timeout: Option<Duration>,
     pub kill_grace: Duration,
     pub command: &'a [OsString],
+    /// JSON output (Ansible's json callback) is read for its stats up to this size.
+    pub max_json: usize,
 }
 
 /// What the output readers collect.
@@ -71,6 +71,8 @@ struct Output {
     recap: Recap,
     in_recap: bool,
     json: Option<Vec<u8>>,
+    /// The JSON document was larger than the bound: what was kept is not all of it.
+    json_cut: bool,
 }
 
 impl Output {
@@ -109,8 +111,14 @@ const LINE_KEEP: usize = 4096;
 
 /// Copies `from` to `to` as it comes, feeding `out` line by line. Memory stays bounded
 /// whatever the command prints: at most [`LINE_KEEP`] bytes of a line and
-/// [`JSON_LIMIT`] of JSON are kept, however long a line is.
-fn pump(from: impl Read, mut to: impl Write, out: &Mutex<Output>, watch_json: bool) {
+/// `max_json` bytes of JSON are kept, however long a line is.
+fn pump(
+    from: impl Read,
+    mut to: impl Write,
+    out: &Mutex<Output>,
+    watch_json: bool,
+    max_json: usize,
+) {
     let mut reader = BufReader::with_capacity(64 << 10, from);
     let mut line: Vec<u8> = Vec::new();
     let mut json_decided = !watch_json;
@@ -135,8 +143,11 @@ fn pump(from: impl Read, mut to: impl Write, out: &Mutex<Output>, watch_json: bo
             }
         }
         if let Some(j) = o.json.as_mut() {
-            let room = JSON_LIMIT.saturating_sub(j.len()).min(piece.len());
+            let room = max_json.saturating_sub(j.len()).min(piece.len());
             j.extend_from_slice(&piece[..room]);
+            if room < piece.len() {
+                o.json_cut = true;
+            }
         }
         let room = LINE_KEEP.saturating_sub(line.len()).min(piece.len());
         line.extend_from_slice(&piece[..room]);
@@ -277,7 +288,15 @@ pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
             (exit, o)
         }
     };
+    if output.json_cut {
+        tracing::warn!(
+            job = r.job,
+            limit = %crate::regular::human_bytes(r.max_json as u64),
+            "the command's JSON output is larger than jobs.max_json_bytes: its stats are not read; raise the bound"
+        );
+    }
     let recap = match (&output.json, output.recap.is_empty()) {
+        (Some(_), _) if output.json_cut => (!output.recap.is_empty()).then(|| output.recap.clone()),
         (Some(json), _) => job::parse_json_stats(json)
             .or_else(|| (!output.recap.is_empty()).then(|| output.recap.clone())),
         (None, false) => Some(output.recap.clone()),
@@ -311,16 +330,17 @@ fn execute(r: &JobRun<'_>) -> std::io::Result<(Exit, Output)> {
     )?;
     let output = Arc::new(Mutex::new(Output::default()));
     let mut readers = Vec::new();
+    let max_json = r.max_json;
     if let Some(s) = process.stdout.take() {
         let out = Arc::clone(&output);
         readers.push(std::thread::spawn(move || {
-            pump(s, std::io::stdout(), &out, true)
+            pump(s, std::io::stdout(), &out, true, max_json)
         }));
     }
     if let Some(s) = process.stderr.take() {
         let out = Arc::clone(&output);
         readers.push(std::thread::spawn(move || {
-            pump(s, std::io::stderr(), &out, false)
+            pump(s, std::io::stderr(), &out, false, max_json)
         }));
     }
     let exit = process.wait()?;
@@ -349,6 +369,7 @@ fn execute(r: &JobRun<'_>) -> std::io::Result<(Exit, Output)> {
                 o.tail = s.tail.clone();
                 o.recap = s.recap.clone();
                 o.json = s.json.clone();
+                o.json_cut = s.json_cut;
             }
             o
         }

@@ -55,6 +55,8 @@ pub struct Update<'a> {
     pub playbook: Option<&'a Path>,
     pub max_age: Duration,
     pub kill_grace: Duration,
+    /// `jobs.max_json_bytes`.
+    pub max_json: usize,
 }
 
 fn human(secs: f64) -> String {
@@ -169,6 +171,7 @@ impl Update<'_> {
             timeout,
             kill_grace: self.kill_grace,
             command: &command,
+            max_json: self.max_json,
         })?;
         if code == 0 {
             approval.applied = Some(now());

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::DurationValue;
+use crate::value::{ByteSize, DurationValue};
 
 /// `jobs:` — job state files, written by `job run` (and the backup and update jobs),
 /// read by the jobs collector.
@@ -28,6 +28,9 @@ pub struct JobsConfig {
     pub kill_grace: DurationValue,
     /// How long one scrape may read the state files.
     pub timeout: DurationValue,
+    /// A command's JSON output (Ansible's json callback) is read for its stats up to
+    /// this size; a larger document is reported and its stats left out.
+    pub max_json_bytes: ByteSize,
 }
 
 impl Default for JobsConfig {
@@ -37,6 +40,7 @@ impl Default for JobsConfig {
             enabled: true,
             kill_grace: DurationValue(Duration::from_secs(10)),
             timeout: DurationValue(Duration::from_secs(5)),
+            max_json_bytes: ByteSize(16 << 20),
         }
     }
 }
