@@ -692,6 +692,8 @@ fn bad_config_files_name_the_file_the_key_and_the_position() {
         ("web:\n  max_connections: 0\n", &["web.max_connections: 0 would refuse every request"]),
         ("web:\n  write_timeout: 0s\n", &["web.write_timeout: 0s would cut every connection"]),
         ("textfile:\n  max_file_bytes: 4MB\n", &["textfile.max_file_bytes", "such as 4MiB", "line 2"]),
+        ("jobs:\n  max_json_bytes: 0\n", &["jobs.max_json_bytes: 0 would refuse everything"]),
+        ("weblogs:\n  - name: a\n    path: /x.log\n    max_line_bytes: 0\n", &["weblogs[0].max_line_bytes: 0"]),
         ("dashboard:\n  title: x\n  rows:\n    - title: r\n      panels:\n        - title: p\n          span: 13\n", &["dashboard.rows[0].panels[0].span", "span 13", "at line "]),
     ];
     for (text, expected) in cases {

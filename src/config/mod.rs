@@ -189,10 +189,11 @@ impl Config {
                 "textfile.max_total_bytes",
                 self.textfile.max_total_bytes.get(),
             ),
+            ("jobs.max_json_bytes", self.jobs.max_json_bytes.get()),
         ] {
             if n == 0 {
                 return Err(format!(
-                    "{key}: 0 would refuse every file; give a size such as 4MiB"
+                    "{key}: 0 would refuse everything; give a size such as 4MiB"
                 ));
             }
         }

@@ -44,6 +44,11 @@ pub fn validate(logs: &[WeblogConfig]) -> Result<(), String> {
         if w.name.is_empty() {
             return Err(format!("weblogs[{i}].name: must not be empty"));
         }
+        if w.max_line_bytes == 0 {
+            return Err(format!(
+                "weblogs[{i}].max_line_bytes: 0 would make every line an error; give a size such as 65536"
+            ));
+        }
         if let Some(j) = logs[..i].iter().position(|o| o.name == w.name) {
             return Err(format!(
                 "weblogs[{i}].name: {:?} is already the name of weblogs[{j}]; each log needs its own (it is the `log` label)",
