@@ -94,16 +94,17 @@ impl Exporter {
         require_tool("setpriv", "util-linux");
         // Every mount read-only, as ReadOnlyPaths=/ makes them (each mount's own flag,
         // in this namespace only). Then PrivateTmp: an empty, writable /tmp and /var/tmp
-        // of its own, into which the tests' own directories (tempfile's `.tmp*`, where
-        // its config and the files it is told to read are) are bound back read-only,
-        // as BindReadOnlyPaths= would; the old /tmp is reached through the working
+        // of its own, into which the directories of the old /tmp (tempfile's, where its
+        // config and the files it is told to read are, and a checkout or target
+        // directory that may hold the binary itself) are bound back read-only, as
+        // BindReadOnlyPaths= would; the old /tmp is reached through the working
         // directory, which the mount does not move. Then the check that / is read-only,
         // and the user switch.
         const SANDBOX: &str = "for m in $(awk '{print $5}' /proc/self/mountinfo); do \
               mount -o remount,bind,ro \"$m\" 2>/dev/null; done; \
             cd /tmp && mount -t tmpfs -o mode=1777 private-tmp /tmp \
             && mount -t tmpfs -o mode=1777 private-var-tmp /var/tmp \
-            && for d in .tmp*; do \
+            && for d in .[!.]* *; do \
               [ -d \"$d\" ] || continue; \
               mkdir \"/tmp/$d\" && mount --no-canonicalize --bind \"$d\" \"/tmp/$d\" \
               && mount -o remount,bind,ro \"/tmp/$d\" || exit 1; done; \
