@@ -57,6 +57,14 @@ pub enum GenerateCommand {
     Alerts,
     /// Write grafana/dashboards, grafana/provisioning and alerts/ under DIR.
     Bundle(BundleArgs),
+    /// Write the manual pages (one per command, section 1) under DIR.
+    Man(BundleArgs),
+    /// Print the completion script for SHELL:
+    /// `generate completions bash > /usr/share/bash-completion/completions/shoehub-exporter`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

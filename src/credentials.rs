@@ -317,11 +317,12 @@ pub fn parse_defaults(text: &str) -> Result<ClientSection, (usize, String)> {
             "host" => out.host = Some(value),
             "socket" => out.socket = Some(value),
             "port" => {
-                out.port = Some(
-                    value
-                        .parse()
-                        .map_err(|_| (line_no, format!("port {value:?} is not a port number")))?,
-                )
+                out.port = Some(value.parse().map_err(|_| {
+                    (
+                        line_no,
+                        format!("port {} is not a port number", crate::text::excerpt(&value)),
+                    )
+                })?)
             }
             // Other client options (ssl settings, default-character-set, …) belong to
             // other programs reading the same file.

@@ -19,6 +19,7 @@ pub mod state;
 pub mod sys;
 pub mod text;
 pub mod value;
+pub mod writes;
 
 /// An error and its causes, outermost first, as `outer: cause: root cause`. Each error
 /// says only its own part, so this is the one place a chain is put together.

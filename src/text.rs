@@ -21,6 +21,27 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How much of a file's content an error message may quote.
+pub const EXCERPT_CHARS: usize = 24;
+
+/// A short, escaped, quoted prefix of `s` for an error message: the first
+/// [`EXCERPT_CHARS`] characters with control characters and quotes escaped, and `…` when
+/// there was more. A file the exporter is pointed at (a link to `/proc/self/environ`, a
+/// file of secrets) is never echoed into a log beyond this.
+pub fn excerpt(s: &str) -> String {
+    let mut out = String::with_capacity(EXCERPT_CHARS + 8);
+    out.push('"');
+    let mut chars = s.chars();
+    for c in chars.by_ref().take(EXCERPT_CHARS) {
+        out.extend(c.escape_debug());
+    }
+    out.push('"');
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// A UTC date and time, as read from a name or a certificate, in Unix seconds; `None`
 /// when a field is out of range.
 pub fn unix_time(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: i64) -> Option<i64> {
@@ -62,5 +83,14 @@ mod tests {
         assert_eq!(unix_time(2026, 12, 1, 7, 0, 0), Some(1_796_108_400));
         assert_eq!(unix_time(2026, 13, 1, 0, 0, 0), None);
         assert_eq!(unix_time(2026, 1, 1, 24, 0, 0), None);
+    }
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt("abc"), "\"abc\"");
+        let environ = "PATH=/usr/bin\0SECRET_TOKEN=hunter2\0HOME=/root";
+        let e = excerpt(environ);
+        assert_eq!(e, "\"PATH=/usr/bin\\0SECRET_TOK\"…");
+        assert!(!e.contains("hunter2"));
+        assert_eq!(excerpt("a\nb\"c"), "\"a\\nb\\\"c\"");
     }
 }

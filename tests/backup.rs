@@ -666,7 +666,7 @@ fn a_full_disk_fails_the_run_clearly() {
     let dest = s.path("dest");
     std::fs::create_dir_all(&dest).unwrap();
     let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=256k,mode=0750", "tmpfs"])
         .arg(&dest)
         .status()
         .unwrap();

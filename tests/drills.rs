@@ -18,6 +18,7 @@ use common::alerting::{generated_rules, start_prometheus, Alertmanager, Notified
 use common::apache::{Apache, Tls};
 use common::aptrepo::{AptRepo, SECURITY};
 use common::mariadb::{MariaDb, EXPORTER_PASSWORD, EXPORTER_USER};
+use common::shared_dir;
 use common::tls::issue_for;
 use common::{Exporter, Prometheus, BIN};
 
@@ -196,7 +197,7 @@ fn site() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     for sub in ["textfile", "state", "dest"] {
-        std::fs::create_dir(d.path().join(sub)).unwrap();
+        shared_dir(&d.path().join(sub));
     }
     d
 }
@@ -504,6 +505,13 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     let s = site.path();
     let mut apache = Apache::start(&s.join("apache"), &s.join("access.log"));
     let db = MariaDb::start();
+    // The database over its socket, as on the shop host.
+    db.open_socket_dir();
+    // The access log as Debian's logrotate leaves it: root's, readable by adm, which
+    // the unit gives the exporter.
+    let log = s.join("access.log");
+    std::os::unix::fs::chown(&log, Some(0), Some(4)).unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).unwrap();
     // apt has nothing to offer: every package is at its latest version.
     let mut repo = AptRepo::new();
     let current = repo.build("shoehub-test-libssl", "1.1", None);
@@ -516,15 +524,17 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     std::os::unix::fs::chown(&pw, Some(65534), Some(65534)).unwrap();
     let config = format!(
         "jobs:\n  state_dir: {state}\ntextfile:\n  directory: {text}\nbackup:\n  destination: {dest}\n  enabled: false\n\
-         mysql:\n  url: mysql://{EXPORTER_USER}@127.0.0.1:{dbport}/shoe_store_hub\n  password_file: {pw}\n\
+         mysql:\n  url: mysql://{EXPORTER_USER}@localhost/shoe_store_hub?socket={sock}\n  password_file: {pw}\n\
          probes:\n  - name: shop\n    url: http://127.0.0.1:{port}/\n    expect_body: Shoe Store Hub\n\
+         weblogs:\n  - name: apache\n    path: {log}\n    format: combined_duration\n\
          updates:\n  apt_interval: 2s\n",
         state = s.join("state").display(),
         text = s.join("textfile").display(),
         dest = s.join("dest").display(),
-        dbport = db.port,
+        sock = db.socket().display(),
         pw = pw.display(),
         port = apache.port,
+        log = log.display(),
     );
     let cfg = s.join("config.yml");
     std::fs::write(&cfg, &config).unwrap();
@@ -534,14 +544,30 @@ fn a_healthy_host_pages_nothing_and_a_dead_exporter_pages() {
     chain.expect("Watchdog", &[], "deadmans-switch");
     // Long enough for every rule to have been evaluated on real data many times over.
     chain.evaluations(15);
-    // apt was asked, and answered.
+    // Every collector succeeds in the unit's sandbox: apt was asked and answered, the
+    // database reached over its socket, the log read through adm.
     let m = chain.exporter.as_ref().unwrap().metrics();
-    assert_eq!(
-        m.value("shoehub_scrape_collector_success", &[("collector", "apt")]),
-        Some(1.0),
-        "{}",
-        chain.exporter.as_ref().unwrap().stderr()
+    let outcomes = m.family("shoehub_scrape_collector_success");
+    for want in [
+        "apt",
+        "mysql",
+        "weblog",
+        "probe",
+        "jobs",
+        "textfile",
+        "filesystem",
+    ] {
+        assert!(
+            outcomes.iter().any(|s| s.labels["collector"] == want),
+            "{want} is not running"
+        );
+    }
+    common::assert_every_collector_succeeds(
+        &m,
+        common::SANDBOX_USER,
+        &chain.exporter.as_ref().unwrap().stderr(),
     );
+    assert_eq!(m.value("mysql_up", &[]), Some(1.0));
     assert_eq!(m.value("node_reboot_required", &[]), Some(0.0));
     // CPU, memory and disk load come from whatever else this machine runs, not from a
     // fault of the host: they are not counted against it.

@@ -330,8 +330,44 @@ fn textfiles_are_checked_against_each_other_in_linear_time() {
     let log = e.stderr();
     assert!(log.contains("2 of 5 textfiles failed"), "{log}");
     assert!(
-        log.contains("c.prom: site_orders repeats the series"),
+        log.contains("c.prom: \\\"site_orders\\\" repeats a series of another file"),
         "{log}"
+    );
+}
+
+#[test]
+fn the_log_never_echoes_what_a_bad_textfile_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    // A link to the exporter's own environment, and a file of secrets.
+    std::os::unix::fs::symlink("/proc/self/environ", t.join("environ.prom")).unwrap();
+    std::fs::write(
+        t.join("a-secrets.prom"),
+        "SECRET_TOKEN=hunter2-do-not-log\nsite_ok 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("label.prom"),
+        "site_x{tok=\"hunter2-in-a-label\"} hunter2-as-a-value\n",
+    )
+    .unwrap();
+    std::fs::write(t.join("good.prom"), "site_good 1\n").unwrap();
+    let e = Exporter::start(&format!("textfile:\n  directory: {}\n", t.display()));
+    let m = timed_metrics(&e);
+    assert_eq!(m.value("site_good", &[]), Some(1.0));
+    let log = e.stderr();
+    assert!(log.contains("3 of 4 textfiles failed"), "{log}");
+    assert!(
+        log.contains(
+            "a-secrets.prom: line 1: invalid metric name: \\\"SECRET_TOKEN\\\" is followed by '='"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("hunter2"), "{log}");
+    let path = std::env::var("PATH").unwrap();
+    assert!(
+        !log.contains(&path),
+        "the environment reached the log: {log}"
     );
 }
 

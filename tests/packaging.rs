@@ -56,14 +56,24 @@ fn the_systemd_units_verify() {
     ] {
         let text = std::fs::read_to_string(packaging(&format!("systemd/{unit}")))
             .unwrap()
-            .replace("/usr/local/bin/shoehub-exporter", BIN);
+            .replace("/usr/bin/shoehub-exporter", BIN);
         let p = dir.path().join(unit);
         std::fs::write(&p, text).unwrap();
         units.push(p);
     }
+    // The units' man: links name the pages the binary writes.
+    let man = tempfile::tempdir().unwrap();
+    let pages = man.path().join("man1");
+    let st = Command::new(BIN)
+        .args(["generate", "man", "--out"])
+        .arg(&pages)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
     let out = Command::new(analyze)
         .arg("verify")
         .args(&units)
+        .env("MANPATH", man.path())
         .output()
         .unwrap();
     let text =
@@ -75,4 +85,69 @@ fn the_systemd_units_verify() {
     assert!(timer.contains("OnCalendar=Mon"), "weekly");
     let backup = std::fs::read_to_string(packaging("systemd/shoehub-backup.timer")).unwrap();
     assert!(backup.contains("OnCalendar=*-*-* 02:00:00") && backup.contains("Persistent=true"));
+}
+
+#[test]
+fn the_packaged_config_is_the_readme_s_reference_and_loads() {
+    let shipped = std::fs::read_to_string(packaging("config.yml")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{shipped}```\n")),
+        "the README's configuration reference differs from packaging/config.yml"
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg("--config")
+        .arg(packaging("config.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each commented-out section loads too, once uncommented (its files aside).
+    for section in ["mysql:", "probes:", "weblogs:", "dashboard:"] {
+        let mut uncommented = String::new();
+        let mut inside = false;
+        for line in shipped.lines() {
+            if line.starts_with(&format!("# {section}")) {
+                inside = true;
+            } else if !line.starts_with("#   ") && !line.starts_with("#  ") {
+                inside = false;
+            }
+            match line.strip_prefix("# ") {
+                Some(rest) if inside => uncommented.push_str(rest),
+                _ => uncommented.push_str(line),
+            }
+            uncommented.push('\n');
+        }
+        assert!(uncommented.contains(&format!("\n{section}")), "{section}");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yml");
+        // The password file it names is the operator's to create.
+        let cfg_text = uncommented.replace(
+            "/etc/shoehub-exporter/mysql.password",
+            &dir.path().join("pw").display().to_string(),
+        );
+        std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("pw"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::write(&cfg, cfg_text).unwrap();
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{section} uncommented: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -16,7 +16,6 @@ pub mod dashboard;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::state::job::write_atomically;
 
 /// The Prometheus datasource's fixed uid, so the provisioned dashboard finds it.
 pub const DATASOURCE_UID: &str = "shoehub-prometheus";
@@ -109,10 +108,12 @@ pub fn write(config: &Config, out: &Path) -> Result<Vec<PathBuf>, BundleError> {
                 source,
             })?;
         }
-        write_atomically(&path, text.as_bytes()).map_err(|e| BundleError::Write {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
+        crate::writes::replace(&path, text.as_bytes(), crate::writes::PUBLIC).map_err(
+            |source| BundleError::Write {
+                path: path.clone(),
+                source,
+            },
+        )?;
         written.push(rel);
     }
     Ok(written)

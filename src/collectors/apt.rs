@@ -148,12 +148,19 @@ impl Apt {
         let state = Arc::new(Mutex::new(AptState::default()));
         let reboot_required = paths.reboot_required.clone();
         if start {
-            let shared = Arc::clone(&state);
+            // The thread stops once the collector is gone (a reload replaced it).
+            let shared = Arc::downgrade(&state);
             std::thread::Builder::new()
                 .name("apt".to_owned())
                 .stack_size(256 * 1024)
                 .spawn(move || loop {
+                    if shared.strong_count() == 0 {
+                        break;
+                    }
                     let fresh = look(&paths);
+                    let Some(shared) = shared.upgrade() else {
+                        break;
+                    };
                     if let Ok(mut s) = shared.lock() {
                         if s.error != fresh.error {
                             match &fresh.error {

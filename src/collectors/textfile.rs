@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use crate::regular;
+use crate::text::excerpt;
 use crate::value::{ByteSize, DurationValue};
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
@@ -124,6 +125,35 @@ fn valid_metric_name(n: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
+/// Why `name` is not a metric (`metric`) or label name, quoting only what is valid of
+/// it: the file may be anything (a link to `/proc/self/environ`), and a log must not
+/// show what follows a variable's name.
+fn bad_name(kind: &str, name: &str, metric: bool) -> String {
+    let bad = name
+        .bytes()
+        .enumerate()
+        .position(|(i, c)| {
+            !(c.is_ascii_alphabetic()
+                || c == b'_'
+                || (metric && c == b':')
+                || (i > 0 && c.is_ascii_digit()))
+        })
+        .unwrap_or(name.len());
+    let what = match name[bad..].chars().next() {
+        None => return format!("invalid {kind} name: it is empty"),
+        Some(c) if c.is_ascii_graphic() => format!("{c:?}"),
+        Some(c) => format!("{:?}", c.escape_default().to_string()),
+    };
+    if bad == 0 {
+        format!("invalid {kind} name: it starts with {what}")
+    } else {
+        format!(
+            "invalid {kind} name: {} is followed by {what}",
+            excerpt(&name[..bad])
+        )
+    }
+}
+
 fn valid_label_name(n: &str) -> bool {
     let mut b = n.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
@@ -147,12 +177,13 @@ fn family_of<'a>(name: &'a str, declared: &BTreeMap<String, TextFamily>) -> &'a 
 
 /// Parses one sample line: (metric name, canonical label set) or why not.
 fn parse_sample(line: &str) -> Result<(String, String), String> {
-    let name_end = line
-        .find(['{', ' ', '\t'])
-        .ok_or("a sample needs a value")?;
+    let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
     let name = &line[..name_end];
     if !valid_metric_name(name) {
-        return Err(format!("invalid metric name {name:?}"));
+        return Err(bad_name("metric", name, true));
+    }
+    if name_end == line.len() {
+        return Err("a sample needs a value".to_owned());
     }
     let mut rest = &line[name_end..];
     let mut labels = Vec::new();
@@ -167,7 +198,7 @@ fn parse_sample(line: &str) -> Result<(String, String), String> {
             let eq = s.find('=').ok_or("a label needs =")?;
             let key = s[..eq].trim();
             if !valid_label_name(key) {
-                return Err(format!("invalid label name {key:?}"));
+                return Err(bad_name("label", key, false));
             }
             s = s[eq + 1..].trim_start();
             s = s.strip_prefix('"').ok_or("a label value must be quoted")?;
@@ -200,7 +231,7 @@ fn parse_sample(line: &str) -> Result<(String, String), String> {
         [v] => {
             let ok = matches!(*v, "NaN" | "+Inf" | "-Inf" | "Inf") || v.parse::<f64>().is_ok();
             if !ok {
-                return Err(format!("invalid value {v:?}"));
+                return Err(format!("invalid value {}", excerpt(v)));
             }
         }
         [_, _] => return Err("client-side timestamps are not supported".to_owned()),
@@ -210,7 +241,7 @@ fn parse_sample(line: &str) -> Result<(String, String), String> {
     let mut seen = BTreeSet::new();
     for (k, _) in &labels {
         if !seen.insert(k) {
-            return Err(format!("label {k:?} twice"));
+            return Err(format!("label {} twice", excerpt(k)));
         }
     }
     Ok((name.to_owned(), format!("{labels:?}")))
@@ -263,25 +294,25 @@ pub fn parse_file(
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("HELP"), Some(name), help) => {
                     if !valid_metric_name(name) {
-                        return Err(at(format!("invalid metric name {name:?}")));
+                        return Err(at(bad_name("metric", name, true)));
                     }
                     let f = families.entry(name.to_owned()).or_default();
                     if f.help.is_some() {
-                        return Err(at(format!("second HELP for {name}")));
+                        return Err(at(format!("second HELP for {}", excerpt(name))));
                     }
                     f.help = Some(help.unwrap_or("").to_owned());
                 }
                 (Some("TYPE"), Some(name), Some(kind)) => {
                     let kind = kind.trim();
                     if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
-                        return Err(at(format!("unknown type {kind:?}")));
+                        return Err(at(format!("unknown type {}", excerpt(kind))));
                     }
                     if !typed.insert(name.to_owned()) {
-                        return Err(at(format!("second TYPE for {name}")));
+                        return Err(at(format!("second TYPE for {}", excerpt(name))));
                     }
                     let f = families.entry(name.to_owned()).or_default();
                     if !f.samples.is_empty() {
-                        return Err(at(format!("TYPE for {name} after its samples")));
+                        return Err(at(format!("TYPE for {} after its samples", excerpt(name))));
                     }
                     f.kind = kind.to_owned();
                 }
@@ -302,7 +333,7 @@ pub fn parse_file(
         }
         let key = format!("{name}{labels}");
         if !series.insert(key.clone()) {
-            return Err(at(format!("{name} repeats a series")));
+            return Err(at(format!("{} repeats a series", excerpt(&name))));
         }
         let f = families.entry(family).or_default();
         if f.kind.is_empty() {
@@ -396,14 +427,24 @@ impl Collector for Textfile {
                 for (name, f) in &fams {
                     if let Some(prev) = merged.get(name) {
                         if prev.kind != f.kind {
-                            return Err(format!("{name} is a {} in another file", prev.kind));
+                            return Err(format!(
+                                "{} is a {} in another file",
+                                excerpt(name),
+                                prev.kind
+                            ));
                         }
                         if f.help.is_some() && prev.help.is_some() && prev.help != f.help {
-                            return Err(format!("{name} has another HELP in another file"));
+                            return Err(format!(
+                                "{} has another HELP in another file",
+                                excerpt(name)
+                            ));
                         }
                     }
-                    if let Some(s) = f.series.iter().find(|s| served.contains(*s)) {
-                        return Err(format!("{name} repeats the series {s} of another file"));
+                    if f.series.iter().any(|s| served.contains(s)) {
+                        return Err(format!(
+                            "{} repeats a series of another file",
+                            excerpt(name)
+                        ));
                     }
                 }
                 Ok(fams)
@@ -479,7 +520,7 @@ mod tests {
                 "x{a=\"1\"} 1 1700000000000\n",
                 "line 1: client-side timestamps",
             ),
-            ("x 1\nx 2\n", "line 2: x repeats a series"),
+            ("x 1\nx 2\n", "line 2: \"x\" repeats a series"),
             ("x{a=\"1\",a=\"2\"} 1\n", "twice"),
             ("1x 1\n", "invalid metric name"),
             ("x{a=1} 1\n", "must be quoted"),

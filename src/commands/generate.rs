@@ -8,6 +8,23 @@ use crate::bundle::{self, BundleError};
 use crate::cli::GenerateCommand;
 
 pub fn run(config: Option<&Path>, cmd: &GenerateCommand) -> Outcome {
+    // Manual pages and completions describe the command line, not a configuration.
+    match cmd {
+        GenerateCommand::Man(a) => return man(&a.out),
+        GenerateCommand::Completions { shell } => {
+            let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cli, "shoehub-exporter", &mut script);
+            use std::io::Write;
+            return match std::io::stdout().write_all(&script) {
+                Ok(()) => Ok(0),
+                // A reader that stopped early (`| head`) is not a failure.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+                Err(e) => Err(Failure::new(1, e)),
+            };
+        }
+        _ => {}
+    }
     let config = load_config(config)?;
     let result = match cmd {
         GenerateCommand::Dashboard => bundle::dashboard_json(&config).map(|t| print!("{t}")),
@@ -20,10 +37,39 @@ pub fn run(config: Option<&Path>, cmd: &GenerateCommand) -> Outcome {
                 println!("{}", a.out.join(f).display());
             }
         }),
+        GenerateCommand::Man(_) | GenerateCommand::Completions { .. } => Ok(()),
     };
     match result {
         Ok(()) => Ok(0),
         Err(e @ BundleError::Dashboard(_)) => Err(Failure::config(e)),
         Err(e) => Err(Failure::new(1, e)),
     }
+}
+
+/// `generate man --out DIR`: shoehub-exporter.1 and a page for every subcommand.
+fn man(out: &Path) -> Outcome {
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command()
+        .name("shoehub-exporter")
+        .version(crate::VERSION);
+    let fail = |e: std::io::Error| {
+        Failure::new(
+            1,
+            std::io::Error::new(
+                e.kind(),
+                format!("writing manual pages into {}: {e}", out.display()),
+            ),
+        )
+    };
+    std::fs::create_dir_all(out).map_err(fail)?;
+    clap_mangen::generate_to(cli, out).map_err(fail)?;
+    let mut pages: Vec<_> = std::fs::read_dir(out)
+        .map_err(fail)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "1"))
+        .collect();
+    pages.sort();
+    for p in pages {
+        println!("{}", p.display());
+    }
+    Ok(0)
 }

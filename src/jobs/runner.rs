@@ -190,14 +190,10 @@ impl JobGuard {
             path: state_dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(dir_err)?;
+        crate::writes::create_dir_all(state_dir, crate::writes::SHARED_DIR).map_err(dir_err)?;
+        crate::writes::check_dir(state_dir).map_err(dir_err)?;
         let lock_path = state_dir.join(format!("{job_name}.lock"));
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(dir_err)?;
+        let lock = crate::writes::open_lock(&lock_path).map_err(dir_err)?;
         if !sys::try_lock_exclusive(&lock).map_err(dir_err)? {
             let by = job::read(state_dir, job_name)
                 .ok()

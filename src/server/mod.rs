@@ -42,7 +42,7 @@ mod timed;
 pub mod tls;
 
 pub use negotiate::{accepts_gzip, negotiate_format};
-pub use run::{access, run, RunError};
+pub use run::{access, run, Loaded, Loader, RunError};
 pub use timed::Timeouts;
 
 /// What the server needs to know beyond the engine.
@@ -83,31 +83,67 @@ struct State {
     landing: Bytes,
 }
 
+impl State {
+    fn new(engine: Arc<Engine>, settings: ServerSettings) -> State {
+        State {
+            landing: landing_page(&settings.telemetry_path),
+            scrapes: Semaphore::new(settings.max_requests.max(1)),
+            engine,
+            settings,
+        }
+    }
+}
+
+/// The state requests are answered with; a reload replaces it whole, and each request
+/// takes the one current when it arrives.
+type Live = Arc<std::sync::RwLock<Arc<State>>>;
+
+fn current(live: &Live) -> Arc<State> {
+    match live.read() {
+        Ok(s) => Arc::clone(&s),
+        Err(p) => Arc::clone(&p.into_inner()),
+    }
+}
+
+fn http1(settings: &ServerSettings) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 * 1024);
+    builder
+}
+
 /// Serves until `shutdown` resolves, then lets open requests finish (up to the grace
-/// period) and returns.
+/// period) and returns. What arrives on `reloads` replaces the collectors and settings
+/// for every request from then on; connections already open keep their TLS session.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<(Arc<Engine>, ServerSettings)>,
 ) {
-    let state = Arc::new(State {
-        landing: landing_page(&settings.telemetry_path),
-        scrapes: Semaphore::new(settings.max_requests.max(1)),
-        engine,
-        settings,
-    });
+    let live: Live = Arc::new(std::sync::RwLock::new(Arc::new(State::new(
+        engine, settings,
+    ))));
+    let mut state = current(&live);
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.settings.header_read_timeout)
-        .keep_alive(true)
-        .max_buf_size(64 * 1024);
+    let mut builder = http1(&state.settings);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
+            Some((engine, settings)) = reloads.recv() => {
+                builder = http1(&settings);
+                state = Arc::new(State::new(engine, settings));
+                match live.write() {
+                    Ok(mut s) => *s = Arc::clone(&state),
+                    Err(p) => *p.into_inner() = Arc::clone(&state),
+                }
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -127,7 +163,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let stream = timed::Timed::new(stream, state.settings.timeouts);
         let guard = ConnectionGuard::new(&open);
-        let st = Arc::clone(&state);
+        let st = Arc::clone(&live);
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match state.settings.tls.as_ref().map(|t| t.acceptor()) {
@@ -166,7 +202,7 @@ async fn connection<I>(
     io: I,
     builder: &hyper::server::conn::http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
-    st: Arc<State>,
+    live: Live,
     peer: SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -174,7 +210,7 @@ async fn connection<I>(
     let conn = builder.serve_connection(
         TokioIo::new(io),
         service_fn(move |req| {
-            let st = Arc::clone(&st);
+            let st = current(&live);
             async move { Ok::<_, Infallible>(handle(req, &st, peer.ip()).await) }
         }),
     );

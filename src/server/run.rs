@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{error, info, warn};
 
 use hyper::header::{HeaderName, HeaderValue};
 
@@ -55,9 +55,67 @@ pub fn access(web: &WebFile) -> Result<Access, RunError> {
     Ok(Access { tls, auth, headers })
 }
 
-/// Serves `collectors` as `config` and the web config file say until SIGTERM or SIGINT.
-pub fn run(config: &Config, web: &WebFile, collectors: Vec<AnyCollector>) -> Result<(), RunError> {
-    let Access { tls, auth, headers } = access(web)?;
+/// Everything a configuration gives the server: what `serve` starts with and what a
+/// reload builds anew.
+pub struct Loaded {
+    pub config: Config,
+    pub web: WebFile,
+    pub collectors: Vec<AnyCollector>,
+}
+
+/// Reads the configuration again (on SIGHUP); an error says what is wrong with it.
+pub type Loader = Box<dyn Fn() -> Result<Loaded, String> + Send + Sync>;
+
+fn settings(config: &Config, access: Access) -> ServerSettings {
+    ServerSettings {
+        telemetry_path: config.web.telemetry_path.0.clone(),
+        max_requests: config.web.max_requests,
+        max_connections: config.web.max_connections,
+        header_read_timeout: config.web.header_read_timeout.get(),
+        timeouts: super::Timeouts {
+            write: config.web.write_timeout.get(),
+            idle: config.web.idle_timeout.get(),
+        },
+        shutdown_grace: SHUTDOWN_GRACE,
+        tls: access.tls,
+        auth: access.auth,
+        headers: access.headers,
+    }
+}
+
+/// Builds what a reload swaps in, or says why the running configuration stays.
+fn reload(
+    loader: &Loader,
+    running: std::net::SocketAddr,
+) -> Result<(Arc<Engine>, ServerSettings), String> {
+    let loaded = loader()?;
+    let access = access(&loaded.web).map_err(|e| crate::error_chain(&e))?;
+    if loaded.config.web.listen_address.0 != running {
+        warn!(
+            running = %running,
+            configured = %loaded.config.web.listen_address.0,
+            "the listen address changes only on a restart; still listening on the old one"
+        );
+    }
+    let engine = Arc::new(Engine::new(
+        loaded.collectors,
+        loaded.config.web.timeout_offset.get(),
+    ));
+    info!(collectors = ?engine.collector_names(), "configuration reloaded");
+    Ok((engine, settings(&loaded.config, access)))
+}
+
+/// Serves `loaded` until SIGTERM or SIGINT; on SIGHUP, `loader` reads the configuration
+/// again and the server switches to it, or keeps the running one when it is bad.
+pub fn run(loaded: Loaded, loader: Loader) -> Result<(), RunError> {
+    let Loaded {
+        config,
+        web,
+        collectors,
+    } = loaded;
+    let config = &config;
+    let access_now = access(&web)?;
+    let (settings_tls, settings_auth) = (access_now.tls.is_some(), access_now.auth.is_some());
     // One worker answers HTTP and drives the database collector's socket; the host
     // collectors run on the blocking pool or inside `block_in_place`. More workers only
     // add wake-ups on a small host, and the exporter should stay out of the shop's way.
@@ -71,7 +129,6 @@ pub fn run(config: &Config, web: &WebFile, collectors: Vec<AnyCollector>) -> Res
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let (settings_tls, settings_auth) = (tls.is_some(), auth.is_some());
     runtime.block_on(async {
         let engine = Arc::new(Engine::new(collectors, config.web.timeout_offset.get()));
         let addr = config.web.listen_address.0;
@@ -88,27 +145,43 @@ pub fn run(config: &Config, web: &WebFile, collectors: Vec<AnyCollector>) -> Res
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(RunError::Signal)?;
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(RunError::Signal)?;
         let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM received"),
                 _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
             }
         };
-        let settings = ServerSettings {
-            telemetry_path: config.web.telemetry_path.0.clone(),
-            max_requests: config.web.max_requests,
-            max_connections: config.web.max_connections,
-            header_read_timeout: config.web.header_read_timeout.get(),
-            timeouts: super::Timeouts {
-                write: config.web.write_timeout.get(),
-                idle: config.web.idle_timeout.get(),
-            },
-            shutdown_grace: SHUTDOWN_GRACE,
-            tls,
-            auth,
-            headers,
-        };
-        serve(listener, engine, settings, shutdown).await;
+        let (reloads, reloaded) = tokio::sync::mpsc::channel(1);
+        let loader = Arc::new(loader);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                info!("SIGHUP received: reloading the configuration");
+                let loader = Arc::clone(&loader);
+                // Reading files and building collectors blocks.
+                let built = tokio::task::spawn_blocking(move || reload(&loader, shown)).await;
+                match built {
+                    Ok(Ok(next)) => {
+                        if reloads.send(next).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        error!(error = %e, "reload failed; the running configuration stays");
+                    }
+                    Err(e) => error!(error = %e, "reload failed; the running configuration stays"),
+                }
+            }
+        });
+        serve(
+            listener,
+            engine,
+            settings(config, access_now),
+            shutdown,
+            reloaded,
+        )
+        .await;
         Ok::<(), RunError>(())
     })?;
     // A collector thread stuck in the kernel (a hung network filesystem) would hold a

@@ -8,7 +8,6 @@
 //! is recognised as not running.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -166,32 +165,12 @@ pub fn write(state_dir: &Path, state: &JobState) -> Result<(), StateError> {
         path: target.clone(),
         source,
     })?;
-    write_atomically(&target, &bytes)
-}
-
-/// Temporary file beside `target`, fsync, rename over it, fsync the directory.
-pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let err = |source| StateError::Io {
-        path: target.to_owned(),
-        source,
-    };
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, target)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    crate::writes::replace(&target, &bytes, crate::writes::SHARED).map_err(|source| {
+        StateError::Io {
+            path: target.clone(),
+            source,
+        }
+    })
 }
 
 /// Whether the run recorded as under way is still alive: its pid exists and started

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::value::DurationValue;
 
 use super::apt::Upgrade;
-use super::job::{self, Recap, StateError};
+use super::job::{Recap, StateError};
 
 /// `updates:` — pending packages and the weekly update protocol.
 #[derive(Debug, Clone, Deserialize)]
@@ -97,16 +97,21 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Sta
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
+        crate::writes::create_dir_all(parent, crate::writes::SHARED_DIR)
+            .and_then(|()| crate::writes::check_dir(parent))
+            .map_err(|source| StateError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
     }
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
         path: path.to_owned(),
         source,
     })?;
-    job::write_atomically(path, &bytes)
+    crate::writes::replace(path, &bytes, crate::writes::SHARED).map_err(|source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 pub fn read_plan(state_dir: &Path) -> Result<Option<Plan>, StateError> {

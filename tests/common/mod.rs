@@ -27,6 +27,115 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A command that runs its arguments as the shipped exporter unit runs the exporter,
+/// as far as a test can without systemd, as the user `setpriv_user` gives (setpriv's
+/// options): in a mount namespace of its own where
+/// - every mount is read-only, as `ProtectSystem=strict`, `ReadOnlyPaths=/`,
+///   `ProtectHome=read-only` and `ProtectKernelTunables=` make them (each mount's own
+///   flag, in this namespace only);
+/// - `/tmp` and `/var/tmp` are empty, writable and its own (`PrivateTmp=`), with the
+///   directories of the old `/tmp` bound back read-only (tempfile's, where its config
+///   and the files it is told to read are, and a checkout or target directory that may
+///   hold the binary itself), as `BindReadOnlyPaths=` would; the old `/tmp` is reached
+///   through the working directory, which the mount does not move;
+/// - `/dev` holds only the pseudo devices (`PrivateDevices=`): null, zero, full,
+///   random, urandom, tty, and a `/dev/shm` of its own.
+///
+/// Then the check that `/` is read-only in there, and the user switch.
+pub fn sandbox(setpriv_user: &str) -> Vec<String> {
+    assert_eq!(
+        shoehub_exporter::sys::euid(),
+        0,
+        "the sandbox needs root (unshare --mount); run the tests as root"
+    );
+    require_tool("unshare", "util-linux");
+    require_tool("setpriv", "util-linux");
+    let script = format!(
+        "for m in $(awk '{{print $5}}' /proc/self/mountinfo); do \
+          mount -o remount,bind,ro \"$m\" 2>/dev/null; done; \
+        cd /tmp && mount -t tmpfs -o mode=1777 private-tmp /tmp \
+        && mount -t tmpfs -o mode=1777 private-var-tmp /var/tmp \
+        && for d in .[!.]* *; do \
+          [ -d \"$d\" ] || continue; \
+          mkdir \"/tmp/$d\" && mount --no-canonicalize --bind \"$d\" \"/tmp/$d\" \
+          && mount -o remount,bind,ro \"/tmp/$d\" || exit 1; done; \
+        cd /dev && mount -t tmpfs -o mode=755,nosuid,noexec private-dev /dev \
+        && for n in null zero full random urandom tty; do \
+          touch \"/dev/$n\" && mount --no-canonicalize --bind \"./$n\" \"/dev/$n\" || exit 1; done \
+        && mkdir /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev private-shm /dev/shm \
+        && [ -c /dev/null ] \
+        && cd / && grep -q ' / / ro' /proc/self/mountinfo \
+        && exec setpriv {setpriv_user} \"$0\" \"$@\""
+    );
+    [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "slave",
+        "sh",
+        "-c",
+        &script,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Whether statfs of `mountpoint` fails on the host for the user `setpriv_user` gives
+/// (setpriv's options): a mount below a directory closed to that user fails in the
+/// sandbox too, and is not the sandbox's doing.
+#[allow(dead_code)]
+pub fn statfs_fails_on_host_as(setpriv_user: &str, mountpoint: &str) -> bool {
+    let out = Command::new("setpriv")
+        .args(setpriv_user.split(' '))
+        .args(["stat", "-f", "--", mountpoint])
+        .output()
+        .unwrap();
+    !out.status.success()
+}
+
+/// Every collector in `m` succeeded, but the filesystem collector where the mounts it
+/// failed on fail on the host too for the same user (`setpriv_user`).
+#[allow(dead_code)]
+pub fn assert_every_collector_succeeds(m: &Exposition, setpriv_user: &str, log: &str) {
+    for s in m.family("shoehub_scrape_collector_success") {
+        let name = &s.labels["collector"];
+        if s.value == 1.0 {
+            continue;
+        }
+        assert_eq!(name, "filesystem", "{name} failed: {log}");
+        for mp in m
+            .family("node_filesystem_device_error")
+            .into_iter()
+            .filter(|s| s.value == 1.0)
+        {
+            let mp = &mp.labels["mountpoint"];
+            assert!(
+                statfs_fails_on_host_as(setpriv_user, mp),
+                "{mp} fails only in the sandbox: {log}"
+            );
+        }
+    }
+}
+
+/// The setpriv options of the sandbox's default user: nobody, in adm as the unit's
+/// `SupplementaryGroups=` puts the exporter's user.
+pub const SANDBOX_USER: &str = "--reuid=65534 --regid=65534 --groups=4";
+
+/// The uid and gid the sandboxed exporter runs as (`nobody`, `nogroup`).
+pub const EXPORTER_UID: u32 = 65534;
+
+/// Creates `dir` as the package's tmpfiles.d entry creates the directories that root's
+/// jobs write and the exporter reads: root's, group of the exporter, mode 2750 (setgid,
+/// so that what the jobs create in it, mode 0640, is the exporter's group's to read).
+#[allow(dead_code)]
+pub fn shared_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    std::os::unix::fs::chown(dir, Some(0), Some(EXPORTER_UID)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2750)).unwrap();
+}
+
 /// The path of a required tool, or a failure that says how to get it.
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
@@ -71,13 +180,11 @@ impl Exporter {
     }
 
     /// Starts the binary as the shipped unit runs it, as far as a test can without
-    /// systemd: as the unprivileged user `nobody`, in a mount namespace of its own where
-    /// every mount is remounted read-only (`ProtectSystem=strict`, `ReadOnlyPaths=/`), with
-    /// a private, writable `/tmp` (`PrivateTmp=true`). The wrapper checks that `/` really is read-only in there before it starts the exporter.
-    /// (`mount --bind / /` would not do: the process's root stays the mount underneath.)
-    /// Mounts made on the host later propagate in (slave propagation), as into a
-    /// systemd service's namespace.
-    /// Needs root and util-linux's unshare and setpriv.
+    /// systemd: in the [`sandbox`], as the unprivileged user `nobody`. (`mount --bind / /`
+    /// would not do for the read-only root: the process's root stays the mount
+    /// underneath.) Mounts made on the host later propagate in (slave propagation), as
+    /// into a systemd service's namespace. Needs root and util-linux's unshare and
+    /// setpriv.
     pub fn start_sandboxed(config: &str) -> Exporter {
         Self::start_sandboxed_behind(&[], config)
     }
@@ -85,40 +192,8 @@ impl Exporter {
     /// As [`Exporter::start_sandboxed`], the binary started by `prefix` (a command that
     /// ends by executing its arguments, such as `faketime -f +30s`).
     pub fn start_sandboxed_behind(prefix: &[&str], config: &str) -> Exporter {
-        assert_eq!(
-            shoehub_exporter::sys::euid(),
-            0,
-            "the sandbox needs root (unshare --mount); run the tests as root"
-        );
-        require_tool("unshare", "util-linux");
-        require_tool("setpriv", "util-linux");
-        // Every mount read-only, as ReadOnlyPaths=/ makes them (each mount's own flag,
-        // in this namespace only). Then PrivateTmp: an empty, writable /tmp and /var/tmp
-        // of its own, into which the directories of the old /tmp (tempfile's, where its
-        // config and the files it is told to read are, and a checkout or target
-        // directory that may hold the binary itself) are bound back read-only, as
-        // BindReadOnlyPaths= would; the old /tmp is reached through the working
-        // directory, which the mount does not move. Then the check that / is read-only,
-        // and the user switch.
-        const SANDBOX: &str = "for m in $(awk '{print $5}' /proc/self/mountinfo); do \
-              mount -o remount,bind,ro \"$m\" 2>/dev/null; done; \
-            cd /tmp && mount -t tmpfs -o mode=1777 private-tmp /tmp \
-            && mount -t tmpfs -o mode=1777 private-var-tmp /var/tmp \
-            && for d in .[!.]* *; do \
-              [ -d \"$d\" ] || continue; \
-              mkdir \"/tmp/$d\" && mount --no-canonicalize --bind \"$d\" \"/tmp/$d\" \
-              && mount -o remount,bind,ro \"/tmp/$d\" || exit 1; done; \
-            cd / && grep -q ' / / ro' /proc/self/mountinfo \
-            && exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"";
-        let mut wrapper = vec![
-            "unshare",
-            "--mount",
-            "--propagation",
-            "slave",
-            "sh",
-            "-c",
-            SANDBOX,
-        ];
+        let wrapper = sandbox(SANDBOX_USER);
+        let mut wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
         wrapper.extend_from_slice(prefix);
         Self::start_under(&wrapper, config, &[])
     }
@@ -160,6 +235,38 @@ impl Exporter {
                 .arg("--web.listen-address")
                 .arg(format!("127.0.0.1:{port}"))
                 .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr_path).unwrap())
+                .spawn()
+                .unwrap();
+            if wait_listening(&mut child, &stderr_path) {
+                return Exporter {
+                    child,
+                    port,
+                    stderr_path,
+                    _dir: Some(dir),
+                };
+            }
+        }
+        panic!("no free port could be bound in five tries");
+    }
+
+    /// Starts `program` (an installed binary) behind `wrapper` with the config file
+    /// `config` as it is, only the listen address given on the command line.
+    #[allow(dead_code)]
+    pub fn start_installed(wrapper: &[String], program: &str, config: &Path) -> Exporter {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("stderr.log");
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(&wrapper[0])
+                .args(&wrapper[1..])
+                .arg(program)
+                .arg("--config")
+                .arg(config)
+                .arg("--web.listen-address")
+                .arg(format!("127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&stderr_path).unwrap())

@@ -110,6 +110,8 @@ struct Log {
 
 pub struct Weblog {
     logs: Vec<Log>,
+    /// The followers' thread stops once this is gone (a reload replaced the collector).
+    alive: Arc<()>,
 }
 
 impl Weblog {
@@ -124,20 +126,24 @@ impl Weblog {
                 shared: Arc::clone(&f.shared),
             })
             .collect();
-        (Weblog { logs }, followers)
+        let alive = Arc::new(());
+        (Weblog { logs, alive }, followers)
     }
 }
 
-/// Starts the thread that follows the logs for as long as the process runs.
-pub fn spawn(mut followers: Vec<Follower>) -> std::io::Result<()> {
+/// Starts the thread that follows the logs for as long as `collector` lives.
+pub fn spawn(collector: &Weblog, mut followers: Vec<Follower>) -> std::io::Result<()> {
+    let alive = Arc::downgrade(&collector.alive);
     std::thread::Builder::new()
         .name("weblog".to_owned())
         .stack_size(256 * 1024)
-        .spawn(move || loop {
-            for f in &mut followers {
-                f.poll();
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                for f in &mut followers {
+                    f.poll();
+                }
+                std::thread::sleep(POLL_INTERVAL);
             }
-            std::thread::sleep(POLL_INTERVAL);
         })
         .map(drop)
 }
@@ -201,7 +207,7 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
     }
     let (collector, followers) = Weblog::new(s.weblogs);
     if env.start {
-        spawn(followers).map_err(BuildError::Thread)?;
+        spawn(&collector, followers).map_err(BuildError::Thread)?;
     }
     Ok(Some(AnyCollector::Blocking(Arc::new(collector))))
 }

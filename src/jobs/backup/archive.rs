@@ -1,6 +1,5 @@
 //! The configured paths as one compressed tar, walked in a stable order.
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,7 +26,8 @@ impl Backup<'_> {
                 )));
             }
         }
-        let file = File::create(path).map_err(io_err(format!("creating {}", path.display())))?;
+        let file = crate::writes::create_new(path, crate::writes::PRIVATE)
+            .map_err(io_err(format!("creating {}", path.display())))?;
         let hw = HashWriter {
             inner: io::BufWriter::with_capacity(1 << 20, file),
             hash: Sha256::new(),

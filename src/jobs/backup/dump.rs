@@ -3,7 +3,6 @@
 //! knows every table's rows.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::Stdio;
@@ -189,7 +188,8 @@ impl Backup<'_> {
         )
         .map_err(io_err(format!("starting {tool}")))?;
         let errors = super::client::read_in_background(process.stderr.take());
-        let file = File::create(path).map_err(io_err(format!("creating {}", path.display())))?;
+        let file = crate::writes::create_new(path, crate::writes::PRIVATE)
+            .map_err(io_err(format!("creating {}", path.display())))?;
         let hw = HashWriter {
             inner: io::BufWriter::with_capacity(1 << 20, file),
             hash: Sha256::new(),

@@ -18,7 +18,6 @@ use crate::credentials::{AccountConfig, Credentials, CredentialsError};
 use crate::state::backup::{
     self, Artifact, BackupConfig, DatabaseDump, Entry, Manifest, MANIFEST, PARTIAL_PREFIX,
 };
-use crate::state::job::write_atomically;
 use crate::sys::now;
 
 mod archive;
@@ -198,12 +197,20 @@ impl Backup<'_> {
 
     fn run_locked(&self) -> Result<Manifest, BackupError> {
         let dest = &self.cfg.destination;
-        std::fs::create_dir_all(dest).map_err(io_err(format!("creating {}", dest.display())))?;
+        crate::writes::create_dir_all(dest, crate::writes::SHARED_DIR)
+            .map_err(io_err(format!("creating {}", dest.display())))?;
+        crate::writes::check_dir(dest).map_err(io_err("the backup destination".to_owned()))?;
         self.remove_leftovers()?;
         let started = now();
         let name = backup::name_for(started as i64);
         let partial = dest.join(format!("{PARTIAL_PREFIX}{name}"));
-        std::fs::create_dir(&partial).map_err(io_err(format!("creating {}", partial.display())))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(crate::writes::SHARED_DIR)
+                .create(&partial)
+                .map_err(io_err(format!("creating {}", partial.display())))?;
+        }
         let creds = self.credentials()?;
         let defaults = Defaults::new(&creds)?;
         let deadline = Instant::now() + self.cfg.timeout.get();
@@ -242,10 +249,8 @@ impl Backup<'_> {
             what: "encoding the manifest".into(),
             source: io::Error::other(e),
         })?;
-        write_atomically(&partial.join(MANIFEST), &bytes).map_err(|e| BackupError::Io {
-            what: "writing the manifest".into(),
-            source: io::Error::other(e),
-        })?;
+        crate::writes::replace(&partial.join(MANIFEST), &bytes, crate::writes::SHARED)
+            .map_err(io_err("writing the manifest".to_owned()))?;
         fsync_dir(&partial)?;
         let final_dir = dest.join(&name);
         std::fs::rename(&partial, &final_dir)

@@ -10,7 +10,6 @@ use super::client::{capture, Defaults};
 
 use super::{hex, io_err, Backup, BackupError, JobGuard};
 use crate::state::backup::{self, Entry, Manifest, State, Verified, VERIFIED};
-use crate::state::job::write_atomically;
 use crate::sys::now;
 
 impl Backup<'_> {
@@ -56,10 +55,8 @@ impl Backup<'_> {
             source: io::Error::other(e),
         })?;
         let path = newest.path.join(VERIFIED);
-        write_atomically(&path, &bytes).map_err(|e| BackupError::Io {
-            what: format!("writing {}", path.display()),
-            source: io::Error::other(e),
-        })?;
+        crate::writes::replace(&path, &bytes, crate::writes::SHARED)
+            .map_err(io_err(format!("writing {}", path.display())))?;
         outcome
     }
 

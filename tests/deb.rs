@@ -1,0 +1,356 @@
+//! The Debian package as an operator meets it: built by `scripts/build-deb`, checked by
+//! lintian, installed with `dpkg -i` on this machine (a throw-away test machine; the
+//! package is named shoehub-exporter), run as its unit runs it, upgraded, and purged.
+//! systemd is not PID 1 here: what it would start is checked where dpkg leaves it (the
+//! enablement links), and the exporter is run in the unit's sandbox by the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{assert_every_collector_succeeds, require_tool, sandbox, Exporter};
+
+const PACKAGE: &str = "shoehub-exporter";
+const EXPORTER_USER: &str = "--reuid=shoehub-exporter --regid=shoehub-exporter --init-groups";
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn ok(program: &str, args: &[&str]) -> String {
+    let o = run(program, args);
+    assert!(o.status.success(), "{program} {args:?}: {}", text(&o));
+    text(&o)
+}
+
+/// Purges the package whatever happens to the test.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = run("dpkg", &["--purge", PACKAGE]);
+    }
+}
+
+/// Mode (with setuid/setgid bits), owner and group of `path`.
+fn owned(path: &str) -> (u32, String, String) {
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let name = |db: &str, id: u32| {
+        let o = run("getent", &[db, &id.to_string()]);
+        String::from_utf8_lossy(&o.stdout)
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        m.mode() & 0o7777,
+        name("passwd", m.uid()),
+        name("group", m.gid()),
+    )
+}
+
+fn build() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(Path::new(root).join("scripts/build-deb"))
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scripts/build-deb: {}", text(&out));
+    let rel = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Path::new(root).join(rel).display().to_string()
+}
+
+/// The exposure score `systemd-analyze security --offline` gives an installed unit.
+fn exposure(unit: &str) -> f64 {
+    let out = ok(
+        "systemd-analyze",
+        &[
+            "security",
+            "--offline=yes",
+            &format!("/usr/lib/systemd/system/{unit}"),
+        ],
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let after = line.split(": ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "waited in vain: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
+    for (tool, package) in [
+        ("dpkg", "dpkg"),
+        ("dpkg-deb", "dpkg"),
+        ("lintian", "lintian"),
+        ("systemd-analyze", "systemd"),
+        ("systemd-sysusers", "systemd"),
+        ("deb-systemd-helper", "init-system-helpers"),
+    ] {
+        require_tool(tool, package);
+    }
+    assert_eq!(
+        shoehub_exporter::sys::euid(),
+        0,
+        "installing a package needs root; run the tests as root"
+    );
+    let deb = build();
+
+    // lintian: warnings are shown, errors fail.
+    let lint = run("lintian", &["--tag-display-limit", "0", &deb]);
+    let report = text(&lint);
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
+    assert!(errors.is_empty(), "lintian: {report}");
+
+    // A run that was killed may have left the package behind.
+    let _ = run("dpkg", &["--purge", PACKAGE]);
+    ok("dpkg", &["-i", &deb]);
+    let _installed = Installed;
+
+    // Files, owners and modes.
+    let root = "root".to_owned();
+    let group = PACKAGE.to_owned();
+    for (path, mode, g) in [
+        ("/usr/bin/shoehub-exporter", 0o755, &root),
+        ("/etc/shoehub-exporter", 0o750, &group),
+        ("/etc/shoehub-exporter/config.yml", 0o640, &group),
+        ("/etc/shoehub-exporter/update.yml", 0o640, &group),
+        ("/var/lib/shoehub-exporter", 0o755, &root),
+        ("/var/lib/shoehub-exporter/jobs", 0o2750, &group),
+        ("/var/lib/shoehub-exporter/textfile", 0o2750, &group),
+        ("/var/backups/shoe_store_hub", 0o2750, &group),
+        (
+            "/usr/lib/systemd/system/shoehub-exporter.service",
+            0o644,
+            &root,
+        ),
+        ("/usr/lib/systemd/system/shoehub-backup.timer", 0o644, &root),
+        ("/usr/lib/sysusers.d/shoehub-exporter.conf", 0o644, &root),
+        ("/usr/lib/tmpfiles.d/shoehub-exporter.conf", 0o644, &root),
+        ("/usr/share/man/man1/shoehub-exporter.1.gz", 0o644, &root),
+        (
+            "/usr/share/man/man1/shoehub-exporter-backup-run.1.gz",
+            0o644,
+            &root,
+        ),
+        (
+            "/usr/share/bash-completion/completions/shoehub-exporter",
+            0o644,
+            &root,
+        ),
+        (
+            "/usr/share/zsh/vendor-completions/_shoehub-exporter",
+            0o644,
+            &root,
+        ),
+        (
+            "/usr/share/fish/vendor_completions.d/shoehub-exporter.fish",
+            0o644,
+            &root,
+        ),
+        ("/usr/share/shoehub-exporter/grafana", 0o755, &root),
+        ("/usr/share/shoehub-exporter/alerts", 0o755, &root),
+        (
+            "/usr/share/shoehub-exporter/prometheus/prometheus.yml",
+            0o644,
+            &root,
+        ),
+        (
+            "/usr/share/shoehub-exporter/alertmanager/alertmanager.yml",
+            0o644,
+            &root,
+        ),
+        (
+            "/usr/share/shoehub-exporter/ansible/update.yml",
+            0o644,
+            &root,
+        ),
+        ("/usr/share/doc/shoehub-exporter/copyright", 0o644, &root),
+        ("/usr/share/doc/shoehub-exporter/changelog.gz", 0o644, &root),
+        ("/usr/share/doc/shoehub-exporter/README.md", 0o644, &root),
+    ] {
+        assert_eq!(owned(path), (mode, root.clone(), g.clone()), "{path}");
+    }
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.yml"))
+            .unwrap();
+    assert_eq!(
+        std::fs::read_to_string("/etc/shoehub-exporter/config.yml").unwrap(),
+        shipped
+    );
+    // The user: no login, no home, in adm for the logs.
+    let passwd = ok("getent", &["passwd", PACKAGE]);
+    assert!(
+        passwd
+            .trim_end()
+            .ends_with(":/nonexistent:/usr/sbin/nologin"),
+        "{passwd}"
+    );
+    let groups = ok("id", &["-Gn", PACKAGE]);
+    assert!(groups.split_whitespace().any(|g| g == "adm"), "{groups}");
+    // What systemd starts at boot: the exporter and the update plan; the backup timers
+    // wait for a database.
+    let wants = Path::new("/etc/systemd/system/multi-user.target.wants/shoehub-exporter.service");
+    assert!(
+        wants.symlink_metadata().is_ok(),
+        "the exporter is not enabled"
+    );
+    let timers = Path::new("/etc/systemd/system/timers.target.wants");
+    assert!(timers
+        .join("shoehub-update-plan.timer")
+        .symlink_metadata()
+        .is_ok());
+    assert!(timers
+        .join("shoehub-backup.timer")
+        .symlink_metadata()
+        .is_err());
+
+    // The installed units: verified (their man: links resolve) and hardened.
+    let units: Vec<String> = std::fs::read_dir("/usr/lib/systemd/system")
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.contains("/shoehub-"))
+        .collect();
+    assert!(units.len() >= 7, "{units:?}");
+    let mut args = vec!["verify"];
+    args.extend(units.iter().map(String::as_str));
+    let verify = run("systemd-analyze", &args);
+    let said = text(&verify);
+    let ours: Vec<&str> = said.lines().filter(|l| l.contains("shoehub-")).collect();
+    assert!(ours.is_empty(), "{said}");
+    let exporter = exposure("shoehub-exporter.service");
+    assert!(exporter <= 2.5, "the exporter's unit is exposed {exporter}");
+    for unit in ["shoehub-backup.service", "shoehub-backup-verify.service"] {
+        let e = exposure(unit);
+        assert!(e <= 5.0, "{unit} is exposed {e}");
+    }
+
+    // The installed binary with the installed config, as the unit runs it: every
+    // collector succeeds.
+    let config = Path::new("/etc/shoehub-exporter/config.yml");
+    let e = Exporter::start_installed(&sandbox(EXPORTER_USER), "/usr/bin/shoehub-exporter", config);
+    let m = e.metrics();
+    let outcomes = m.family("shoehub_scrape_collector_success");
+    for want in [
+        "cpu",
+        "memory",
+        "filesystem",
+        "disk",
+        "network",
+        "host",
+        "jobs",
+        "apt",
+        "backups",
+        "textfile",
+    ] {
+        assert!(
+            outcomes.iter().any(|s| s.labels["collector"] == want),
+            "{want} is not running: {}",
+            e.stderr()
+        );
+    }
+    assert_every_collector_succeeds(&m, EXPORTER_USER, &e.stderr());
+    // systemctl reload: SIGHUP.
+    shoehub_exporter::sys::kill(e.child.id(), shoehub_exporter::sys::SIGHUP);
+    wait_until("the reload", || {
+        e.stderr().contains("configuration reloaded")
+    });
+
+    // Root's jobs with the installed config: a planted link is refused, not followed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, "keep\n").unwrap();
+    let jobs = Path::new("/var/lib/shoehub-exporter/jobs");
+    std::os::unix::fs::symlink(&victim, jobs.join("drill.lock")).unwrap();
+    let job = |args: &[&str]| {
+        let mut all = vec!["job", "run", "drill", "--"];
+        all.extend_from_slice(args);
+        run("/usr/bin/shoehub-exporter", &all)
+    };
+    let refused = job(&["true"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("drill.lock is a symbolic link"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::remove_file(jobs.join("drill.lock")).unwrap();
+    std::os::unix::fs::symlink(&victim, jobs.join("drill.json")).unwrap();
+    let done = job(&["true"]);
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+    assert_eq!(
+        owned("/var/lib/shoehub-exporter/jobs/drill.json"),
+        (0o640, root.clone(), group.clone())
+    );
+    // ...and the exporter, as its own user, reads what root wrote.
+    wait_until("the job's state in the metrics", || {
+        e.metrics()
+            .value("shoehub_job_last_exit_code", &[("job_name", "drill")])
+            == Some(0.0)
+    });
+    // A state directory the group can write is refused, by name.
+    std::fs::set_permissions(jobs, std::fs::Permissions::from_mode(0o2770)).unwrap();
+    let refused = job(&["true"]);
+    std::fs::set_permissions(jobs, std::fs::Permissions::from_mode(0o2750)).unwrap();
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(
+        said.contains("refusing to write into /var/lib/shoehub-exporter/jobs")
+            && said.contains("chmod go-w"),
+        "{said}"
+    );
+    drop(e);
+
+    // Upgrade (the same package again): the operator's config stays.
+    let mut edited = shipped.clone();
+    edited.push_str("# edited by the operator\n");
+    std::fs::write(config, &edited).unwrap();
+    ok("dpkg", &["-i", &deb]);
+    assert_eq!(std::fs::read_to_string(config).unwrap(), edited);
+    assert_eq!(owned("/etc/shoehub-exporter/config.yml").0, 0o640);
+
+    // Purge: the config, the state and the user go; the backups stay.
+    let kept = Path::new("/var/backups/shoe_store_hub/operator-notes.txt");
+    std::fs::write(kept, "keep\n").unwrap();
+    ok("dpkg", &["--purge", PACKAGE]);
+    assert!(!Path::new("/etc/shoehub-exporter").exists());
+    assert!(!Path::new("/var/lib/shoehub-exporter").exists());
+    assert!(!Path::new("/usr/bin/shoehub-exporter").exists());
+    assert!(
+        !run("getent", &["passwd", PACKAGE]).status.success(),
+        "the user stays"
+    );
+    assert!(
+        !run("getent", &["group", PACKAGE]).status.success(),
+        "the group stays"
+    );
+    assert!(wants.symlink_metadata().is_err());
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "keep\n");
+    std::fs::remove_file(kept).unwrap();
+    let _ = std::fs::remove_dir("/var/backups/shoe_store_hub");
+}
