@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Backup overhead: `shoehub-exporter backup run` against a plain
-# `mariadb-dump … | zstd > file` of the same database, one run.
+# Backup and restore overhead: `shoehub-exporter backup run` against a plain
+# `mariadb-dump … | zstd > file` of the same database, and `backup restore --as`
+# against `zstd -dc file | mariadb` into a new database, in one run.
 #
 # One MariaDB started in a scratch directory with a shop-like database of ROWS review
 # rows (~200 bytes each) plus products and orders. Both dump it with the same options
 # (--single-transaction --routines --triggers --events --hex-blob --quick) and zstd
 # level 3; the exporter also hashes, counts rows, writes the manifest, fsyncs and renames
-# (backup.paths is empty here, so only the database is compared). Wall time of each,
-# alternating, ROUNDS times; medians and the overhead are printed.
+# (backup.paths is empty here, so only the database is compared). The restore also checks
+# every checksum first and compares the restored database with the manifest (tables and
+# their rows, views, routines, triggers, events) after. Wall time of each, alternating,
+# ROUNDS times; medians and the overheads are printed.
 #
 # Usage: bench/backup.sh [ROWS] [ROUNDS]     (defaults: 2,000,000 rows, 3 rounds)
 set -euo pipefail
@@ -60,6 +63,18 @@ for r in $(seq "$rounds"); do
   "$bin" backup run --config "$work/config.yml" 2>/dev/null
   t1=$(now)
   echo "$(echo "$t1 - $t0" | bc -l)" >>"$work/ours"
+  sql "CREATE DATABASE plain_restore"
+  t0=$(now)
+  zstd -dc -q "$work/plain.sql.zst" | mariadb --defaults-extra-file="$work/backup.cnf" plain_restore
+  t1=$(now)
+  echo "$(echo "$t1 - $t0" | bc -l)" >>"$work/plain_restore"
+  sql "DROP DATABASE plain_restore"
+  t0=$(now)
+  "$bin" backup restore --database shoe_store_hub --as shoe_store_hub_restored \
+    --config "$work/config.yml" >/dev/null 2>&1
+  t1=$(now)
+  echo "$(echo "$t1 - $t0" | bc -l)" >>"$work/ours_restore"
+  sql "DROP DATABASE shoe_store_hub_restored"
   echo "round $r of $rounds done" >&2
 done
 size=$(stat -c %s "$work/plain.sql.zst")
@@ -74,3 +89,8 @@ o=$(median "$work/ours" 1)
 printf '%-36s %8.2f s\n' "mariadb-dump | zstd -3 > file" "$p"
 printf '%-36s %8.2f s\n' "shoehub-exporter backup run" "$o"
 printf 'overhead: %.1f%% [goal < 10%%]\n' "$(echo "($o - $p) * 100 / $p" | bc -l)"
+pr=$(median "$work/plain_restore" 1)
+or=$(median "$work/ours_restore" 1)
+printf '%-36s %8.2f s\n' "zstd -dc file | mariadb" "$pr"
+printf '%-36s %8.2f s\n' "shoehub-exporter backup restore --as" "$or"
+printf 'restore overhead: %.1f%% [goal <= 10%%]\n' "$(echo "($or - $pr) * 100 / $pr" | bc -l)"

@@ -80,13 +80,47 @@ pub enum BackupCommand {
     /// backup.destination, then prune. Complete only once its manifest is in place.
     Run,
     /// Restore the newest complete backup into a scratch database, compare every table's
-    /// rows with the manifest, drop the scratch database.
+    /// rows, view, routine, trigger and event with the manifest, drop the scratch
+    /// database.
     Verify,
+    /// Restore a backup: its databases, its files, its accounts. Checks the checksums
+    /// first and says what it will do; nothing is replaced without --yes.
+    ///
+    /// Without --database, --files-to or --users, every database of the backup is
+    /// restored under its own name (which needs --yes when it exists).
+    Restore(RestoreArgs),
     /// Remove backups older than backup.retention (never the newest backup.keep_min) and
     /// leftovers of killed runs.
     Prune,
     /// Show the backups with time, size and state.
     List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (a name from `backup list`); default: the newest complete
+    /// one.
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
+    /// Restore this database of the backup (repeat for more).
+    #[arg(long, value_name = "NAME")]
+    pub database: Vec<String>,
+    /// Restore the one --database under this new name, leaving the original alone.
+    #[arg(long = "as", value_name = "NEW_NAME", requires = "database")]
+    pub as_name: Option<String>,
+    /// Unpack the archived files under DIR, with owners, modes and times (/ puts them
+    /// back where they were, and needs --yes).
+    #[arg(long, value_name = "DIR")]
+    pub files_to: Option<PathBuf>,
+    /// Create the backed-up accounts again and give them their grants.
+    #[arg(long)]
+    pub users: bool,
+    /// Check the backup and say what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace what exists: a database of the same name, files under /.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -104,15 +138,21 @@ pub enum ListFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum UpdateCommand {
-    /// Record what an update would change now: apt's pending packages and, with
-    /// updates.playbook, an `ansible-playbook --check --diff` run. Prints the plan and its id.
+    /// Refresh apt's lists and record what an update would install now (every package,
+    /// from -> to, origin, security) and, with updates.playbook, its
+    /// `ansible-playbook -i updates.inventory --check --diff` run with exactly those
+    /// packages. Prints the plan and its id.
     Plan,
-    /// Record who approved the current plan.
+    /// Record who approved the current plan (--by, or $SUDO_USER), and why.
     Approve(ApproveArgs),
-    /// Run updates.playbook as the job `update`, only for an approved plan that still
-    /// matches what is pending and is not older than updates.max_plan_age.
+    /// Install exactly the approved plan's package versions with updates.playbook, as the
+    /// job `update`; refuses a plan not approved, applied, older than
+    /// updates.max_plan_age, with an edited playbook or inventory, or with a reviewed
+    /// version no longer available. Where systemd runs, it goes on as
+    /// shoehub-update-apply.service, which a lost terminal does not stop.
     Apply(ApplyArgs),
-    /// Show the current plan, its approval and the last update run.
+    /// Show the current plan (packages, the check run's diff), its approval and the
+    /// last update run.
     Status,
 }
 
@@ -121,9 +161,12 @@ pub struct ApproveArgs {
     /// The id `update plan` printed: approval fails if the plan changed meanwhile.
     #[arg(long, value_name = "ID")]
     pub plan: Option<String>,
-    /// Who approves [default: $SUDO_USER or $USER].
+    /// Who approves (required; under sudo, $SUDO_USER is taken).
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
+    /// Why, or what was checked: shown by `update status`.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +174,10 @@ pub struct ApplyArgs {
     /// Stop the playbook when it runs longer, e.g. 2h.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<DurationValue>,
+    /// Run here, attached to this terminal, even where systemd would run it as
+    /// shoehub-update-apply.service.
+    #[arg(long)]
+    pub foreground: bool,
 }
 
 #[derive(Debug, Subcommand)]

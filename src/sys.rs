@@ -200,6 +200,12 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Sets the process's file mode creation mask; returns the one before.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask(2) cannot fail and has no preconditions.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
 /// Creates a FIFO at `path` with `mode`.
 pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
     let c = c_path(path)?;

@@ -29,6 +29,17 @@ pub const SHARED_DIR: u32 = 0o750;
 /// Files anyone may read (a generated bundle).
 pub const PUBLIC: u32 = 0o644;
 
+/// The mask every job runs with, whatever the caller's (a unit's `UMask=0077` among
+/// them): it keeps the modes above exactly as written, so that what the exporter's
+/// group must read stays readable, and gives the tools a job starts (dump, apt,
+/// Ansible) nothing for other users.
+pub const JOB_UMASK: u32 = 0o027;
+
+/// Sets [`JOB_UMASK`]; every job command calls it first.
+pub fn job_umask() {
+    crate::sys::set_umask(JOB_UMASK);
+}
+
 /// Refuses `dir` (with an error that names it and says what to do) unless it and every
 /// directory above it is owned by root or by the user running this, and is writable by
 /// no one else; a directory above may be writable by others when it is sticky.

@@ -35,10 +35,8 @@ impl Site {
             )
             .unwrap();
         }
-        db.sql(&format!(
-            "CREATE USER 'backup'@'127.0.0.1' IDENTIFIED BY '{BACKUP_PASSWORD}';
-             GRANT ALL ON *.* TO 'backup'@'127.0.0.1';"
-        ));
+        // Exactly the README's grants, for the account on 127.0.0.1.
+        db.sql(&readme_grants("-- The backup account"));
         let pw = s.path("backup.password");
         std::fs::write(&pw, format!("{BACKUP_PASSWORD}\n")).unwrap();
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -104,6 +102,22 @@ impl Site {
     fn exporter(&self) -> Exporter {
         Exporter::start(&std::fs::read_to_string(self.path("config.yml")).unwrap())
     }
+}
+
+/// The README's SQL block that starts with `first_line`, for the backup account on
+/// 127.0.0.1 with the tests' password.
+fn readme_grants(first_line: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("```sql\n{first_line}"))
+        .unwrap_or_else(|| panic!("the README has no SQL block starting {first_line:?}"));
+    let block = &readme[start + 7..];
+    let block = &block[..block.find("```").unwrap()];
+    assert!(!block.contains("GRANT ALL"), "{block}");
+    block
+        .replace("'localhost'", "'127.0.0.1'")
+        .replace("CHANGE-ME", BACKUP_PASSWORD)
 }
 
 fn shop_data(db: &MariaDb, rows: usize) {
@@ -360,7 +374,7 @@ fn a_failing_dump_fails_the_run() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("the dump of shoe_store_hub failed") && err.contains("Access denied"),
+        err.contains("the database server: ") && err.contains("Access denied"),
         "{err}"
     );
     assert!(!err.contains("not-it"));
@@ -369,7 +383,11 @@ fn a_failing_dump_fails_the_run() {
     db.stop();
     let out = s.backup(&["run"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the dump of shoe_store_hub failed"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the database server: ") && err.contains("connect"),
+        "{err}"
+    );
     // A path missing.
     db.restart();
     std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
@@ -686,4 +704,478 @@ fn a_full_disk_fails_the_run_clearly() {
         "{err}"
     );
     assert!(s.complete().is_empty());
+    // The failed run's directory is gone at once: the disk is not left full.
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+}
+
+/// What a restore must bring back of the shop's database, as the server reports it:
+/// every table's checksum, and every view, routine, trigger and event with its
+/// definition, and the shop account's grants.
+fn snapshot(db: &MariaDb, name: &str) -> Vec<String> {
+    let q = |s: &str| db.sql(&s.replace("DB", name));
+    let mut out = Vec::new();
+    for t in q("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'DB' AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1").lines() {
+        let ident = format!("`{name}`.`{}`", t.replace('`', "``"));
+        let rows = db.sql(&format!("SELECT COUNT(*) FROM {ident}"));
+        let sum = db.sql(&format!("CHECKSUM TABLE {ident}"));
+        let sum = sum.split('\t').nth(1).unwrap_or_default().trim().to_owned();
+        out.push(format!("table {t}: {} rows, checksum {sum}", rows.trim()));
+    }
+    out.push(q("SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'DB' ORDER BY 1"));
+    out.push(q("SELECT ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_DEFINITION, DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'DB' ORDER BY 1, 2"));
+    out.push(q("SELECT TRIGGER_NAME, ACTION_STATEMENT, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'DB' ORDER BY 1"));
+    out.push(q("SELECT EVENT_NAME, EVENT_DEFINITION, INTERVAL_VALUE, INTERVAL_FIELD FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'DB' ORDER BY 1"));
+    out.push(q("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'DB'"));
+    out
+}
+
+/// Every file under `root`: path, SHA-256, mode and owner.
+fn file_states(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+        if m.is_file() {
+            out.push(format!(
+                "{} {} {:o} {}:{}",
+                p.display(),
+                sha256_hex(&p),
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            ));
+        } else if m.is_dir() {
+            out.push(format!(
+                "{}/ {:o} {}:{}",
+                p.display(),
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_disaster_is_survived_by_restore() {
+    let db = MariaDb::start();
+    shop_data(&db, 200);
+    // What a shop's database holds beyond tables, names that need quoting, and the
+    // shop's own account.
+    db.sql(
+        "USE shoe_store_hub;
+         CREATE TABLE `odd``name` (id INT PRIMARY KEY, note VARCHAR(20)) DEFAULT CHARSET=latin1;
+         INSERT INTO `odd``name` VALUES (1, 'a'), (2, 'b');
+         CREATE TABLE `with space ü` (id INT PRIMARY KEY);
+         INSERT INTO `with space ü` VALUES (7);
+         CREATE PROCEDURE restock(IN p INT) UPDATE products SET price = price WHERE id = p;
+         CREATE FUNCTION doubled(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
+         CREATE TRIGGER orders_qty BEFORE INSERT ON orders FOR EACH ROW SET NEW.qty = GREATEST(NEW.qty, 1);
+         CREATE VIEW order_totals AS SELECT product, SUM(qty) AS total FROM orders GROUP BY product;
+         CREATE EVENT nightly_cleanup ON SCHEDULE EVERY 1 DAY DO DELETE FROM orders WHERE qty < 0;
+         CREATE USER 'shop'@'localhost' IDENTIFIED BY 'shop-pass';
+         GRANT SELECT, INSERT, UPDATE, DELETE ON shoe_store_hub.* TO 'shop'@'localhost';",
+    );
+    let s = Site::new(&db);
+    // Files as a live host has them: a private config of another owner, a FIFO and a
+    // socket (skipped, and listed).
+    let secret = s.path("etc/shoe_store_hub/db.ini");
+    std::fs::write(&secret, "db_password=hunter2\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
+    shoehub_exporter::sys::mkfifo(&s.path("www/user_data/queue.fifo"), 0o600).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(s.path("www/user_data/app.sock")).unwrap();
+
+    let before = snapshot(&db, "shoe_store_hub");
+    let grants_before = db.sql("SHOW GRANTS FOR 'shop'@'localhost'");
+    let files_before: Vec<String> = [s.path("etc/shoe_store_hub"), s.path("www/user_data")]
+        .iter()
+        .flat_map(|p| file_states(p))
+        .filter(|l| !l.contains(".fifo") && !l.contains(".sock"))
+        .collect();
+
+    // The run, under a umask that would make everything readable.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000 && exec {BIN} backup run --config {}",
+            s.path("config.yml").display()
+        ))
+        .output()
+        .unwrap();
+    ok(&out);
+    let names = s.complete();
+    assert_eq!(names.len(), 1);
+    let dir = s.path("dest").join(&names[0]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let d = &manifest["databases"][0];
+    assert_eq!(
+        d["routines"],
+        serde_json::json!(["FUNCTION doubled", "PROCEDURE restock"])
+    );
+    assert_eq!(d["triggers"], serde_json::json!(["orders_qty"]));
+    assert_eq!(d["views"], serde_json::json!(["order_totals"]));
+    assert_eq!(d["events"], serde_json::json!(["nightly_cleanup"]));
+    assert!(d["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["table"] == "odd`name" && t["rows"] == 2));
+    assert!(d["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["table"] == "with space ü" && t["rows"] == 1));
+    assert!(
+        !d["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["table"] == "order_totals"),
+        "a view counted as a table"
+    );
+    assert!(!d["charset"].as_str().unwrap().is_empty());
+    let skipped: Vec<&str> = manifest["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped.contains(&"fifo") && skipped.contains(&"socket"));
+    // The shop's account and the exporter's (it holds REFERENCES there), not the
+    // backup account itself.
+    assert_eq!(
+        manifest["accounts"]["accounts"],
+        serde_json::json!([
+            "'exporter'@'127.0.0.1'",
+            "'exporter'@'localhost'",
+            "'shop'@'localhost'"
+        ])
+    );
+
+    // No file of the backup can be read by another local user; the exporter's group
+    // reads the manifest.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o750);
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+        let want = if p.ends_with("manifest.json") {
+            0o640
+        } else {
+            0o600
+        };
+        assert_eq!(mode, want, "{}", p.display());
+        let as_nobody = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            !as_nobody.status.success(),
+            "{} is readable by nobody",
+            p.display()
+        );
+    }
+
+    let v = s.backup(&["verify"]);
+    ok(&v);
+    assert!(
+        String::from_utf8_lossy(&v.stdout)
+            .contains("5 view(s), routine(s), trigger(s) and event(s)"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    // The bad day: the database, the account and the files are gone.
+    db.sql("DROP DATABASE shoe_store_hub; DROP USER 'shop'@'localhost';");
+    std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
+    std::fs::remove_dir_all(s.path("www/user_data")).unwrap();
+    db.sql(&readme_grants("-- For backup restore"));
+
+    // A dry run checks and tells, and changes nothing.
+    let dry = s.backup(&[
+        "restore",
+        "--database",
+        "shoe_store_hub",
+        "--users",
+        "--files-to",
+        "/",
+        "--dry-run",
+    ]);
+    ok(&dry);
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    assert!(plan.contains("every checksum matches"), "{plan}");
+    assert!(
+        plan.contains("database shoe_store_hub -> shoe_store_hub (new)"),
+        "{plan}"
+    );
+    assert!(plan.contains("needs --yes: files go back"), "{plan}");
+    assert!(!db.sql("SHOW DATABASES").contains("shoe_store_hub"));
+    // Files over / need --yes.
+    let refused = s.backup(&[
+        "restore",
+        "--database",
+        "shoe_store_hub",
+        "--users",
+        "--files-to",
+        "/",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
+    assert!(!db.sql("SHOW DATABASES").contains("shoe_store_hub"));
+
+    let r = s.backup(&[
+        "restore",
+        "--database",
+        "shoe_store_hub",
+        "--users",
+        "--files-to",
+        "/",
+        "--yes",
+    ]);
+    ok(&r);
+    assert_eq!(snapshot(&db, "shoe_store_hub"), before);
+    assert_eq!(db.sql("SHOW GRANTS FOR 'shop'@'localhost'"), grants_before);
+    let files_after: Vec<String> = [s.path("etc/shoe_store_hub"), s.path("www/user_data")]
+        .iter()
+        .flat_map(|p| file_states(p))
+        .collect();
+    assert_eq!(files_after, files_before);
+    // The shop's account works again.
+    let shop = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--user=shop",
+            "--password=shop-pass",
+            "--batch",
+            "--skip-column-names",
+        ])
+        .arg(format!("--socket={}", db.socket().display()))
+        .args(["--execute", "SELECT COUNT(*) FROM shoe_store_hub.reviews"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&shop.stdout).trim(), "200");
+
+    // Over an existing database only with --yes; under another name beside it.
+    let refused = s.backup(&["restore", "--database", "shoe_store_hub"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("exists"));
+    ok(&s.backup(&[
+        "restore",
+        "--database",
+        "shoe_store_hub",
+        "--as",
+        "shoe_store_hub_copy",
+    ]));
+    assert_eq!(snapshot(&db, "shoe_store_hub_copy")[..3], before[..3]);
+    let m = s.exporter().metrics();
+    assert_eq!(
+        m.value(
+            "shoehub_job_last_exit_code",
+            &[("job_name", "backup-restore")]
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn a_backup_with_too_few_grants_is_never_reported_complete() {
+    let db = MariaDb::start();
+    shop_data(&db, 10);
+    db.sql("CREATE PROCEDURE shoe_store_hub.restock() SELECT 1;");
+    let s = Site::new(&db);
+    // The plan's first guess: enough to read the rows, not the routines or views.
+    db.sql(
+        "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'backup'@'127.0.0.1';
+            GRANT SELECT, LOCK TABLES ON shoe_store_hub.* TO 'backup'@'127.0.0.1';",
+    );
+    let out = s.backup(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for grant in [
+        "SHOW VIEW ON `shoe_store_hub`.*",
+        "TRIGGER ON `shoe_store_hub`.*",
+        "EVENT ON `shoe_store_hub`.*",
+        "SELECT ON `mysql`.*",
+    ] {
+        assert!(err.contains(grant), "{grant} not named: {err}");
+    }
+    assert!(s.complete().is_empty());
+    // Nothing is left behind either.
+    let left: Vec<_> = std::fs::read_dir(s.path("dest")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_run_short_of_space_does_not_start_and_a_failed_one_leaves_nothing() {
+    let db = MariaDb::start();
+    shop_data(&db, 50);
+    let s = Site::new(&db);
+    ok(&s.backup(&["run"]));
+    // Asking for far more room than the disk has.
+    let cfg = std::fs::read_to_string(s.path("config.yml")).unwrap();
+    std::fs::write(
+        s.path("config.yml"),
+        cfg.replace("backup:\n", "backup:\n  space_factor: 1000000000\n"),
+    )
+    .unwrap();
+    let out = s.backup(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not enough free space")
+            && err.contains("available")
+            && err.contains("the last backup took"),
+        "{err}"
+    );
+    assert_eq!(s.complete().len(), 1);
+    let partial = std::fs::read_dir(s.path("dest"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".partial-")
+        })
+        .count();
+    assert_eq!(partial, 0);
+}
+
+#[test]
+fn files_that_change_or_vanish_during_the_run_are_warnings_not_failures() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let db = MariaDb::start();
+    let s = Site::new(&db);
+    let data = s.path("www/user_data");
+    let stop = Arc::new(AtomicBool::new(false));
+    // Uploads that come and go, and a log rewritten over and over, while the runs go on.
+    let churn = {
+        let stop = Arc::clone(&stop);
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let p = data.join(format!("upload-{}.tmp", i % 50));
+                let _ = std::fs::write(&p, vec![b'u'; 64 * 1024]);
+                let _ = std::fs::remove_file(data.join(format!("upload-{}.tmp", (i + 25) % 50)));
+                let _ = std::fs::write(
+                    data.join("busy.log"),
+                    vec![b'l'; ((i % 7) as usize + 1) * 300_000],
+                );
+                i += 1;
+            }
+        })
+    };
+    let mut warned = Vec::new();
+    for _ in 0..10 {
+        let out = s.backup(&["run"]);
+        ok(&out);
+        let newest = s.complete().pop().unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(s.path("dest").join(newest).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        warned.extend(
+            manifest["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_str().unwrap().to_owned()),
+        );
+        if warned.iter().any(|w| w.contains("busy.log")) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("busy.log: changed while it was archived")),
+        "{warned:?}"
+    );
+    // Every archive is whole: tar reads each to its end.
+    for name in s.complete() {
+        let t = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "zstd -dc {} | tar -t >/dev/null",
+                s.path("dest").join(&name).join("files.tar.zst").display()
+            ))
+            .status()
+            .unwrap();
+        assert!(t.success(), "{name}'s archive is broken");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_fails_the_run() {
+    use std::os::unix::fs::chown;
+    let db = MariaDb::start();
+    let s = Site::new(&db);
+    // The run as an unprivileged user, to whom one file is closed.
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["state", "dest"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let chown_all = |p: &Path| {
+        let out = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(out.success());
+    };
+    for p in [
+        "state",
+        "dest",
+        "etc",
+        "www",
+        "backup.password",
+        "config.yml",
+    ] {
+        chown_all(&s.path(p));
+    }
+    let closed = s.path("www/user_data/closed.bin");
+    std::fs::write(&closed, "private").unwrap();
+    chown(&closed, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "backup",
+            "run",
+            "--config",
+        ])
+        .arg(s.path("config.yml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("closed.bin") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert!(s.complete().is_empty());
+    assert_eq!(
+        std::fs::read_dir(s.path("dest")).unwrap().count(),
+        0,
+        "the failed run left its directory"
+    );
 }

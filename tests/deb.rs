@@ -139,6 +139,7 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
         ("/etc/shoehub-exporter", 0o750, &group),
         ("/etc/shoehub-exporter/config.yml", 0o640, &group),
         ("/etc/shoehub-exporter/update.yml", 0o640, &group),
+        ("/etc/shoehub-exporter/inventory.ini", 0o640, &group),
         ("/var/lib/shoehub-exporter", 0o755, &root),
         ("/var/lib/shoehub-exporter/jobs", 0o2750, &group),
         ("/var/lib/shoehub-exporter/textfile", 0o2750, &group),
@@ -286,10 +287,19 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     std::fs::write(&victim, "keep\n").unwrap();
     let jobs = Path::new("/var/lib/shoehub-exporter/jobs");
     std::os::unix::fs::symlink(&victim, jobs.join("drill.lock")).unwrap();
+    // Under the units' UMask=0077, as systemd starts a job.
     let job = |args: &[&str]| {
-        let mut all = vec!["job", "run", "drill", "--"];
+        let mut all = vec![
+            "-c",
+            "umask 0077 && exec \"$0\" \"$@\"",
+            "/usr/bin/shoehub-exporter",
+            "job",
+            "run",
+            "drill",
+            "--",
+        ];
         all.extend_from_slice(args);
-        run("/usr/bin/shoehub-exporter", &all)
+        run("sh", &all)
     };
     let refused = job(&["true"]);
     assert!(!refused.status.success());
@@ -324,7 +334,13 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
             && said.contains("chmod go-w"),
         "{said}"
     );
+    // Stopped as systemd stops the unit: every process of its cgroup, the apt run the
+    // exporter may have under way included.
     drop(e);
+    let _ = run("pkill", &["-KILL", "-u", PACKAGE]);
+    wait_until("the exporter's processes to end", || {
+        !run("pgrep", &["-u", PACKAGE]).status.success()
+    });
 
     // Upgrade (the same package again): the operator's config stays.
     let mut edited = shipped.clone();

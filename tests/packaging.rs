@@ -21,7 +21,8 @@ fn the_update_playbook_parses() {
     let ansible = require_tool("ansible-playbook", "ansible-core");
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(ansible)
-        .args(["--syntax-check", "-i", "shoe_store_hub,"])
+        .args(["--syntax-check", "-i"])
+        .arg(packaging("ansible/inventory.ini"))
         .arg(packaging("ansible/update.yml"))
         .env("ANSIBLE_HOME", home.path())
         .output()
@@ -34,8 +35,12 @@ fn the_update_playbook_parses() {
     );
     let text = std::fs::read_to_string(packaging("ansible/update.yml")).unwrap();
     assert!(
-        text.contains("when: upgrade is changed"),
+        text.contains("- upgrade is changed"),
         "apache2 restarts only on change"
+    );
+    assert!(
+        text.contains("name: \"{{ shoehub_packages }}\"") && !text.contains("upgrade: "),
+        "only the reviewed name=version pairs are installed"
     );
     assert!(text.contains("/run/reboot-required"));
 }

@@ -1,6 +1,9 @@
-//! The update protocol end to end: plan (apt on this host and a real
-//! `ansible-playbook --check`), approval, apply through the job runner, and every
-//! refusal, with the metrics the exporter serves meanwhile.
+//! The weekly update end to end, with the shipped playbook and inventory, real apt and
+//! real dpkg: a local apt repository of `shoehub-test-*` packages (built with dpkg-deb,
+//! indexed with apt-ftparchive) read through a private apt configuration, so the
+//! machine's own sources are neither read nor changed; what the tests install is purged
+//! at the end. Plan, review, approval, apply, and every refusal, with the metrics the
+//! exporter serves meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,59 +11,95 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::aptrepo::{AptRepo, SECURITY};
 use common::{require_tool, Exporter, BIN};
+
+/// dpkg takes one installation at a time: these tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn shipped(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/ansible")
+        .join(p)
+}
 
 struct Setup {
     dir: tempfile::TempDir,
+    repo: AptRepo,
+    package: String,
 }
 
 impl Setup {
-    fn new(max_age: &str) -> Setup {
+    /// Version 1.0 of `package` installed, 1.1 published as a security update, and a
+    /// config that uses the shipped playbook and inventory.
+    fn new(package: &str, max_age: &str) -> Setup {
         require_tool("ansible-playbook", "ansible-core");
         require_tool("apt-get", "apt");
+        let mut repo = AptRepo::new();
+        let v10 = repo.build(package, "1.0", None);
+        repo.install(&v10);
+        let v11 = repo.build(package, "1.1", None);
+        repo.publish(&[&v10, &v11], &SECURITY);
         let s = Setup {
             dir: tempfile::tempdir().unwrap(),
+            repo,
+            package: package.to_owned(),
         };
+        s.config(&shipped("inventory.ini"), max_age);
+        s
+    }
+
+    fn config(&self, inventory: &Path, max_age: &str) {
         std::fs::write(
-            s.path("config.yml"),
+            self.path("config.yml"),
             format!(
-                "jobs:\n  state_dir: {}\nupdates:\n  apt: false\n  playbook: {}\n  max_plan_age: {max_age}\n",
-                s.path("state").display(),
-                s.path("update.yml").display()
+                "jobs:\n  state_dir: {}\nupdates:\n  apt: false\n  playbook: {}\n  inventory: {}\n  max_plan_age: {max_age}\n",
+                self.path("state").display(),
+                shipped("update.yml").display(),
+                inventory.display(),
             ),
         )
         .unwrap();
-        s.playbook("");
-        s
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    /// A harmless playbook: it touches a marker file (and runs `extra` tasks).
-    fn playbook(&self, extra: &str) {
-        std::fs::write(
-            self.path("update.yml"),
-            format!(
-                "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n    - name: marker\n      ansible.builtin.file:\n        path: {}\n        state: touch\n{extra}",
-                self.path("applied").display()
-            ),
-        )
-        .unwrap();
+    fn publish(&self, versions: &[&str]) {
+        let debs: Vec<PathBuf> = versions
+            .iter()
+            .map(|v| self.repo.build(&self.package, v, None))
+            .collect();
+        let refs: Vec<&Path> = debs.iter().map(PathBuf::as_path).collect();
+        self.repo.publish(&refs, &SECURITY);
     }
 
-    fn update(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("update")
+    fn update_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(BIN);
+        c.arg("update")
             .args(args)
             .arg("--config")
             .arg(self.path("config.yml"))
+            .env("APT_CONFIG", self.repo.config())
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_HOME", self.path("ansible-home"))
             .env("ANSIBLE_LOCALHOST_WARNING", "false")
-            .output()
-            .unwrap()
+            .env_remove("SUDO_USER");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn update(&self, args: &[&str]) -> Output {
+        self.update_env(args, &[])
     }
 
     fn plan(&self) -> String {
@@ -78,6 +117,15 @@ impl Setup {
             .unwrap()
             .to_owned()
     }
+
+    /// The installed version of the package.
+    fn installed(&self) -> String {
+        let out = Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", &self.package])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 fn refused(out: &Output, needle: &str) {
@@ -86,127 +134,109 @@ fn refused(out: &Output, needle: &str) {
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
 }
 
-fn exists(p: &Path) -> bool {
-    p.exists()
-}
-
 #[test]
-fn plan_approve_apply_and_every_refusal() {
-    let s = Setup::new("7d");
+fn what_was_reviewed_is_exactly_what_is_applied() {
+    let _one = serial();
+    let s = Setup::new("shoehub-test-boots", "7d");
     refused(&s.update(&["apply"]), "there is no update plan yet");
     let id = s.plan();
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(s.path("state/update/plan.json")).unwrap())
             .unwrap();
-    // The plan holds what apt says is pending on this host.
-    let apt = Command::new("apt-get")
-        .args(["--just-print", "dist-upgrade"])
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    let pending = String::from_utf8_lossy(&apt.stdout)
-        .lines()
-        .filter(|l| l.starts_with("Inst "))
-        .count();
-    assert_eq!(plan["packages"].as_array().unwrap().len(), pending);
+    // The lists were refreshed, and the one pending package recorded as apt sees it.
+    assert!(
+        plan["refresh"]
+            .as_str()
+            .unwrap()
+            .starts_with("apt-get update"),
+        "{plan}"
+    );
+    let packages = plan["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), 1, "{plan}");
+    assert_eq!(packages[0]["package"], "shoehub-test-boots");
+    assert_eq!(packages[0]["from"], "1.0");
+    assert_eq!(packages[0]["to"], "1.1");
+    assert_eq!(packages[0]["security"], true);
+    assert!(packages[0]["origin"]
+        .as_str()
+        .unwrap()
+        .contains("Debian-Security"));
     assert_eq!(plan["check"]["exit_code"], 0);
-    // A plan made again from the same state has the same id.
+    assert!(
+        plan["check"]["recap"]["localhost"]["changed"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // The same state makes the same plan.
     assert_eq!(s.plan(), id);
 
-    let e = Exporter::start(&std::fs::read_to_string(s.path("config.yml")).unwrap());
-    let m = e.metrics();
-    assert_eq!(m.value("shoehub_update_pending_approval", &[]), Some(1.0));
+    // What the reviewer reads: every package, the diff per task and host.
+    let status = s.update(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(
-        m.value("shoehub_update_plan_timestamp_seconds", &[])
-            .unwrap()
-            > 1.7e9
+        text.contains("shoehub-test-boots 1.0 -> 1.1 (Debian-Security"),
+        "{text}"
     );
-    assert_eq!(
-        m.value("shoehub_update_plan_packages", &[]),
-        Some(pending as f64)
+    assert!(text.contains("SECURITY"), "{text}");
+    assert!(
+        text.contains("TASK [Install exactly the reviewed versions]"),
+        "{text}"
     );
+    assert!(text.contains("changed: [localhost]"), "{text}");
+    assert!(text.contains("not approved"), "{text}");
 
+    let e = Exporter::start(&std::fs::read_to_string(s.path("config.yml")).unwrap());
+    assert_eq!(
+        e.metrics().value("shoehub_update_pending_approval", &[]),
+        Some(1.0)
+    );
     refused(
         &s.update(&["apply"]),
         &format!("update approve --plan {id}"),
     );
     refused(
-        &s.update(&["approve", "--plan", "0000000000000000"]),
+        &s.update(&["approve", "--plan", "0000000000000000", "--by", "alice"]),
         "is not the current plan",
     );
-    let ok = s.update(&["approve", "--plan", &id, "--by", "alice"]);
-    assert_eq!(ok.status.code(), Some(0));
+    // An approval has a name: --by, or the sudo user.
+    refused(&s.update(&["approve", "--plan", &id]), "needs a name");
+    let ok = s.update_env(
+        &["approve", "--plan", &id, "--comment", "read the changelog"],
+        &[("SUDO_USER", "alice")],
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&s.update(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains("approved by alice") && text.contains("read the changelog"),
+        "{text}"
+    );
     assert_eq!(
         e.metrics().value("shoehub_update_pending_approval", &[]),
         Some(0.0)
     );
 
-    // The playbook changed after the approval: a different plan.
-    s.playbook("    - name: also\n      ansible.builtin.command: /bin/true\n");
-    refused(&s.update(&["apply"]), "what is pending changed since plan");
-    assert!(!exists(&s.path("applied")), "nothing ran");
-
-    let id2 = s.plan();
-    assert_ne!(id2, id);
-    assert_eq!(
-        s.update(&["approve", "--plan", &id2]).status.code(),
-        Some(0)
-    );
+    // 1.2 is published after the review: it waits for the next plan.
+    s.publish(&["1.0", "1.1", "1.2"]);
     let applied = s.update(&["apply"]);
     let printed = String::from_utf8_lossy(&applied.stdout).into_owned();
-    assert_eq!(applied.status.code(), Some(0), "{printed}");
-    assert!(exists(&s.path("applied")));
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{printed}{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert_eq!(s.installed(), "1.1", "{printed}");
     refused(&s.update(&["apply"]), "was already applied");
-
-    // The run is the job `update`, with Ansible's recap as metrics.
-    let recap_line = printed
-        .lines()
-        .skip_while(|l| !l.starts_with("PLAY RECAP"))
-        .find(|l| l.starts_with("localhost"))
-        .unwrap()
-        .to_owned();
     let m = e.metrics();
     assert_eq!(
         m.value("shoehub_job_last_exit_code", &[("job_name", "update")]),
         Some(0.0)
-    );
-    for field in recap_line.split_whitespace().filter(|f| f.contains('=')) {
-        let (status, n) = field.split_once('=').unwrap();
-        assert_eq!(
-            m.value(
-                "shoehub_ansible_last_run_tasks",
-                &[
-                    ("job_name", "update"),
-                    ("host", "localhost"),
-                    ("status", status)
-                ]
-            ),
-            Some(n.parse().unwrap()),
-            "{status} in {recap_line}"
-        );
-    }
-    let status = s.update(&["status"]);
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        text.contains("approved by")
-            && text.contains("applied")
-            && text.contains("last update run: exit code 0"),
-        "{text}"
-    );
-
-    // A failing task: apply runs the approved plan and reports the failure.
-    s.playbook("    - name: broken\n      ansible.builtin.command: /bin/false\n");
-    let id3 = s.plan();
-    assert_eq!(
-        s.update(&["approve", "--plan", &id3]).status.code(),
-        Some(0)
-    );
-    let failed = s.update(&["apply"]);
-    assert_eq!(failed.status.code(), Some(2));
-    let m = e.metrics();
-    assert_eq!(
-        m.value("shoehub_job_last_exit_code", &[("job_name", "update")]),
-        Some(2.0)
     );
     assert_eq!(
         m.value(
@@ -214,23 +244,119 @@ fn plan_approve_apply_and_every_refusal() {
             &[
                 ("job_name", "update"),
                 ("host", "localhost"),
-                ("status", "failed")
+                ("status", "changed")
             ]
         ),
-        Some(1.0)
+        Some(1.0),
+        "{printed}"
     );
-    assert_eq!(
-        m.value("shoehub_job_failures_total", &[("job_name", "update")]),
-        Some(1.0)
-    );
+    // The next plan offers 1.2.
+    s.plan();
+    let text = String::from_utf8_lossy(&s.update(&["status"]).stdout).into_owned();
+    assert!(text.contains("shoehub-test-boots 1.1 -> 1.2"), "{text}");
 }
 
 #[test]
-fn a_stale_plan_is_refused() {
-    let s = Setup::new("1s");
+fn a_withdrawn_version_an_edited_playbook_and_a_stale_plan_are_refused() {
+    let _one = serial();
+    let s = Setup::new("shoehub-test-sandals", "7d");
     let id = s.plan();
-    assert_eq!(s.update(&["approve", "--plan", &id]).status.code(), Some(0));
+    assert_eq!(
+        s.update(&["approve", "--plan", &id, "--by", "bob"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // 1.1 is withdrawn (1.2 replaces it) after the review.
+    s.publish(&["1.0", "1.2"]);
+    let out = s.update(&["apply"]);
+    refused(&out, "shoehub-test-sandals 1.1, as reviewed in plan");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("update plan"));
+    assert_eq!(s.installed(), "1.0", "nothing was installed");
+
+    // An inventory edited after the approval: plan again.
+    let id2 = s.plan();
+    assert_eq!(
+        s.update(&["approve", "--plan", &id2, "--by", "bob"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let edited = s.path("inventory.ini");
+    std::fs::write(
+        &edited,
+        std::fs::read_to_string(shipped("inventory.ini")).unwrap() + "# edited\n",
+    )
+    .unwrap();
+    s.config(&edited, "7d");
+    refused(&s.update(&["apply"]), "changed since plan");
+    assert_eq!(s.installed(), "1.0");
+
+    // A plan older than updates.max_plan_age.
+    s.config(&shipped("inventory.ini"), "1s");
+    let id3 = s.plan();
+    assert_eq!(
+        s.update(&["approve", "--plan", &id3, "--by", "bob"])
+            .status
+            .code(),
+        Some(0)
+    );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     refused(&s.update(&["apply"]), "older than updates.max_plan_age");
-    assert!(!exists(&s.path("applied")));
+    assert_eq!(s.installed(), "1.0");
+}
+
+#[test]
+fn a_playbook_whose_hosts_match_nothing_fails_the_plan() {
+    let _one = serial();
+    let s = Setup::new("shoehub-test-laces", "7d");
+    // An inventory without the playbook's group.
+    let other = s.path("other.ini");
+    std::fs::write(&other, "[webservers]\nlocalhost ansible_connection=local\n").unwrap();
+    s.config(&other, "7d");
+    let out = s.update(&["plan"]);
+    refused(&out, "matched no host");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("updates.inventory"));
+    // Without an inventory at all: say what to set.
+    std::fs::write(
+        s.path("config.yml"),
+        format!(
+            "jobs:\n  state_dir: {}\nupdates:\n  apt: false\n  playbook: {}\n",
+            s.path("state").display(),
+            shipped("update.yml").display()
+        ),
+    )
+    .unwrap();
+    refused(&s.update(&["plan"]), "set updates.inventory");
+}
+
+#[test]
+fn apply_without_systemd_runs_in_the_foreground_and_says_so() {
+    let _one = serial();
+    let s = Setup::new("shoehub-test-insoles", "7d");
+    let id = s.plan();
+    assert_eq!(
+        s.update(&["approve", "--plan", &id, "--by", "carol"])
+            .status
+            .code(),
+        Some(0)
+    );
+    // Where systemd runs, apply would go to a unit of its own; --foreground keeps it here.
+    let systemd = Path::new("/run/systemd/system").exists();
+    let out = s.update(if systemd {
+        &["apply", "--foreground"]
+    } else {
+        &["apply"]
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).contains("systemd is not running here"),
+        !systemd
+    );
+    assert_eq!(s.installed(), "1.1");
 }

@@ -10,6 +10,7 @@ use crate::jobs::backup::Backup;
 use crate::state::backup::{Entry, State};
 
 pub fn run(config: Option<&Path>, cmd: &BackupCommand) -> Outcome {
+    crate::writes::job_umask();
     // Progress and the outcome are told on stderr, so log at info.
     init_logging(tracing::Level::INFO);
     let config = load_config(config)?;
@@ -26,6 +27,9 @@ pub fn run(config: Option<&Path>, cmd: &BackupCommand) -> Outcome {
     let result = match cmd {
         BackupCommand::Run => b.run().map(drop),
         BackupCommand::Verify => b.verify().map(|msg| println!("{msg}")),
+        BackupCommand::Restore(a) => b
+            .restore(&crate::jobs::backup::RestoreRequest::from(a))
+            .map(|msg| println!("{msg}")),
         BackupCommand::Prune => b
             .prune()
             .map(|n| println!("{n} backup(s) or leftover(s) removed")),

@@ -7,6 +7,7 @@ use crate::cli::JobRunArgs;
 use crate::jobs::runner::{self, JobRun};
 
 pub fn run(config: Option<&Path>, args: &JobRunArgs) -> Outcome {
+    crate::writes::job_umask();
     init_logging(tracing::Level::WARN);
     let config = load_config(config)?;
     let run = JobRun {

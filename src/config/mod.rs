@@ -197,6 +197,12 @@ impl Config {
                 ));
             }
         }
+        let f = self.backup.space_factor;
+        if !(f.is_finite() && f >= 0.0) {
+            return Err(format!(
+                "backup.space_factor: {f} is not a factor; give a number such as 1.5 (0 turns the check off)"
+            ));
+        }
         crate::collectors::weblog::validate(&self.weblogs)?;
         crate::collectors::probe::validate(&self.probes)?;
         if let Some(m) = &self.mysql {

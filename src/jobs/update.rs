@@ -1,11 +1,15 @@
 //! `update plan|approve|apply|status`: the maintenance plan's weekly update, with its
 //! review step made real.
 //!
-//! `plan` records what an update would change now (apt's pending packages and, with a
-//! playbook, its `--check` run) under an id derived from that content. `approve` records
-//! who approved which plan. `apply` runs the playbook as the job `update`, but only for
-//! an approved plan that is not older than `updates.max_plan_age` and still matches what
-//! is pending now; otherwise it refuses and says what to do.
+//! `plan` refreshes apt's lists, then records what an update would install now (every
+//! package with its installed and candidate version, origin and security flag) and,
+//! with a playbook, its `--check --diff` run against `updates.inventory` with exactly
+//! those packages, under an id derived from that content. `approve` records who
+//! approved which plan, and why. `apply` runs the playbook as the job `update` with the
+//! reviewed `name=version` pairs and nothing else, but only for an approved plan that is
+//! not older than `updates.max_plan_age`, whose playbook and inventory are unchanged,
+//! and whose every reviewed version can still be installed; otherwise it refuses and
+//! says what to do. A version published after the review waits for the next plan.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -40,10 +44,26 @@ pub enum UpdateError {
         age: String,
         max: String,
     },
-    #[error("what is pending changed since plan {approved} was made (now: plan {now}); run `shoehub-exporter update plan`, review it and approve the new plan")]
-    Changed { approved: String, now: String },
+    #[error("the playbook or the inventory changed since plan {0} was made; run `shoehub-exporter update plan`, review it and approve the new plan")]
+    Changed(String),
     #[error("no playbook to apply: set updates.playbook in the config")]
     NoPlaybook,
+    #[error("no inventory for the playbook: set updates.inventory (the package ships /etc/shoehub-exporter/inventory.ini for this host)")]
+    NoInventory,
+    #[error("cannot refresh apt's package lists: {0}")]
+    Refresh(String),
+    #[error("the playbook's check run matched no host of its `hosts:` in {inventory}: nothing would be updated. Put the hosts in the inventory's group, or set updates.inventory to one that lists them")]
+    NoHosts { inventory: String },
+    #[error("the playbook's check run failed (exit code {code}): see `shoehub-exporter update status`, fix the playbook or the hosts, and plan again")]
+    CheckFailed { code: i32 },
+    #[error("{package} {version}, as reviewed in plan {plan}, can no longer be installed (withdrawn from the archive): run `shoehub-exporter update plan`, review and approve the new plan")]
+    Withdrawn {
+        plan: String,
+        package: String,
+        version: String,
+    },
+    #[error("an approval needs a name: give --by NAME (under sudo, $SUDO_USER is taken)")]
+    NoApprover,
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -53,6 +73,7 @@ pub enum UpdateError {
 pub struct Update<'a> {
     pub state_dir: &'a Path,
     pub playbook: Option<&'a Path>,
+    pub inventory: Option<&'a Path>,
     pub max_age: Duration,
     pub kill_grace: Duration,
     /// `jobs.max_json_bytes`.
@@ -69,9 +90,61 @@ fn human(secs: f64) -> String {
     }
 }
 
+/// The reviewed packages as the playbook's extra variables:
+/// `{"shoehub_packages": ["name=version", …]}`.
+fn packages_var(packages: &[apt::Upgrade]) -> String {
+    let pairs: Vec<String> = packages
+        .iter()
+        .map(|p| format!("{}={}", p.package, p.to))
+        .collect();
+    serde_json::json!({ "shoehub_packages": pairs }).to_string()
+}
+
+/// `apt-get update`: the lists a plan reads, fresh; a summary of what it said.
+fn refresh() -> Result<String, UpdateError> {
+    let out = Command::new("apt-get")
+        .args(["-q", "update"])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| UpdateError::Refresh(format!("apt-get: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // apt-get update exits 0 when a source cannot be fetched; it says so with W:/E:.
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("E:") || l.starts_with("W:") || l.starts_with("Err:"))
+        .chain(stdout.lines().filter(|l| l.starts_with("Err:")))
+        .collect();
+    if !out.status.success() || problems.iter().any(|l| !l.starts_with("W:")) {
+        return Err(UpdateError::Refresh(problems.join("; ")));
+    }
+    let fetched = stdout
+        .lines()
+        .filter(|l| l.starts_with("Get:") || l.starts_with("Hit:"))
+        .count();
+    let mut summary = format!("apt-get update: {fetched} source(s) read");
+    for w in problems {
+        summary.push_str(&format!("; {w}"));
+    }
+    Ok(summary)
+}
+
+/// Whether `version` of `package` can be installed from the lists now.
+fn available(package: &str, version: &str) -> Result<bool, UpdateError> {
+    let out = Command::new("apt-cache")
+        .args(["madison", package])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| UpdateError::Apt(format!("apt-cache: {e}")))?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        let mut f = l.split('|').map(str::trim);
+        f.next() == Some(package) && f.next() == Some(version)
+    }))
+}
+
 impl Update<'_> {
-    /// What an update would change now.
-    fn current(&self) -> Result<Plan, UpdateError> {
+    /// The packages an upgrade would install now, from the current lists.
+    fn pending(&self) -> Result<Vec<apt::Upgrade>, UpdateError> {
         let out = Command::new("apt-get")
             .args(["--just-print", "dist-upgrade"])
             .env("LC_ALL", "C")
@@ -82,26 +155,38 @@ impl Update<'_> {
                 String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             ));
         }
-        let packages = apt::parse_upgrades(&String::from_utf8_lossy(&out.stdout));
+        Ok(apt::parse_upgrades(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    fn inventory(&self) -> Result<&Path, UpdateError> {
+        self.inventory.ok_or(UpdateError::NoInventory)
+    }
+
+    /// `update plan`: refresh, what would be installed, the check run; recorded.
+    pub fn plan(&self) -> Result<Plan, UpdateError> {
+        let refresh = refresh()?;
+        let packages = self.pending()?;
         let check = match self.playbook {
-            Some(p) => Some(check_run(p)?),
+            Some(p) => Some(check_run(p, self.inventory()?, &packages)?),
             None => None,
         };
         let id = update::plan_id(&packages, check.as_ref());
-        Ok(Plan {
+        let plan = Plan {
             id,
             created: now(),
+            refresh,
             packages,
             check,
-        })
-    }
-
-    pub fn plan(&self) -> Result<Plan, UpdateError> {
-        let plan = self.current()?;
+        };
         update::write_plan(self.state_dir, &plan)?;
         println!("{}", describe(&plan));
+        if let Some(c) = &plan.check {
+            if c.exit_code != 0 {
+                return Err(UpdateError::CheckFailed { code: c.exit_code });
+            }
+        }
         println!(
-            "review it, then approve it with: shoehub-exporter update approve --plan {}",
+            "review it (`shoehub-exporter update status` shows the diff), then approve it with: shoehub-exporter update approve --plan {} --by NAME --comment TEXT",
             plan.id
         );
         Ok(plan)
@@ -111,6 +196,7 @@ impl Update<'_> {
         &self,
         plan_id: Option<&str>,
         by: Option<&str>,
+        comment: Option<&str>,
     ) -> Result<Approval, UpdateError> {
         let plan = update::read_plan(self.state_dir)?.ok_or(UpdateError::NoPlan)?;
         if let Some(given) = plan_id {
@@ -121,15 +207,21 @@ impl Update<'_> {
                 });
             }
         }
+        if let Some(c) = &plan.check {
+            if c.exit_code != 0 {
+                return Err(UpdateError::CheckFailed { code: c.exit_code });
+            }
+        }
         let by = by
             .map(str::to_owned)
             .or_else(|| std::env::var("SUDO_USER").ok())
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "unknown".to_owned());
+            .filter(|b| !b.trim().is_empty())
+            .ok_or(UpdateError::NoApprover)?;
         let approval = Approval {
             plan: plan.id.clone(),
             by,
             at: now(),
+            comment: comment.unwrap_or_default().to_owned(),
             applied: None,
         };
         update::write_approval(self.state_dir, &approval)?;
@@ -140,6 +232,7 @@ impl Update<'_> {
     /// Runs the approved plan's playbook as the job `update`; returns its exit code.
     pub fn apply(&self, timeout: Option<Duration>) -> Result<i32, UpdateError> {
         let playbook = self.playbook.ok_or(UpdateError::NoPlaybook)?;
+        let inventory = self.inventory()?;
         let plan = update::read_plan(self.state_dir)?.ok_or(UpdateError::NoPlan)?;
         let mut approval = match update::read_approval(self.state_dir)? {
             Some(a) if a.plan == plan.id => a,
@@ -156,15 +249,33 @@ impl Update<'_> {
                 max: human(self.max_age.as_secs_f64()),
             });
         }
-        let current = self.current()?;
-        if current.id != plan.id {
-            return Err(UpdateError::Changed {
-                approved: plan.id,
-                now: current.id,
-            });
+        if let Some(c) = &plan.check {
+            if c.playbook_digest != files_digest(playbook, inventory)?
+                || c.playbook != playbook
+                || c.inventory != inventory
+            {
+                return Err(UpdateError::Changed(plan.id));
+            }
         }
-        let command: Vec<OsString> =
-            vec!["ansible-playbook".into(), playbook.as_os_str().to_owned()];
+        // Every reviewed version must still be there; newer ones wait.
+        refresh()?;
+        for p in &plan.packages {
+            if !available(&p.package, &p.to)? {
+                return Err(UpdateError::Withdrawn {
+                    plan: plan.id,
+                    package: p.package.clone(),
+                    version: p.to.clone(),
+                });
+            }
+        }
+        let command: Vec<OsString> = vec![
+            "ansible-playbook".into(),
+            "-i".into(),
+            inventory.as_os_str().to_owned(),
+            "-e".into(),
+            packages_var(&plan.packages).into(),
+            playbook.as_os_str().to_owned(),
+        ];
         let code = runner::run(&JobRun {
             state_dir: self.state_dir,
             job: "update",
@@ -185,15 +296,28 @@ impl Update<'_> {
             None => println!("no plan: run `shoehub-exporter update plan`"),
             Some(plan) => {
                 println!("{}", describe(&plan));
+                if let Some(c) = &plan.check {
+                    println!("what the check run would change, per task and host:");
+                    println!("{}", c.output.trim_end());
+                }
                 match update::read_approval(self.state_dir)? {
                     Some(a) if a.plan == plan.id => {
-                        println!("approved by {} {} ago", a.by, human(now() - a.at));
+                        println!(
+                            "approved by {} {} ago{}",
+                            a.by,
+                            human(now() - a.at),
+                            if a.comment.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", a.comment)
+                            }
+                        );
                         if let Some(t) = a.applied {
                             println!("applied {} ago", human(now() - t));
                         }
                     }
                     _ => println!(
-                        "not approved: shoehub-exporter update approve --plan {}",
+                        "not approved: shoehub-exporter update approve --plan {} --by NAME --comment TEXT",
                         plan.id
                     ),
                 }
@@ -214,11 +338,7 @@ impl Update<'_> {
 }
 
 fn describe(plan: &Plan) -> String {
-    let security = plan
-        .packages
-        .iter()
-        .filter(|p| p.origin.contains("-security"))
-        .count();
+    let security = plan.packages.iter().filter(|p| p.security).count();
     let mut out = format!(
         "plan {} made {} ago: {} package(s) to upgrade, {} from security archives",
         plan.id,
@@ -226,16 +346,24 @@ fn describe(plan: &Plan) -> String {
         plan.packages.len(),
         security
     );
+    if !plan.refresh.is_empty() {
+        out.push_str(&format!("\n{}", plan.refresh));
+    }
     for p in &plan.packages {
         out.push_str(&format!(
-            "\n  {} {} -> {} ({})",
-            p.package, p.from, p.to, p.origin
+            "\n  {} {} -> {} ({}){}",
+            p.package,
+            if p.from.is_empty() { "(new)" } else { &p.from },
+            p.to,
+            p.origin,
+            if p.security { " SECURITY" } else { "" }
         ));
     }
     if let Some(c) = &plan.check {
         out.push_str(&format!(
-            "\nplaybook {} in check mode: exit code {}",
+            "\nplaybook {} on {} in check mode: exit code {}",
             c.playbook.display(),
+            c.inventory.display(),
             c.exit_code
         ));
         for (host, counts) in &c.recap {
@@ -249,22 +377,42 @@ fn describe(plan: &Plan) -> String {
     out
 }
 
-/// `ansible-playbook --check --diff PLAYBOOK`, its output shown on stderr.
-fn check_run(playbook: &Path) -> Result<CheckRun, UpdateError> {
-    let content = crate::regular::read(playbook, crate::config::MAX_FILE_BYTES)
-        .map_err(|e| UpdateError::Check(format!("{}: {e}", playbook.display())))?;
+/// A fingerprint of the playbook and the inventory.
+fn files_digest(playbook: &Path, inventory: &Path) -> Result<String, UpdateError> {
+    let read = |p: &Path| {
+        crate::regular::read(p, crate::config::MAX_FILE_BYTES)
+            .map_err(|e| UpdateError::Check(format!("{}: {e}", p.display())))
+    };
+    Ok(update::digest(&[&read(playbook)?, &read(inventory)?]))
+}
+
+/// How much of the check run's output a plan keeps (its end, where the diff and the
+/// recap are, when it is longer).
+const MAX_CHECK_OUTPUT: usize = 512 * 1024;
+
+/// `ansible-playbook -i INVENTORY --check --diff -e PACKAGES PLAYBOOK`: what the
+/// playbook would change with exactly the planned packages.
+fn check_run(
+    playbook: &Path,
+    inventory: &Path,
+    packages: &[apt::Upgrade],
+) -> Result<CheckRun, UpdateError> {
+    let digest = files_digest(playbook, inventory)?;
     let out = Command::new("ansible-playbook")
-        .arg("--check")
-        .arg("--diff")
+        .arg("-i")
+        .arg(inventory)
+        .args(["--check", "--diff", "-e"])
+        .arg(packages_var(packages))
         .arg(playbook)
         .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0")
         .output()
         .map_err(|e| UpdateError::Check(format!("ansible-playbook: {e}")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprint!("{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let mut recap = job::Recap::new();
     let mut in_recap = false;
-    for line in text.lines() {
+    for line in stdout.lines() {
         if line.starts_with("PLAY RECAP") {
             in_recap = true;
         } else if in_recap {
@@ -273,10 +421,33 @@ fn check_run(playbook: &Path) -> Result<CheckRun, UpdateError> {
             }
         }
     }
+    let no_hosts = stdout.contains("no hosts matched") || stderr.contains("no hosts matched");
+    if no_hosts || recap.is_empty() {
+        eprint!("{stdout}{stderr}");
+        if no_hosts || out.status.success() {
+            return Err(UpdateError::NoHosts {
+                inventory: inventory.display().to_string(),
+            });
+        }
+        return Err(UpdateError::Check(format!(
+            "ansible-playbook exited with code {} before it ran a task (its output is above)",
+            out.status.code().unwrap_or(1)
+        )));
+    }
+    let mut output = format!("{stdout}{stderr}");
+    if output.len() > MAX_CHECK_OUTPUT {
+        let mut cut = output.len() - MAX_CHECK_OUTPUT;
+        while !output.is_char_boundary(cut) {
+            cut += 1;
+        }
+        output = format!("[… the first {cut} bytes left out]\n{}", &output[cut..]);
+    }
     Ok(CheckRun {
         playbook: PathBuf::from(playbook),
+        inventory: PathBuf::from(inventory),
         exit_code: out.status.code().unwrap_or(1),
         recap,
-        playbook_digest: update::digest(&[&content]),
+        playbook_digest: digest,
+        output,
     })
 }

@@ -14,6 +14,9 @@ pub struct Upgrade {
     /// The archives it comes from, `Debian-Security:12/stable-security`, comma-joined.
     pub origin: String,
     pub arch: String,
+    /// From a security archive (`Debian-Security`, `…-security`).
+    #[serde(default)]
+    pub security: bool,
 }
 
 /// The `Inst` lines of a simulated upgrade:
@@ -38,12 +41,14 @@ fn parse_inst(line: &str) -> Option<Upgrade> {
     let open = rest.rfind(" [")?;
     let origin = rest[..open].replace(", ", ",");
     let arch = rest[open + 2..].strip_suffix(']')?;
+    let security = origin.to_ascii_lowercase().contains("security");
     Some(Upgrade {
         package: package.to_owned(),
         from,
         to: to.to_owned(),
         origin,
         arch: arch.to_owned(),
+        security,
     })
 }
 

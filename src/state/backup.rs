@@ -2,10 +2,12 @@
 //! reads.
 //!
 //! ```text
-//! <destination>/20261125T020000Z/            a complete backup
-//!     db-shoe_store_hub.sql.zst              one dump per database
-//!     files.tar.zst                          the configured paths
+//! <destination>/20261125T020000Z/            a complete backup (0750)
+//!     db-shoe_store_hub.sql.zst              one dump per database (0600)
+//!     accounts.sql.zst                       the accounts and their grants (0600)
+//!     files.tar.zst                          the configured paths (0600)
 //!     manifest.json                          written last: what is here, with checksums
+//!                                            (0640: the exporter's group reads it)
 //!     verified.json                          written by `backup verify`
 //! <destination>/.partial-20261126T020000Z/   a run under way, or killed
 //! ```
@@ -47,6 +49,9 @@ pub struct BackupConfig {
     pub max_age: DurationValue,
     /// How long one scrape may read the destination.
     pub scrape_timeout: DurationValue,
+    /// A run starts only with this many times the last backup's size free in the
+    /// destination (1.5: half as much again, for growth).
+    pub space_factor: f64,
 }
 
 impl Default for BackupConfig {
@@ -65,6 +70,7 @@ impl Default for BackupConfig {
             timeout: DurationValue(Duration::from_secs(2 * 3600)),
             max_age: DurationValue(Duration::from_secs(26 * 3600)),
             scrape_timeout: DurationValue(Duration::from_secs(5)),
+            space_factor: 1.5,
         }
     }
 }
@@ -84,14 +90,51 @@ pub struct Manifest {
     pub paths: Vec<PathBuf>,
     pub files_archived: u64,
     pub artifacts: Vec<Artifact>,
+    /// Sockets, FIFOs and devices under the paths: not archived.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+    /// Files that vanished or changed while they were archived.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The accounts with privileges on the dumped databases, as `CREATE USER` and
+    /// `GRANT` statements (an artifact of its own).
+    #[serde(default)]
+    pub accounts: Option<AccountsDump>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    /// `socket`, `fifo`, `char device` or `block device`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountsDump {
+    pub file: String,
+    /// `'user'@'host'`, as the server names them.
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseDump {
     pub name: String,
     pub file: String,
-    /// Rows per table as the dump holds them.
+    #[serde(default)]
+    pub charset: String,
+    #[serde(default)]
+    pub collation: String,
+    /// Rows per table as the dump holds them (base tables; views are below).
     pub tables: Vec<TableRows>,
+    /// `PROCEDURE name` and `FUNCTION name`.
+    #[serde(default)]
+    pub routines: Vec<String>,
+    #[serde(default)]
+    pub triggers: Vec<String>,
+    #[serde(default)]
+    pub views: Vec<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

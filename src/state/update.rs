@@ -23,6 +23,9 @@ pub struct UpdatesConfig {
     pub apt_timeout: DurationValue,
     /// The playbook `update apply` runs.
     pub playbook: Option<PathBuf>,
+    /// The Ansible inventory the playbook runs against (`-i`); the package ships one
+    /// for the local host.
+    pub inventory: Option<PathBuf>,
     /// `update apply` refuses a plan older than this.
     pub max_plan_age: DurationValue,
 }
@@ -34,6 +37,7 @@ impl Default for UpdatesConfig {
             apt_interval: DurationValue(Duration::from_secs(15 * 60)),
             apt_timeout: DurationValue(Duration::from_secs(5)),
             playbook: None,
+            inventory: None,
             max_plan_age: DurationValue(Duration::from_secs(7 * 86400)),
         }
     }
@@ -45,6 +49,9 @@ pub struct Plan {
     /// Derived from the content: the same pending changes give the same id.
     pub id: String,
     pub created: f64,
+    /// What refreshing apt's lists said (`apt-get update`), which the plan follows.
+    #[serde(default)]
+    pub refresh: String,
     pub packages: Vec<Upgrade>,
     /// The playbook's `--check --diff` run, when a playbook is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,12 +61,18 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckRun {
     pub playbook: PathBuf,
+    #[serde(default)]
+    pub inventory: PathBuf,
     pub exit_code: i32,
     /// Ansible's PLAY RECAP of the check run: what it would change.
     #[serde(default)]
     pub recap: Recap,
-    /// A fingerprint of the playbook file, so that an edited playbook is a new plan.
+    /// A fingerprint of the playbook and inventory files, so that an edited one is a
+    /// new plan.
     pub playbook_digest: String,
+    /// The check run's output: per task and host, what it would change (`--diff`).
+    #[serde(default)]
+    pub output: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +80,8 @@ pub struct Approval {
     pub plan: String,
     pub by: String,
     pub at: f64,
+    #[serde(default)]
+    pub comment: String,
     /// Set once `update apply` ran this plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<f64>,
@@ -153,6 +168,9 @@ pub fn plan_id(packages: &[Upgrade], check: Option<&CheckRun>) -> String {
         ));
     }
     if let Some(c) = check {
+        text.push_str(&format!("inventory {}\n", c.inventory.display()));
+    }
+    if let Some(c) = check {
         text.push_str(&format!(
             "playbook {} {}\n",
             c.playbook.display(),
@@ -177,6 +195,7 @@ mod tests {
             to: to.into(),
             origin: "Debian:12/stable".into(),
             arch: "amd64".into(),
+            security: false,
         };
         assert_eq!(plan_id(&[up("2")], None), plan_id(&[up("2")], None));
         assert_ne!(plan_id(&[up("2")], None), plan_id(&[up("3")], None));
@@ -191,6 +210,7 @@ mod tests {
         let plan = Plan {
             id: "abc".into(),
             created: 1.0,
+            refresh: String::new(),
             packages: vec![],
             check: None,
         };

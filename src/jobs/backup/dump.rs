@@ -49,13 +49,86 @@ impl DumpReader {
     }
 
     pub fn feed(&mut self, data: &[u8]) {
-        for &b in data {
-            self.byte(b);
+        let mut i = 0;
+        while i < data.len() {
+            match &mut self.mode {
+                // Inside a row's values, which is most of a dump: jump from one byte
+                // that matters to the next.
+                Mode::Values {
+                    table,
+                    depth,
+                    in_str,
+                    esc,
+                } => {
+                    if *esc {
+                        *esc = false;
+                        i += 1;
+                    } else if *in_str {
+                        match memchr::memchr2(b'\'', b'\\', &data[i..]) {
+                            None => i = data.len(),
+                            Some(k) => {
+                                if data[i + k] == b'\\' {
+                                    *esc = true;
+                                } else {
+                                    *in_str = false;
+                                }
+                                i += k + 1;
+                            }
+                        }
+                    } else {
+                        let rest = &data[i..];
+                        let Some(k) = rest
+                            .iter()
+                            .position(|b| matches!(b, b'\'' | b'(' | b')' | b';'))
+                        else {
+                            i = data.len();
+                            continue;
+                        };
+                        i += k + 1;
+                        match rest[k] {
+                            b'\'' => *in_str = true,
+                            b'(' => {
+                                if *depth == 0 {
+                                    match self.tables.get_mut(table.as_str()) {
+                                        Some(n) => *n += 1,
+                                        None => {
+                                            self.tables.insert(table.clone(), 1);
+                                        }
+                                    }
+                                }
+                                *depth += 1;
+                            }
+                            b')' => *depth = depth.saturating_sub(1),
+                            _ if *depth == 0 => self.mode = Mode::Skip,
+                            _ => {}
+                        }
+                    }
+                }
+                // The rest of a line that is not counted.
+                Mode::Skip => match memchr::memchr(b'\n', &data[i..]) {
+                    None => i = data.len(),
+                    Some(k) => {
+                        i += k;
+                        self.byte(b'\n');
+                        i += 1;
+                    }
+                },
+                Mode::Scan => {
+                    self.byte(data[i]);
+                    i += 1;
+                }
+            }
         }
-        self.tail.extend_from_slice(data);
-        if self.tail.len() > 512 {
-            let cut = self.tail.len() - 256;
-            self.tail.drain(..cut);
+        // The last 256 bytes at least, for the completion marker.
+        if data.len() >= 256 {
+            self.tail.clear();
+            self.tail.extend_from_slice(&data[data.len() - 256..]);
+        } else {
+            self.tail.extend_from_slice(data);
+            if self.tail.len() > 512 {
+                let cut = self.tail.len() - 256;
+                self.tail.drain(..cut);
+            }
         }
     }
 
@@ -119,10 +192,10 @@ impl DumpReader {
         let l = std::mem::take(&mut self.line_start);
         let text = String::from_utf8_lossy(&l);
         if let Some(rest) = text.strip_prefix("INSERT INTO `") {
-            if let Some((table, after)) = rest.split_once('`') {
+            if let Some((table, after)) = quoted_name(rest) {
                 if after.trim_start().starts_with("VALUES") {
                     self.mode = Mode::Values {
-                        table: table.to_owned(),
+                        table,
                         depth: 0,
                         in_str: false,
                         esc: false,
@@ -131,8 +204,8 @@ impl DumpReader {
                 }
             }
         } else if let Some(rest) = text.strip_prefix("CREATE TABLE `") {
-            if let Some((table, _)) = rest.split_once('`') {
-                self.tables.entry(table.to_owned()).or_insert(0);
+            if let Some((table, _)) = quoted_name(rest) {
+                self.tables.entry(table).or_insert(0);
             }
         } else if let Some(v) = text.strip_prefix("-- Server version") {
             self.server_version = v.trim().to_owned();
@@ -144,6 +217,11 @@ impl DumpReader {
         String::from_utf8_lossy(&self.tail).contains("-- Dump completed")
     }
 
+    /// Rows of `table` in the dump; `None` when the dump has no such table.
+    pub fn rows(&self, table: &str) -> Option<u64> {
+        self.tables.get(table).copied()
+    }
+
     pub fn tables(&self) -> Vec<TableRows> {
         self.tables
             .iter()
@@ -153,6 +231,26 @@ impl DumpReader {
             })
             .collect()
     }
+}
+
+/// The rest of a backquoted name (after its opening backquote), a doubled backquote
+/// standing for one: the name, and what follows its closing backquote.
+fn quoted_name(rest: &str) -> Option<(String, &str)> {
+    let mut name = String::new();
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '`' {
+            if matches!(chars.peek(), Some((_, '`'))) {
+                chars.next();
+                name.push('`');
+            } else {
+                return Some((name, &rest[i + 1..]));
+            }
+        } else {
+            name.push(c);
+        }
+    }
+    None
 }
 
 impl Backup<'_> {
@@ -196,6 +294,10 @@ impl Backup<'_> {
             bytes: 0,
         };
         let mut enc = zstd::Encoder::new(hw, 3).map_err(io_err("starting compression"))?;
+        // Compression on a worker thread of its own, while this one reads and counts:
+        // the dump tool's output is consumed as fast as `… | zstd` would.
+        enc.multithread(1)
+            .map_err(io_err("starting the compression thread"))?;
         let mut reader = DumpReader::new();
         let mut progress = Progress::new();
         let mut raw = 0u64;
@@ -272,6 +374,9 @@ mod tests {
         assert_eq!(t["orders"], 2);
         assert_eq!(t["empty"], 0);
         assert_eq!(t["lines"], 3, "MariaDB's one row per line");
+        let mut odd = DumpReader::new();
+        odd.feed(b"CREATE TABLE `we``ird name` (\n  `id` int\n);\nINSERT INTO `we``ird name` VALUES (1),(2);\n");
+        assert_eq!(odd.rows("we`ird name"), Some(2));
         let mut cut = DumpReader::new();
         cut.feed(&dump.as_bytes()[..dump.len() - 40]);
         assert!(!cut.completed());

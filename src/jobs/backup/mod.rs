@@ -16,15 +16,20 @@ use sha2::{Digest, Sha256};
 use super::runner::{JobGuard, RunError};
 use crate::credentials::{AccountConfig, Credentials, CredentialsError};
 use crate::state::backup::{
-    self, Artifact, BackupConfig, DatabaseDump, Entry, Manifest, MANIFEST, PARTIAL_PREFIX,
+    self, AccountsDump, Artifact, BackupConfig, DatabaseDump, Entry, Manifest, TableRows, MANIFEST,
+    PARTIAL_PREFIX,
 };
 use crate::sys::now;
 
 mod archive;
 mod client;
 mod dump;
+pub mod inventory;
 mod prune;
+pub mod restore;
 mod verify;
+
+pub use restore::Request as RestoreRequest;
 
 use client::Defaults;
 pub use dump::DumpReader;
@@ -47,8 +52,24 @@ pub enum BackupError {
     },
     #[error("the dump of {db} failed: {reason}")]
     Dump { db: String, reason: String },
+    #[error("the backup account cannot see everything it must save; grant it {}, as the README's Backups section lists", .0.join(", "))]
+    Grants(Vec<String>),
+    #[error("there is no database {0:?} (or the backup account cannot see it)")]
+    NoSuchDatabase(String),
+    #[error("the database server: {0}")]
+    Sql(String),
+    #[error("{0}")]
+    Restore(String),
     #[error("backup.paths: {0}")]
     Path(String),
+    #[error("not enough free space in {}: {} available, and the last backup took {}; {factor}× that ({}) is needed before a run starts. Free space, or lower backup.space_factor", dest.display(), crate::regular::human_bytes(*avail), crate::regular::human_bytes(*last), crate::regular::human_bytes(*need))]
+    Space {
+        dest: PathBuf,
+        avail: u64,
+        last: u64,
+        need: u64,
+        factor: f64,
+    },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("no complete backup in {0}")]
@@ -113,6 +134,21 @@ fn finish_artifact(
         size: hw.bytes,
         sha256: hex(&hw.hash.finalize()),
     })
+}
+
+/// `bytes` compressed into a new private file: the artifact as written.
+fn write_compressed(path: &Path, bytes: &[u8]) -> Result<Artifact, BackupError> {
+    let file = crate::writes::create_new(path, crate::writes::PRIVATE)
+        .map_err(io_err(format!("creating {}", path.display())))?;
+    let hw = HashWriter {
+        inner: io::BufWriter::new(file),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let mut enc = zstd::Encoder::new(hw, 3).map_err(io_err("starting compression"))?;
+    enc.write_all(bytes)
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    finish_artifact(enc, path, String::new())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -201,8 +237,14 @@ impl Backup<'_> {
             .map_err(io_err(format!("creating {}", dest.display())))?;
         crate::writes::check_dir(dest).map_err(io_err("the backup destination".to_owned()))?;
         self.remove_leftovers()?;
+        self.check_space(dest)?;
         let started = now();
-        let name = backup::name_for(started as i64);
+        // Names go by the second: a run that starts within the second of the last one
+        // takes the next free second.
+        let name = (0..3600)
+            .map(|k| backup::name_for(started as i64 + k))
+            .find(|n| !dest.join(n).exists())
+            .unwrap_or_else(|| backup::name_for(started as i64));
         let partial = dest.join(format!("{PARTIAL_PREFIX}{name}"));
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -211,6 +253,72 @@ impl Backup<'_> {
                 .create(&partial)
                 .map_err(io_err(format!("creating {}", partial.display())))?;
         }
+        // A failed run leaves nothing behind: a full disk stays full no longer than the
+        // run that filled it. (A killed run's directory is removed by the next run.)
+        let filled = self.fill(&partial, &name, started).and_then(|manifest| {
+            let final_dir = dest.join(&name);
+            std::fs::rename(&partial, &final_dir)
+                .map_err(io_err(format!("renaming {} into place", partial.display())))?;
+            Ok(manifest)
+        });
+        let manifest = match filled {
+            Ok(m) => m,
+            Err(e) => {
+                if let Err(rm) = std::fs::remove_dir_all(&partial) {
+                    tracing::warn!(path = %partial.display(), error = %rm, "cannot remove the failed run's directory");
+                }
+                return Err(e);
+            }
+        };
+        fsync_dir(dest)?;
+        let pruned = self.prune_locked()?;
+        let total: u64 = manifest.artifacts.iter().map(|a| a.size).sum();
+        Progress::new().done(&format!(
+            "backup {name} complete: {} database(s), {} file(s), {total} bytes; {} skipped, {} warning(s); {pruned} old backup(s) pruned",
+            manifest.databases.len(),
+            manifest.files_archived,
+            manifest.skipped.len(),
+            manifest.warnings.len(),
+        ));
+        for w in &manifest.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(manifest)
+    }
+
+    /// Refuses to start without `space_factor` times the last complete backup's size
+    /// free in `dest`.
+    fn check_space(&self, dest: &Path) -> Result<(), BackupError> {
+        let factor = self.cfg.space_factor;
+        let last = backup::scan(dest)
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|e| e.state == backup::State::Complete)
+            .map_or(0, |e| e.size);
+        if last == 0 || factor == 0.0 {
+            return Ok(());
+        }
+        let c = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
+            .map_err(|e| io_err(format!("{}", dest.display()))(io::Error::other(e)))?;
+        let avail = crate::sys::statvfs(&c)
+            .map_err(io_err(format!("statfs of {}", dest.display())))?
+            .avail;
+        let need = (last as f64 * factor) as u64;
+        if avail < need {
+            return Err(BackupError::Space {
+                dest: dest.to_owned(),
+                avail,
+                last,
+                need,
+                factor,
+            });
+        }
+        Ok(())
+    }
+
+    /// Dumps, archive and manifest into the partial directory.
+    fn fill(&self, partial: &Path, name: &str, started: f64) -> Result<Manifest, BackupError> {
         let creds = self.credentials()?;
         let defaults = Defaults::new(&creds)?;
         let deadline = Instant::now() + self.cfg.timeout.get();
@@ -218,32 +326,94 @@ impl Backup<'_> {
         let mut dumps = Vec::new();
         let mut server_version = String::new();
         let tool = find_tool(&["mariadb-dump", "mysqldump"]).ok_or(BackupError::NoDumpTool)?;
-        for db in self.databases()? {
-            let file = format!("db-{db}.sql.zst");
+        let sql = self.sql(&defaults)?;
+        let databases = self.databases()?;
+        // The account must see everything it dumps, or the backup would be complete in
+        // name only: what it lacks is named before anything is dumped.
+        let mut missing = Vec::new();
+        for db in &databases {
+            for grant in sql.missing_grants(db)? {
+                if !missing.contains(&grant) {
+                    missing.push(grant);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(BackupError::Grants(missing));
+        }
+        for (i, db) in databases.iter().enumerate() {
+            let inventory = sql
+                .inventory(db)?
+                .ok_or_else(|| BackupError::NoSuchDatabase(db.clone()))?;
+            let simple = db
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let file = if simple {
+                format!("db-{db}.sql.zst")
+            } else {
+                format!("db-{i}.sql.zst")
+            };
             let (artifact, reader) =
-                self.dump(&tool, &defaults, &db, &partial.join(&file), deadline)?;
+                self.dump(&tool, &defaults, db, &partial.join(&file), deadline)?;
             if server_version.is_empty() {
                 server_version.clone_from(&reader.server_version);
             }
+            // Every table the server lists is in the dump, with the rows it holds.
+            let mut tables = Vec::new();
+            for t in &inventory.tables {
+                let rows = reader.rows(t).ok_or_else(|| BackupError::Dump {
+                    db: db.clone(),
+                    reason: format!("the table {} is missing from the dump", inventory::ident(t)),
+                })?;
+                tables.push(TableRows {
+                    table: t.clone(),
+                    rows,
+                });
+            }
             dumps.push(DatabaseDump {
-                name: db,
+                name: db.clone(),
                 file: file.clone(),
-                tables: reader.tables(),
+                charset: inventory.charset,
+                collation: inventory.collation,
+                tables,
+                routines: inventory.routines,
+                triggers: inventory.triggers,
+                views: inventory.views,
+                events: inventory.events,
             });
             artifacts.push(Artifact { file, ..artifact });
         }
-        let (archive, files) = self.archive(&partial.join("files.tar.zst"), deadline)?;
-        artifacts.push(archive);
+        // The accounts with privileges on these databases, to restore with them.
+        let accounts = sql.accounts(&databases)?;
+        let statements = sql.account_statements(&accounts, &databases)?;
+        let accounts_file = "accounts.sql.zst";
+        let artifact = write_compressed(&partial.join(accounts_file), statements.as_bytes())?;
+        artifacts.push(Artifact {
+            file: accounts_file.to_owned(),
+            ..artifact
+        });
+        let accounts = AccountsDump {
+            file: accounts_file.to_owned(),
+            accounts: accounts
+                .iter()
+                .map(|(u, h)| format!("{}@{}", inventory::literal(u), inventory::literal(h)))
+                .collect(),
+        };
+        let archived = self.archive(&partial.join("files.tar.zst"), deadline)?;
+        artifacts.push(archived.artifact);
         let manifest = Manifest {
-            format: 1,
-            name: name.clone(),
+            format: 2,
+            name: name.to_owned(),
             started,
             completed: now(),
             server_version,
             databases: dumps,
             paths: self.cfg.paths.clone(),
-            files_archived: files,
+            files_archived: archived.files,
             artifacts,
+            skipped: archived.skipped,
+            warnings: archived.warnings,
+            accounts: Some(accounts),
         };
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io {
             what: "encoding the manifest".into(),
@@ -251,17 +421,7 @@ impl Backup<'_> {
         })?;
         crate::writes::replace(&partial.join(MANIFEST), &bytes, crate::writes::SHARED)
             .map_err(io_err("writing the manifest".to_owned()))?;
-        fsync_dir(&partial)?;
-        let final_dir = dest.join(&name);
-        std::fs::rename(&partial, &final_dir)
-            .map_err(io_err(format!("renaming {} into place", partial.display())))?;
-        fsync_dir(dest)?;
-        let pruned = self.prune_locked()?;
-        let total: u64 = manifest.artifacts.iter().map(|a| a.size).sum();
-        Progress::new().done(&format!(
-            "backup {name} complete: {} database(s), {files} file(s), {total} bytes; {pruned} old backup(s) pruned",
-            manifest.databases.len()
-        ));
+        fsync_dir(partial)?;
         Ok(manifest)
     }
 

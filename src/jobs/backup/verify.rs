@@ -1,5 +1,6 @@
 //! `backup verify`: the newest complete backup's checksums, then its dumps restored
-//! into scratch databases and every table's rows compared with the manifest.
+//! into scratch databases and compared with the manifest: every table with its rows,
+//! every view, routine, trigger and event, the character set and collation.
 
 use std::fs::File;
 use std::io;
@@ -7,9 +8,9 @@ use std::io;
 use sha2::{Digest, Sha256};
 
 use super::client::{capture, Defaults};
-
+use super::inventory::{ident, literal, Sql};
 use super::{hex, io_err, Backup, BackupError, JobGuard};
-use crate::state::backup::{self, Entry, Manifest, State, Verified, VERIFIED};
+use crate::state::backup::{self, DatabaseDump, Entry, Manifest, State, Verified, VERIFIED};
 use crate::sys::now;
 
 impl Backup<'_> {
@@ -69,73 +70,157 @@ impl Backup<'_> {
             name: manifest.name.clone(),
             reason,
         };
-        // Every artifact's checksum first.
-        for a in &manifest.artifacts {
-            let mut f = File::open(entry.path.join(&a.file))
-                .map_err(|e| fail(format!("{}: {e}", a.file)))?;
-            let mut h = Sha256::new();
-            io::copy(&mut f, &mut h).map_err(|e| fail(format!("{}: {e}", a.file)))?;
-            if hex(&h.finalize()) != a.sha256 {
-                return Err(fail(format!("{}: checksum mismatch", a.file)));
-            }
-        }
+        check_artifacts(entry, manifest).map_err(fail)?;
         let creds = self.credentials()?;
         let defaults = Defaults::new(&creds)?;
-        let client = super::find_tool(&["mariadb", "mysql"]).ok_or(BackupError::NoDumpTool)?;
-        let timeout = self.cfg.timeout.get();
-        let sql = |stmt: &str| -> Result<String, BackupError> {
-            let (mut cmd, _options) = defaults.command(&client)?;
-            cmd.args(["--batch", "--skip-column-names", "--execute", stmt]);
-            let out = capture(&mut cmd, None, timeout, self.kill_grace)?;
-            if out.exit.timed_out {
-                return Err(BackupError::Timeout(timeout));
-            }
-            if !out.exit.success() {
-                return Err(fail(out.complaint()));
-            }
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        };
+        let sql = self.sql(&defaults)?;
         let mut tables = 0;
+        let mut objects = 0;
         for db in &manifest.databases {
             let scratch = format!("shoehub_verify_{}", manifest.name.to_ascii_lowercase());
-            sql(&format!(
-                "DROP DATABASE IF EXISTS `{scratch}`; CREATE DATABASE `{scratch}`"
-            ))?;
-            let result = (|| {
-                let file = File::open(entry.path.join(&db.file))
-                    .map_err(|e| fail(format!("{}: {e}", db.file)))?;
-                let mut dec =
-                    zstd::Decoder::new(file).map_err(|e| fail(format!("{}: {e}", db.file)))?;
-                let (mut cmd, _options) = defaults.command(&client)?;
-                cmd.arg(&scratch);
-                let out = capture(&mut cmd, Some(&mut dec), timeout, self.kill_grace)?;
-                if out.exit.timed_out {
-                    return Err(BackupError::Timeout(timeout));
-                }
-                if !out.exit.success() {
-                    return Err(fail(format!("restoring {}: {}", db.name, out.complaint())));
-                }
-                for t in &db.tables {
-                    let n: u64 = sql(&format!("SELECT COUNT(*) FROM `{scratch}`.`{}`", t.table))?
-                        .trim()
-                        .parse()
-                        .map_err(|_| fail(format!("cannot count {}", t.table)))?;
-                    if n != t.rows {
-                        return Err(fail(format!(
-                            "{}.{} has {n} rows restored, the manifest says {}",
-                            db.name, t.table, t.rows
-                        )));
-                    }
-                }
-                Ok(db.tables.len())
+            sql.rows(&format!("DROP DATABASE IF EXISTS {}", ident(&scratch)))?;
+            let result = (|| -> Result<(), BackupError> {
+                self.load_dump(&sql, entry, db, &scratch, &mut super::Progress::new())?;
+                compare(&sql, db, &scratch).map_err(&fail)?;
+                Ok(())
             })();
-            let dropped = sql(&format!("DROP DATABASE IF EXISTS `{scratch}`"));
-            tables += result?;
+            let dropped = sql.rows(&format!("DROP DATABASE IF EXISTS {}", ident(&scratch)));
+            result?;
             dropped?;
+            tables += db.tables.len();
+            objects += db.views.len() + db.routines.len() + db.triggers.len() + db.events.len();
         }
         Ok(format!(
-            "backup {} verified: checksums match, {tables} table(s) restored with the recorded row counts",
+            "backup {} verified: checksums match, {tables} table(s) restored with the recorded row counts, and {objects} view(s), routine(s), trigger(s) and event(s) as recorded",
             manifest.name
         ))
     }
+
+    /// Creates `target` with the dumped database's character set and collation and
+    /// loads its dump into it.
+    pub(super) fn load_dump(
+        &self,
+        sql: &Sql<'_>,
+        entry: &Entry,
+        db: &DatabaseDump,
+        target: &str,
+        progress: &mut super::Progress,
+    ) -> Result<(), BackupError> {
+        let mut create = format!("CREATE DATABASE {}", ident(target));
+        if !db.charset.is_empty() {
+            create.push_str(&format!(" CHARACTER SET {}", literal(&db.charset)));
+        }
+        if !db.collation.is_empty() {
+            create.push_str(&format!(" COLLATE {}", literal(&db.collation)));
+        }
+        sql.rows(&create)?;
+        let path = entry.path.join(&db.file);
+        let file = File::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+        let dec =
+            zstd::Decoder::new(file).map_err(io_err(format!("reading {}", path.display())))?;
+        let mut counted = Counted {
+            inner: dec,
+            bytes: 0,
+            progress,
+            what: format!("loading {} into {target}", db.name),
+        };
+        let (mut cmd, _options) = sql.defaults.command(&sql.client)?;
+        cmd.arg(target);
+        let out = capture(&mut cmd, Some(&mut counted), sql.timeout, sql.kill_grace)?;
+        if out.exit.timed_out {
+            return Err(BackupError::Timeout(sql.timeout));
+        }
+        if !out.exit.success() {
+            return Err(BackupError::Sql(format!(
+                "loading {} into {target}: {}",
+                db.name,
+                out.complaint()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A reader that shows how much has passed through it.
+struct Counted<'a, R> {
+    inner: R,
+    bytes: u64,
+    progress: &'a mut super::Progress,
+    what: String,
+}
+
+impl<R: io::Read> io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let (what, bytes) = (&self.what, self.bytes);
+        self.progress
+            .show(|| format!("{what}: {}", crate::regular::human_bytes(bytes)));
+        Ok(n)
+    }
+}
+
+/// Every artifact of `manifest` in `entry` with its recorded checksum.
+pub(super) fn check_artifacts(entry: &Entry, manifest: &Manifest) -> Result<(), String> {
+    for a in &manifest.artifacts {
+        let mut f = File::open(entry.path.join(&a.file)).map_err(|e| format!("{}: {e}", a.file))?;
+        let mut h = Sha256::new();
+        io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", a.file))?;
+        if hex(&h.finalize()) != a.sha256 {
+            return Err(format!("{}: checksum mismatch", a.file));
+        }
+    }
+    Ok(())
+}
+
+/// `target` as the server now lists it against what the manifest recorded of `db`:
+/// tables with their rows, views, routines, triggers and events.
+pub(super) fn compare(sql: &Sql<'_>, db: &DatabaseDump, target: &str) -> Result<(), String> {
+    let now = sql
+        .inventory(target)
+        .map_err(|e| crate::error_chain(&e))?
+        .ok_or_else(|| format!("{target} does not exist after the restore"))?;
+    let differ = |what: &str, recorded: &[String], restored: &[String]| {
+        let mut r = recorded.to_vec();
+        r.sort();
+        if r == restored {
+            return Ok(());
+        }
+        let lost: Vec<&String> = r.iter().filter(|x| !restored.contains(x)).collect();
+        let extra: Vec<&String> = restored.iter().filter(|x| !r.contains(x)).collect();
+        Err(format!(
+            "{}: {what} differ from the manifest: missing {lost:?}, unexpected {extra:?}",
+            db.name
+        ))
+    };
+    let recorded_tables: Vec<String> = db.tables.iter().map(|t| t.table.clone()).collect();
+    differ("tables", &recorded_tables, &now.tables)?;
+    differ("views", &db.views, &now.views)?;
+    differ("routines", &db.routines, &now.routines)?;
+    differ("triggers", &db.triggers, &now.triggers)?;
+    differ("events", &db.events, &now.events)?;
+    if !db.charset.is_empty() && (now.charset != db.charset || now.collation != db.collation) {
+        return Err(format!(
+            "{}: restored as {}/{}, recorded as {}/{}",
+            db.name, now.charset, now.collation, db.charset, db.collation
+        ));
+    }
+    let names: Vec<String> = db.tables.iter().map(|t| t.table.clone()).collect();
+    let counted = sql
+        .counts(target, &names)
+        .map_err(|e| crate::error_chain(&e))?;
+    for t in &db.tables {
+        let n = counted
+            .iter()
+            .find(|(name, _)| *name == t.table)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| format!("cannot count {}", t.table))?;
+        if n != t.rows {
+            return Err(format!(
+                "{}.{} has {n} rows restored, the manifest says {}",
+                db.name, t.table, t.rows
+            ));
+        }
+    }
+    Ok(())
 }
