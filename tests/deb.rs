@@ -10,9 +10,8 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use common::{assert_every_collector_succeeds, require_tool, sandbox, Exporter};
+use common::{assert_every_collector_succeeds, require_tool, sandbox, wait_until, Exporter};
 
 const PACKAGE: &str = "shoehub-exporter";
 const EXPORTER_USER: &str = "--reuid=shoehub-exporter --regid=shoehub-exporter --init-groups";
@@ -88,17 +87,6 @@ fn exposure(unit: &str) -> f64 {
         .unwrap_or_else(|| panic!("{out}"));
     let after = line.split(": ").nth(1).unwrap();
     after.split_whitespace().next().unwrap().parse().unwrap()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !done() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "waited in vain: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

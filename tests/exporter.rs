@@ -763,20 +763,9 @@ fn sigterm_shuts_down_gracefully() {
     assert!(e.stderr().contains("SIGTERM received"));
 }
 
-/// Waits (up to ten seconds) until `done` says yes.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !done() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "waited in vain: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sighup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad() {
+    use common::wait_until;
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     std::fs::write(a.path().join("a.prom"), "shop_from_a 1\n").unwrap();

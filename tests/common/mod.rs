@@ -81,6 +81,19 @@ pub fn sandbox(setpriv_user: &str) -> Vec<String> {
     .collect()
 }
 
+/// Waits (up to twenty seconds) until `done` says yes.
+#[allow(dead_code)]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "waited in vain: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether statfs of `mountpoint` fails on the host for the user `setpriv_user` gives
 /// (setpriv's options): a mount below a directory closed to that user fails in the
 /// sandbox too, and is not the sandbox's doing.
@@ -216,57 +229,39 @@ impl Exporter {
             format!("{config}\nupdates:\n  apt: false\n")
         };
         std::fs::write(&cfg, config).unwrap();
-        let stderr_path = dir.path().join("stderr.log");
-        // A port found free can be taken by another process before the exporter binds
-        // it; the exporter then exits saying so, and is started again on another.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = match wrapper.split_first() {
-                Some((program, args)) => {
-                    let mut c = Command::new(program);
-                    c.args(args).arg(BIN);
-                    c
-                }
-                None => Command::new(BIN),
-            };
-            let mut child = cmd
-                .arg("--config")
-                .arg(&cfg)
-                .arg("--web.listen-address")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&stderr_path).unwrap())
-                .spawn()
-                .unwrap();
-            if wait_listening(&mut child, &stderr_path) {
-                return Exporter {
-                    child,
-                    port,
-                    stderr_path,
-                    _dir: Some(dir),
-                };
-            }
-        }
-        panic!("no free port could be bound in five tries");
+        let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        argv.push(BIN.to_owned());
+        argv.extend(["--config".to_owned(), cfg.display().to_string()]);
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn_listening(dir, &argv, &extra)
     }
 
     /// Starts `program` (an installed binary) behind `wrapper` with the config file
     /// `config` as it is, only the listen address given on the command line.
     #[allow(dead_code)]
     pub fn start_installed(wrapper: &[String], program: &str, config: &Path) -> Exporter {
-        let dir = tempfile::tempdir().unwrap();
+        let mut argv = wrapper.to_vec();
+        argv.extend([
+            program.to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ]);
+        Self::spawn_listening(tempfile::tempdir().unwrap(), &argv, &[])
+    }
+
+    /// Runs `argv` with a free port's listen address (then `extra`), its stderr in
+    /// `dir`, until it listens. A port found free can be taken by another process before
+    /// the exporter binds it; the exporter then exits saying so, and is started again on
+    /// another.
+    fn spawn_listening(dir: tempfile::TempDir, argv: &[String], extra: &[String]) -> Exporter {
         let stderr_path = dir.path().join("stderr.log");
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(&wrapper[0])
-                .args(&wrapper[1..])
-                .arg(program)
-                .arg("--config")
-                .arg(config)
+            let mut child = Command::new(&argv[0])
+                .args(&argv[1..])
                 .arg("--web.listen-address")
                 .arg(format!("127.0.0.1:{port}"))
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&stderr_path).unwrap())
