@@ -1061,20 +1061,30 @@ fn files_that_change_or_vanish_during_the_run_are_warnings_not_failures() {
     let s = Site::new(&db);
     let data = s.path("www/user_data");
     let stop = Arc::new(AtomicBool::new(false));
-    // Uploads that come and go, and a log rewritten over and over, while the runs go on.
+    // Uploads that come and go, and a log that is written all the time (and cut back
+    // when it grows large), while the runs go on: the log is tens of megabytes, so it is
+    // written to while it is read.
     let churn = {
+        use std::io::Write;
         let stop = Arc::clone(&stop);
         let data = data.clone();
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("busy.log"))
+            .unwrap();
+        log.write_all(&vec![b'l'; 32 << 20]).unwrap();
         std::thread::spawn(move || {
             let mut i = 0u64;
+            let chunk = vec![b'l'; 64 * 1024];
             while !stop.load(Ordering::Relaxed) {
                 let p = data.join(format!("upload-{}.tmp", i % 50));
-                let _ = std::fs::write(&p, vec![b'u'; 64 * 1024]);
+                let _ = std::fs::write(&p, &chunk[..4096]);
                 let _ = std::fs::remove_file(data.join(format!("upload-{}.tmp", (i + 25) % 50)));
-                let _ = std::fs::write(
-                    data.join("busy.log"),
-                    vec![b'l'; ((i % 7) as usize + 1) * 300_000],
-                );
+                let _ = log.write_all(&chunk);
+                if log.metadata().map(|m| m.len()).unwrap_or(0) > 96 << 20 {
+                    let _ = log.set_len(32 << 20);
+                }
                 i += 1;
             }
         })
