@@ -1,7 +1,7 @@
 //! The Debian package as an operator meets it: built by `scripts/build-deb`, checked by
-//! lintian, installed with `dpkg -i` on this machine (a throw-away test machine; the
-//! package is named shoehub-exporter), run as its unit runs it, upgraded, and purged.
-//! systemd is not PID 1 here: what it would start is checked where dpkg leaves it (the
+//! lintian, installed with `dpkg -i` on the host that runs the tests (run them on a host
+//! you can throw away; the package is named shoehub-exporter), run as its unit runs it,
+//! upgraded, and purged. What systemd would start is checked where dpkg leaves it (the
 //! enablement links), and the exporter is run in the unit's sandbox by the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
