@@ -216,10 +216,25 @@ impl Backup<'_> {
 
     /// `backup run`: dump, archive, manifest, then prune. Records the job `backup`.
     pub fn run(&self) -> Result<Manifest, BackupError> {
-        let guard = JobGuard::begin(self.state_dir, "backup")?;
-        let result = self.run_locked();
+        self.as_job(
+            "backup",
+            || self.run_locked(),
+            |m| format!("backup {} complete", m.name),
+        )
+    }
+
+    /// Runs `work` as the job `name` (its lock and its state file): exit code 0 with
+    /// `summary` of the outcome, or 1 with the error, timed out when it was a timeout.
+    fn as_job<T>(
+        &self,
+        name: &str,
+        work: impl FnOnce() -> Result<T, BackupError>,
+        summary: impl FnOnce(&T) -> String,
+    ) -> Result<T, BackupError> {
+        let guard = JobGuard::begin(self.state_dir, name)?;
+        let result = work();
         let (code, tail) = match &result {
-            Ok(m) => (0, vec![format!("backup {} complete", m.name)]),
+            Ok(v) => (0, vec![summary(v)]),
             Err(e) => (1, vec![crate::error_chain(e)]),
         };
         guard.finish(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::client::Defaults;
 use super::inventory::{ident, Sql};
 use super::verify::{check_artifacts, compare};
-use super::{io_err, Backup, BackupError, JobGuard, Progress};
+use super::{io_err, Backup, BackupError, Progress};
 use crate::state::backup::{self, DatabaseDump, Entry, Manifest, State};
 
 /// What `backup restore` was asked.
@@ -178,19 +178,11 @@ impl Backup<'_> {
             )));
         }
 
-        let guard = JobGuard::begin(self.state_dir, "backup-restore")?;
-        let result = self.carry_out(&sql, entry, &manifest, &loads, req);
-        let (code, tail) = match &result {
-            Ok(msg) => (0, vec![msg.clone()]),
-            Err(e) => (1, vec![crate::error_chain(e)]),
-        };
-        guard.finish(
-            code,
-            matches!(result, Err(BackupError::Timeout(_))),
-            tail,
-            None,
-        )?;
-        result
+        self.as_job(
+            "backup-restore",
+            || self.carry_out(&sql, entry, &manifest, &loads, req),
+            String::clone,
+        )
     }
 
     fn carry_out(

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::client::{capture, Defaults};
 use super::inventory::{ident, literal, Sql};
-use super::{hex, io_err, Backup, BackupError, JobGuard};
+use super::{hex, io_err, Backup, BackupError};
 use crate::state::backup::{self, DatabaseDump, Entry, Manifest, State, Verified, VERIFIED};
 use crate::sys::now;
 
@@ -18,14 +18,7 @@ impl Backup<'_> {
     /// databases and compares every table's rows with the manifest. Records the job
     /// `backup-verify` and `verified.json` in the backup.
     pub fn verify(&self) -> Result<String, BackupError> {
-        let guard = JobGuard::begin(self.state_dir, "backup-verify")?;
-        let result = self.verify_inner();
-        let (code, tail) = match &result {
-            Ok(msg) => (0, vec![msg.clone()]),
-            Err(e) => (1, vec![crate::error_chain(e)]),
-        };
-        guard.finish(code, false, tail, None)?;
-        result
+        self.as_job("backup-verify", || self.verify_inner(), String::clone)
     }
 
     fn verify_inner(&self) -> Result<String, BackupError> {
