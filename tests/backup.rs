@@ -140,6 +140,27 @@ fn ok(out: &Output) {
     );
 }
 
+/// The backup in `dir` holds every artifact its manifest lists, with the recorded size
+/// and checksum (computed here); its manifest.
+fn assert_whole(dir: &Path) -> serde_json::Value {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for a in manifest["artifacts"].as_array().unwrap() {
+        let f = dir.join(a["file"].as_str().unwrap());
+        assert_eq!(
+            sha256_hex(&f),
+            a["sha256"].as_str().unwrap(),
+            "{} is not whole",
+            dir.display()
+        );
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().len(),
+            a["size"].as_u64().unwrap()
+        );
+    }
+    manifest
+}
+
 fn sha256_hex(path: &Path) -> String {
     let mut h = Sha256::new();
     std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
@@ -155,17 +176,7 @@ fn a_full_run_is_complete_verifiable_and_reported() {
     let names = s.complete();
     assert_eq!(names.len(), 1);
     let dir = s.path("dest").join(&names[0]);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    // Every artifact's checksum, computed here.
-    for a in manifest["artifacts"].as_array().unwrap() {
-        let f = dir.join(a["file"].as_str().unwrap());
-        assert_eq!(sha256_hex(&f), a["sha256"].as_str().unwrap());
-        assert_eq!(
-            std::fs::metadata(&f).unwrap().len(),
-            a["size"].as_u64().unwrap()
-        );
-    }
+    let manifest = assert_whole(&dir);
     let tables = &manifest["databases"][0]["tables"];
     let rows = |t: &str| {
         tables
@@ -336,16 +347,7 @@ fn a_run_killed_at_any_point_leaves_the_last_good_backup() {
         if !late.is_empty() {
             for n in late {
                 let dir = s.path("dest").join(&n);
-                let manifest: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap())
-                        .unwrap();
-                for a in manifest["artifacts"].as_array().unwrap() {
-                    assert_eq!(
-                        sha256_hex(&dir.join(a["file"].as_str().unwrap())),
-                        a["sha256"].as_str().unwrap(),
-                        "{n} looks complete but is not"
-                    );
-                }
+                assert_whole(&dir);
                 std::fs::remove_dir_all(dir).unwrap();
             }
             continue;
