@@ -46,6 +46,22 @@ pub enum Command {
     /// The Grafana dashboard, alert rules and provisioning, from the config.
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// The maintenance plan's validation steps: does the monitoring, the backup and the
+    /// update protocol work? Exits 0 when no check failed, 1 when one did.
+    ///
+    /// Checks: exporter (answers with its TLS and basic auth; every collector succeeds),
+    /// probes (each shop probe succeeds now; certificates valid for more than
+    /// alerts.certificate_warning_days), backups (the newest complete backup younger than
+    /// backup.max_age and whole; a verify within alerts.backup_verify_max_age; BackupPC hosts
+    /// fresh), updates (an update succeeded within alerts.update_max_age; no approved plan
+    /// older than updates.max_plan_age; a plan waiting over 2 days is a warning), prometheus
+    /// (with check.prometheus_url: the target up, the generated rules loaded and healthy, an
+    /// Alertmanager ready, the Watchdog firing) and grafana (with check.grafana_url and
+    /// check.grafana_token_file: the dashboard as generated, its datasource healthy).
+    ///
+    /// Each says ok, warning or failed, with what it found and what to do. Exit code: 0 when
+    /// none failed, 1 when one did (or a warning, with --strict), 78 for a bad config.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +247,48 @@ pub struct CheckConfigArgs {
     /// Also check this web config file, certificates and keys included.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+}
+
+/// `check`: which checks, how deep, how shown.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Output: one line per check (text), or {"checks": [{name, status, detail, hint}]}
+    /// (json).
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+    /// Run only these checks (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME,...")]
+    pub only: Vec<CheckName>,
+    /// Also read every backup artifact and compare its checksum (reads the whole
+    /// backup; needs root's access to it).
+    #[arg(long)]
+    pub deep: bool,
+    /// Warnings fail too (exit 1).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckName {
+    Exporter,
+    Probes,
+    Backups,
+    Updates,
+    Prometheus,
+    Grafana,
+}
+
+impl CheckName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Exporter => "exporter",
+            CheckName::Probes => "probes",
+            CheckName::Backups => "backups",
+            CheckName::Updates => "updates",
+            CheckName::Prometheus => "prometheus",
+            CheckName::Grafana => "grafana",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@
 //! integration tests and the benchmarks drive the same code the operators run.
 
 pub mod bundle;
+pub mod check;
 pub mod cli;
 pub mod collectors;
 pub mod commands;

@@ -9,6 +9,7 @@ use crate::cli::{Cli, Command, JobCommand};
 use crate::config::{Config, DEFAULT_PATH};
 
 mod backup;
+mod check;
 mod check_config;
 mod generate;
 mod job;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> Outcome {
         Some(Command::Update(cmd)) => update::run(config, cmd),
         Some(Command::Backup(cmd)) => backup::run(config, &cmd),
         Some(Command::Generate(cmd)) => generate::run(config, &cmd),
+        Some(Command::Check(args)) => check::run(config, &args),
     }
 }
 

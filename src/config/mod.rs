@@ -77,6 +77,8 @@ pub struct Config {
     pub dashboard: Option<DashboardSpec>,
     /// Thresholds of the generated alert rules.
     pub alerts: AlertsConfig,
+    /// Where `check` reaches the exporter, Prometheus and Grafana.
+    pub check: crate::check::CheckConfig,
 }
 
 /// A config file larger than this is refused before it is parsed.
@@ -208,6 +210,7 @@ impl Config {
         if let Some(m) = &self.mysql {
             m.validate()?;
         }
+        self.check.validate()?;
         Ok(())
     }
 

@@ -36,6 +36,8 @@ struct Slot {
     failing: AtomicBool,
     /// The last output size, to size the next buffer in one allocation.
     last_len: AtomicUsize,
+    /// Why it failed, while it fails (for the status page).
+    cause: Mutex<Option<String>>,
 }
 
 /// The outcome of one collector in one scrape.
@@ -105,6 +107,16 @@ pub struct Engine {
     slots: Vec<Arc<Slot>>,
     timeout_offset: Duration,
     pub stats: ExporterStats,
+    /// The last scrape's exposition: the buffers it sent, shared, not copied.
+    last: Mutex<Option<LastScrape>>,
+}
+
+/// What the last scrape served, and when.
+#[derive(Debug, Clone)]
+pub struct LastScrape {
+    pub at: std::time::SystemTime,
+    pub format: Format,
+    pub parts: Vec<bytes::Bytes>,
 }
 
 impl Engine {
@@ -118,12 +130,33 @@ impl Engine {
                         stalled: Mutex::new(None),
                         failing: AtomicBool::new(false),
                         last_len: AtomicUsize::new(1024),
+                        cause: Mutex::new(None),
                     })
                 })
                 .collect(),
             timeout_offset,
             stats: ExporterStats::default(),
+            last: Mutex::new(None),
         }
+    }
+
+    /// The exposition the last scrape served, if there was one.
+    pub fn last_scrape(&self) -> Option<LastScrape> {
+        match self.last.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Why each failing collector failed in its last run.
+    pub fn failure_causes(&self) -> std::collections::BTreeMap<String, String> {
+        self.slots
+            .iter()
+            .filter_map(|s| {
+                let cause = s.cause.lock().ok()?.clone()?;
+                Some((s.collector.name().to_owned(), cause))
+            })
+            .collect()
     }
 
     /// The names of the collectors this engine runs, in exposition order.
@@ -306,12 +339,24 @@ impl Engine {
                 None => {
                     if slot.failing.swap(false, Ordering::Relaxed) {
                         info!(collector = slot.collector.name(), "collector recovered");
+                        if let Ok(mut c) = slot.cause.lock() {
+                            *c = None;
+                        }
                     }
                 }
             }
             outcomes.push(outcome);
         }
-        self.assemble(format, outcomes)
+        let parts = self.assemble(format, outcomes);
+        let last = LastScrape {
+            at: std::time::SystemTime::now(),
+            format,
+            parts: parts.clone(),
+        };
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(last);
+        }
+        parts
     }
 
     /// The collectors' outputs as they are (no copy), then the engine's own families.
@@ -419,6 +464,11 @@ fn still_blocked(slot: &Slot, collector: &dyn Collector) -> Option<String> {
 fn note_failure(slot: &Slot, cause: &str) {
     if !slot.failing.swap(true, Ordering::Relaxed) {
         warn!(collector = slot.collector.name(), cause, "collector failed");
+    }
+    if let Ok(mut c) = slot.cause.lock() {
+        if c.as_deref() != Some(cause) {
+            *c = Some(cause.to_owned());
+        }
     }
 }
 

@@ -38,6 +38,7 @@ pub mod auth;
 mod body;
 mod negotiate;
 mod run;
+pub mod status;
 mod timed;
 pub mod tls;
 
@@ -62,6 +63,8 @@ pub struct ServerSettings {
     pub auth: Option<Arc<auth::BasicAuth>>,
     /// Headers added to every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The status page's thresholds and links.
+    pub status: status::StatusSettings,
 }
 
 impl std::fmt::Debug for tls::Tls {
@@ -80,13 +83,11 @@ struct State {
     engine: Arc<Engine>,
     settings: ServerSettings,
     scrapes: Semaphore,
-    landing: Bytes,
 }
 
 impl State {
     fn new(engine: Arc<Engine>, settings: ServerSettings) -> State {
         State {
-            landing: landing_page(&settings.telemetry_path),
             scrapes: Semaphore::new(settings.max_requests.max(1)),
             engine,
             settings,
@@ -260,9 +261,9 @@ async fn handle(req: Request<Incoming>, st: &State, peer: std::net::IpAddr) -> R
         }
     } else {
         match path {
-            "/" if get_like => html(StatusCode::OK, st.landing.clone()),
+            "/" | "/-/status" if get_like => status_page(path == "/", st).await,
             "/-/healthy" | "/-/ready" if get_like => text(StatusCode::OK, "OK\n"),
-            "/" | "/-/healthy" | "/-/ready" => method_not_allowed(),
+            "/" | "/-/status" | "/-/healthy" | "/-/ready" => method_not_allowed(),
             _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
         }
     };
@@ -333,6 +334,41 @@ fn gzip_parts(parts: &[Bytes]) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
+/// The status page (`/`) or its JSON (`/-/status`). A page asked for before any scrape
+/// makes one, as a scrape would: within the bound on concurrent scrapes.
+async fn status_page(page: bool, st: &State) -> Response<Chunks> {
+    let snap = match st.scrapes.try_acquire() {
+        Ok(_permit) => status::snapshot(&st.engine, &st.settings.status).await,
+        Err(_) => {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many concurrent scrapes; try again\n",
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return r;
+        }
+    };
+    if page {
+        let body = status::html(&snap, &st.settings.status, &st.settings.telemetry_path);
+        let mut r = html(StatusCode::OK, Bytes::from(body));
+        r.headers_mut().insert(
+            hyper::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        r.headers_mut().insert(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        );
+        r
+    } else {
+        let mut r = Response::new(Chunks::from(Bytes::from(snap.report.json())));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Chunks> {
     let mut r = Response::new(Chunks::from(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
@@ -367,26 +403,6 @@ fn method_not_allowed() -> Response<Chunks> {
     r.headers_mut()
         .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
     r
-}
-
-fn landing_page(telemetry_path: &str) -> Bytes {
-    let path = html_escape(telemetry_path);
-    Bytes::from(format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>shoehub-exporter</title></head>\n\
-         <body><h1>shoehub-exporter {version}</h1>\n\
-         <p>Prometheus exporter for the Shoe Store Hub host (revision {revision}).</p>\n\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li></ul>\n\
-         </body></html>\n",
-        version = crate::VERSION,
-        revision = html_escape(crate::REVISION),
-    ))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Binds the listener, with an error that says which address could not be had.

@@ -80,6 +80,10 @@ fn settings(config: &Config, access: Access) -> ServerSettings {
         tls: access.tls,
         auth: access.auth,
         headers: access.headers,
+        status: super::status::StatusSettings {
+            limits: crate::check::scraped::Limits::from_config(config),
+            runbook_url: config.alerts.runbook_url.clone(),
+        },
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Prober {
     /// Whether the last run failed, so a failure is logged when it starts and a
     /// recovery when it ends.
     failing: AtomicBool,
+    /// Read every answer's body, up to this many bytes ([`Prober::get`]); 0: only for
+    /// `expect_body`.
+    keep_body: usize,
 }
 
 impl Prober {
@@ -62,7 +65,29 @@ impl Prober {
             tls,
             headers,
             failing: AtomicBool::new(false),
+            keep_body: 0,
         })
+    }
+
+    /// A client for one URL that returns what it answered: `get` reads up to `limit`
+    /// bytes of the body.
+    pub fn client(cfg: &ProbeConfig, limit: usize) -> Result<Prober, String> {
+        let mut p = Prober::new(cfg)?;
+        p.keep_body = limit;
+        Ok(p)
+    }
+
+    /// One request to the configured URL, no redirect followed, within its timeout:
+    /// the status and the body.
+    pub async fn get(&self) -> Result<(u16, Vec<u8>), String> {
+        let budget = self.cfg.timeout.get();
+        let mut o = Outcome::default();
+        let url = self.cfg.url.0.clone();
+        match tokio::time::timeout(budget, self.once(&url, &mut o)).await {
+            Ok(Ok(a)) => Ok((a.status, a.body.unwrap_or_default())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("{url}: no complete answer within {budget:?}")),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -247,17 +272,19 @@ impl Prober {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let wants_body = self.cfg.expect_body.is_some() && self.cfg.method != Method::Head;
+        let wants_body = (self.cfg.expect_body.is_some() || self.keep_body > 0)
+            && self.cfg.method != Method::Head;
+        let limit = self.keep_body.max(MAX_BODY_BYTES);
         let body = if wants_body {
             let mut body = response.into_body();
             let mut buf = Vec::new();
-            while buf.len() < MAX_BODY_BYTES {
+            while buf.len() < limit {
                 match body.frame().await {
                     None => break,
                     Some(Err(e)) => return Err(format!("reading the answer: {e}")),
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
-                            let room = MAX_BODY_BYTES - buf.len();
+                            let room = limit - buf.len();
                             buf.extend_from_slice(&data[..data.len().min(room)]);
                         }
                     }

@@ -8,7 +8,7 @@
 //! earliest `notAfter` in the chain the server sent.
 
 mod cert;
-mod http;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -121,7 +121,7 @@ impl<'de> Deserialize<'de> for ProbeUrl {
             .map_err(|e| serde::de::Error::custom(format!("invalid URL {s:?}: {e}")))?;
         if !matches!(u.scheme(), "http" | "https") {
             return Err(serde::de::Error::custom(format!(
-                "{s:?}: a probe URL is http:// or https://"
+                "{s:?}: give an http:// or https:// URL"
             )));
         }
         if u.host_str().is_none_or(str::is_empty) {

@@ -33,6 +33,7 @@ pub use restore::Request as RestoreRequest;
 
 use client::Defaults;
 pub use dump::DumpReader;
+pub use verify::check_artifacts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {

@@ -154,7 +154,7 @@ impl<R: io::Read> io::Read for Counted<'_, R> {
 }
 
 /// Every artifact of `manifest` in `entry` with its recorded checksum.
-pub(super) fn check_artifacts(entry: &Entry, manifest: &Manifest) -> Result<(), String> {
+pub fn check_artifacts(entry: &Entry, manifest: &Manifest) -> Result<(), String> {
     for a in &manifest.artifacts {
         let mut f = File::open(entry.path.join(&a.file)).map_err(|e| format!("{}: {e}", a.file))?;
         let mut h = Sha256::new();
