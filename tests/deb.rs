@@ -201,18 +201,20 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     );
     let groups = ok("id", &["-Gn", PACKAGE]);
     assert!(groups.split_whitespace().any(|g| g == "adm"), "{groups}");
-    // What systemd starts at boot: the exporter and the update plan; the backup timers
-    // wait for a database.
+    // What systemd starts at boot: the exporter, the update plan and the check; the
+    // backup timers wait for a database.
     let wants = Path::new("/etc/systemd/system/multi-user.target.wants/shoehub-exporter.service");
     assert!(
         wants.symlink_metadata().is_ok(),
         "the exporter is not enabled"
     );
     let timers = Path::new("/etc/systemd/system/timers.target.wants");
-    assert!(timers
-        .join("shoehub-update-plan.timer")
-        .symlink_metadata()
-        .is_ok());
+    for timer in ["shoehub-update-plan.timer", "shoehub-check.timer"] {
+        assert!(
+            timers.join(timer).symlink_metadata().is_ok(),
+            "{timer} is not enabled"
+        );
+    }
     assert!(timers
         .join("shoehub-backup.timer")
         .symlink_metadata()
@@ -224,7 +226,7 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
         .map(|e| e.unwrap().path().display().to_string())
         .filter(|p| p.contains("/shoehub-"))
         .collect();
-    assert!(units.len() >= 7, "{units:?}");
+    assert!(units.len() >= 9, "{units:?}");
     let mut args = vec!["verify"];
     args.extend(units.iter().map(String::as_str));
     let verify = run("systemd-analyze", &args);
@@ -233,7 +235,11 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     assert!(ours.is_empty(), "{said}");
     let exporter = exposure("shoehub-exporter.service");
     assert!(exporter <= 2.5, "the exporter's unit is exposed {exporter}");
-    for unit in ["shoehub-backup.service", "shoehub-backup-verify.service"] {
+    for unit in [
+        "shoehub-backup.service",
+        "shoehub-backup-verify.service",
+        "shoehub-check.service",
+    ] {
         let e = exposure(unit);
         assert!(e <= 5.0, "{unit} is exposed {e}");
     }

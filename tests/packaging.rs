@@ -58,6 +58,8 @@ fn the_systemd_units_verify() {
         "shoehub-backup.timer",
         "shoehub-backup-verify.service",
         "shoehub-backup-verify.timer",
+        "shoehub-check.service",
+        "shoehub-check.timer",
     ] {
         let text = std::fs::read_to_string(packaging(&format!("systemd/{unit}")))
             .unwrap()

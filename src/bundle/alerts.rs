@@ -91,6 +91,14 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "A *.prom file in the textfile directory of {{ $labels.instance }} cannot be read or parsed, so the metrics it should give are missing; the exporter's log names the file.",
                 ),
                 r(
+                    "CheckFailing",
+                    r#"shoehub_job_last_exit_code{job_name="check"} != 0"#,
+                    "0m",
+                    "warning",
+                    "The daily check found a problem.",
+                    "shoehub-exporter check on {{ $labels.instance }} exited with {{ $value }}: journalctl -u shoehub-check names the check that failed.",
+                ),
+                r(
                     "ShoehubUpdateRunning",
                     r#"shoehub_job_running{job_name="update"} == 1"#,
                     "0m",
