@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -269,6 +270,50 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     assert_eq!(cpu.len(), 1);
     let refused = prom.wait_for("up{job=\"wrong_password\"} == 0", Duration::from_secs(10));
     assert_eq!(refused.len(), 1);
+
+    // `check` reaches the exporter as Prometheus does: over TLS, with a user's password.
+    let check = |password: &str, mode: u32| {
+        let pw = write(dir.path(), "check.password", &format!("{password}\n"));
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(mode)).unwrap();
+        let cfg = write(
+            dir.path(),
+            "check.yml",
+            &format!(
+                "check:\n  exporter_url: https://localhost:{port}/metrics\n  exporter_ca_file: {ca}\n  exporter_username: prometheus\n  exporter_password_file: {pw}\n",
+                port = e.port,
+                ca = dir.path().join("server-ca.pem").display(),
+                pw = pw.display()
+            ),
+        );
+        let out = Command::new(BIN)
+            .args(["check", "--only", "exporter", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check("prom-pass-3312", 0o600);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with("ok       exporter  https://localhost:"),
+        "{text}"
+    );
+    let (code, text) = check("not-it", 0o600);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("refused the credentials (401)"), "{text}");
+    let (code, text) = check("prom-pass-3312", 0o644);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("mode 0644") && text.contains("chmod 600"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("prom-pass-3312"),
+        "the password is printed: {text}"
+    );
 }
 
 #[test]

@@ -369,7 +369,8 @@ pub fn checks(
     }
 
     let rows = jobs(samples);
-    if one("shoehub_update_pending_approval").is_some() {
+    let jobs_collector = collectors.iter().any(|s| s.label("collector") == "jobs");
+    if jobs_collector || one("shoehub_update_pending_approval").is_some() {
         let update = rows.iter().find(|r| r.name == "update");
         let mut found = vec![update_fresh(
             update.map_or(0.0, |r| r.success),

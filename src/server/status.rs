@@ -1,7 +1,7 @@
 //! The status page (`/`) and its JSON (`/-/status`): the checks the exporter can judge
 //! itself, from the exposition its last scrape served (collectors, probes, backups,
 //! updates) and the jobs it reports. Nothing is read or run for the page when a scrape
-//! has been made; a page asked for before any scrape makes one.
+//! was made within the last minute; else the page makes one.
 //!
 //! Plain HTML with its style inline: no script, no external asset, every value escaped.
 
@@ -12,6 +12,10 @@ use std::time::SystemTime;
 use crate::check::scraped::{self, JobRow, Limits};
 use crate::check::{age_words, Check, Report, Status};
 use crate::scrape::Engine;
+
+/// A page shows the last scrape when it is younger than this (Prometheus scrapes every
+/// 15 s); else, on a host nobody scrapes, it makes one.
+const MAX_SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the page needs from the configuration.
 #[derive(Debug, Clone)]
@@ -29,9 +33,14 @@ pub struct Snapshot {
 }
 
 pub async fn snapshot(engine: &Engine, settings: &StatusSettings) -> Snapshot {
+    let fresh = |l: &crate::scrape::LastScrape| {
+        SystemTime::now()
+            .duration_since(l.at)
+            .is_ok_and(|age| age < MAX_SNAPSHOT_AGE)
+    };
     let last = match engine.last_scrape() {
-        Some(l) => Some(l),
-        None => {
+        Some(l) if fresh(&l) => Some(l),
+        _ => {
             engine.scrape(crate::exposition::Format::Text, None).await;
             engine.last_scrape()
         }
