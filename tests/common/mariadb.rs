@@ -128,8 +128,13 @@ impl MariaDb {
     fn launch(&mut self) {
         let server = require_tool("mariadbd", "mariadb-server");
         let log = self.dir.path().join("error.log");
+        // Its temporary tables in a directory of its own, not the shared /tmp, where a
+        // concurrent test's cleanup must not reach them.
+        let tmp = self.dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let child = Command::new(server)
             .arg("--no-defaults")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--datadir={}", self.data_dir().display()))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--port={}", self.port))
