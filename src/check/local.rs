@@ -63,18 +63,7 @@ pub fn checks(config: &Config, deep: bool, only: &dyn Fn(&str) -> bool) -> Vec<C
             .filter(|c| c.name == "backups")
             .cloned()
             .collect();
-        found.extend(
-            errors
-                .iter()
-                .filter(|e| e.starts_with("backups") || e.starts_with("backuppc"))
-                .map(|e| {
-                    Check::failed(
-                        "backups",
-                        e.clone(),
-                        "the exporter cannot read this either: fix the path or its permissions",
-                    )
-                }),
-        );
+        found.extend(unreadable("backups", &errors, &["backups", "backuppc"]));
         found.push(artifacts(config, deep));
         out.push(combine("backups", found));
     }
@@ -88,17 +77,26 @@ pub fn checks(config: &Config, deep: bool, only: &dyn Fn(&str) -> bool) -> Vec<C
             // No plan, no approval: the jobs collector wrote no update series.
             found.push(scraped::update_fresh(0.0, None, limits.update_max_age, now));
         }
-        found.extend(errors.iter().filter(|e| e.starts_with("jobs")).map(|e| {
-            Check::failed(
-                "updates",
-                e.clone(),
-                "the exporter cannot read the job state either: fix jobs.state_dir or its permissions",
-            )
-        }));
+        found.extend(unreadable("updates", &errors, &["jobs"]));
         found.push(approved_plan(config, now));
         out.push(combine("updates", found));
     }
     out
+}
+
+/// A collector's error about the files `check` reads, as a failed check.
+fn unreadable(check: &str, errors: &[String], collectors: &[&str]) -> Vec<Check> {
+    errors
+        .iter()
+        .filter(|e| collectors.iter().any(|c| e.starts_with(&format!("{c}:"))))
+        .map(|e| {
+            Check::failed(
+                check,
+                e.clone(),
+                "the exporter cannot read this either: fix the path or its permissions",
+            )
+        })
+        .collect()
 }
 
 /// The newest backup is whole: every artifact with its recorded size, and with `deep`

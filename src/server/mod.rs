@@ -287,13 +287,7 @@ async fn handle(req: Request<Incoming>, st: &State, peer: std::net::IpAddr) -> R
 
 async fn metrics(req: &Request<Incoming>, st: &State) -> Response<Chunks> {
     let Ok(_permit) = st.scrapes.try_acquire() else {
-        let mut r = text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many concurrent scrapes; try again\n",
-        );
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
-        return r;
+        return too_busy();
     };
     let headers = req.headers();
     let format = negotiate_format(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
@@ -339,15 +333,7 @@ fn gzip_parts(parts: &[Bytes]) -> std::io::Result<Vec<u8>> {
 async fn status_page(page: bool, st: &State) -> Response<Chunks> {
     let snap = match st.scrapes.try_acquire() {
         Ok(_permit) => status::snapshot(&st.engine, &st.settings.status).await,
-        Err(_) => {
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many concurrent scrapes; try again\n",
-            );
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            return r;
-        }
+        Err(_) => return too_busy(),
     };
     if page {
         let body = status::html(&snap, &st.settings.status, &st.settings.telemetry_path);
@@ -367,6 +353,17 @@ async fn status_page(page: bool, st: &State) -> Response<Chunks> {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
+}
+
+/// `503` with `Retry-After: 1`: as many scrapes run as `web.max_requests` allows.
+fn too_busy() -> Response<Chunks> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many concurrent scrapes; try again\n",
+    );
+    r.headers_mut()
+        .insert("retry-after", HeaderValue::from_static("1"));
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Chunks> {
