@@ -441,11 +441,27 @@ fn the_dashboard_type_checks_against_grafana_s_schema() {
         .replace(
             r#""mode": "thresholds""#,
             r#""mode": FieldColorModeId.Thresholds"#,
+        )
+        .replace(r#""type": "value""#, r#""type": MappingType.ValueToText"#);
+    // The release the dashboard targets, and the newest.
+    for (package, installed) in [
+        ("@grafana/schema", "@grafana/schema"),
+        ("grafana-schema-latest", "grafana-schema-latest"),
+    ] {
+        assert!(
+            dir.join("node_modules").join(installed).exists(),
+            "{package} is not installed in {}: run scripts/test, which installs it with npm",
+            dir.display()
         );
-    let work = tempfile::tempdir_in(&dir).unwrap();
+        type_check(&tsc, &dir, package, &literal);
+    }
+}
+
+fn type_check(tsc: &Path, dir: &Path, package: &str, literal: &str) {
+    let work = tempfile::tempdir_in(dir).unwrap();
     std::fs::write(
         work.path().join("check.ts"),
-        format!("import {{ Dashboard, ThresholdsMode, FieldColorModeId }} from '@grafana/schema';\nexport const dashboard: Dashboard = {literal};\n"),
+        format!("import {{ Dashboard, ThresholdsMode, FieldColorModeId, MappingType }} from '{package}';\nexport const dashboard: Dashboard = {literal};\n"),
     )
     .unwrap();
     std::fs::write(
@@ -453,14 +469,14 @@ fn the_dashboard_type_checks_against_grafana_s_schema() {
         r#"{"compilerOptions": {"strict": true, "noEmit": true, "module": "nodenext", "moduleResolution": "nodenext", "target": "es2022", "skipLibCheck": true}, "files": ["check.ts"]}"#,
     )
     .unwrap();
-    let out = Command::new(&tsc)
+    let out = Command::new(tsc)
         .arg("-p")
         .arg(work.path())
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "the dashboard does not type-check as @grafana/schema's Dashboard:\n{}{}",
+        "the dashboard does not type-check as {package}'s Dashboard:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -17,7 +17,58 @@ pub struct Target {
     pub queries: &'static [Query],
     /// Grafana's unit id.
     pub unit: &'static str,
+    /// Which values are good and which bad: the panel's colours.
+    pub health: Health,
     pub description: &'static str,
+}
+
+/// What a target's values mean for the operator: the colours and words a panel gives
+/// them. Limits come from the `alerts:` thresholds, so a panel turns red exactly when
+/// the matching alert's condition holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Health {
+    /// No good or bad value (a rate, a size).
+    Neutral,
+    /// 1 is up (green), 0 is down (red).
+    UpDown,
+    /// 0 is no (green), 1 is yes (orange: something to do, not an outage).
+    Flag,
+    /// 0 is good (green); anything more is `color`.
+    Zero(&'static str),
+    /// Below the limit is green; at or above it, red.
+    Max(Limit),
+    /// Above the limit is green; at or below it, red.
+    Min(Limit),
+}
+
+/// An `alerts:` threshold, in the unit of the target's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `alerts.backup_max_age`, seconds.
+    BackupMaxAge,
+    /// `alerts.http_error_ratio`, a ratio.
+    HttpErrorRatio,
+    /// `alerts.cpu_percent`.
+    CpuPercent,
+    /// 100 - `alerts.memory_available_percent`: memory in use.
+    MemoryUsedPercent,
+    /// 100 - `alerts.filesystem_free_percent`: space in use.
+    DiskUsedPercent,
+    /// `alerts.filesystem_free_percent`: space free.
+    DiskFreePercent,
+}
+
+impl Limit {
+    pub fn value(self, a: &crate::config::AlertsConfig) -> f64 {
+        match self {
+            Limit::BackupMaxAge => a.backup_max_age.get().as_secs_f64(),
+            Limit::HttpErrorRatio => a.http_error_ratio,
+            Limit::CpuPercent => a.cpu_percent,
+            Limit::MemoryUsedPercent => 100.0 - a.memory_available_percent,
+            Limit::DiskUsedPercent => 100.0 - a.filesystem_free_percent,
+            Limit::DiskFreePercent => a.filesystem_free_percent,
+        }
+    }
 }
 
 const fn q(expr: &'static str, legend: &'static str) -> Query {
@@ -32,6 +83,7 @@ pub const CATALOGUE: &[Target] = &[
             "{{instance}}",
         )],
         unit: "percent",
+        health: Health::Max(Limit::CpuPercent),
         description: "Share of CPU time not idle, all CPUs together.",
     },
     Target {
@@ -41,6 +93,7 @@ pub const CATALOGUE: &[Target] = &[
             "{{instance}}",
         )],
         unit: "percent",
+        health: Health::Max(Limit::MemoryUsedPercent),
         description: "Share of memory in use: what the kernel could not give a new program without swapping.",
     },
     Target {
@@ -50,6 +103,7 @@ pub const CATALOGUE: &[Target] = &[
             "{{mountpoint}}",
         )],
         unit: "percent",
+        health: Health::Max(Limit::DiskUsedPercent),
         description: "Share of each filesystem in use, as an unprivileged user sees it.",
     },
     Target {
@@ -65,16 +119,18 @@ pub const CATALOGUE: &[Target] = &[
             ),
         ],
         unit: "Bps",
+        health: Health::Neutral,
         description: "Bytes per second received and sent on each network device but loopback.",
     },
     Target {
         name: "error_rate",
         queries: &[q(
-            r#"sum by (instance) (rate(shoehub_http_requests_total{SEL, code=~"5.."}[$__rate_interval])) / sum by (instance) (rate(shoehub_http_requests_total{SEL}[$__rate_interval]))"#,
+            r#"(sum by (instance) (rate(shoehub_http_requests_total{SEL, code=~"5.."}[$__rate_interval])) or 0 * sum by (instance) (rate(shoehub_http_requests_total{SEL}[$__rate_interval]))) / sum by (instance) (rate(shoehub_http_requests_total{SEL}[$__rate_interval]))"#,
             "{{instance}}",
         )],
         unit: "percentunit",
-        description: "Share of requests in the access logs answered with a 5xx status.",
+        health: Health::Max(Limit::HttpErrorRatio),
+        description: "Share of requests in the access logs answered with a 5xx status (0 when none was; no data when there were no requests).",
     },
     Target {
         name: "http_requests",
@@ -83,12 +139,14 @@ pub const CATALOGUE: &[Target] = &[
             "{{code}}",
         )],
         unit: "reqps",
+        health: Health::Neutral,
         description: "Requests per second in the access logs, by status code.",
     },
     Target {
         name: "mysql_up",
         queries: &[q(r#"mysql_up{SEL}"#, "{{instance}}")],
         unit: "none",
+        health: Health::UpDown,
         description: "1 when the database answered the last scrape, 0 when it was down, hung or refused the login.",
     },
     Target {
@@ -98,6 +156,7 @@ pub const CATALOGUE: &[Target] = &[
             q(r#"mysql_global_variables_max_connections{SEL}"#, "max_connections"),
         ],
         unit: "short",
+        health: Health::Neutral,
         description: "Client connections open, against the server's max_connections.",
     },
     Target {
@@ -106,7 +165,8 @@ pub const CATALOGUE: &[Target] = &[
             r#"rate(mysql_global_status_questions{SEL}[$__rate_interval])"#,
             "{{instance}}",
         )],
-        unit: "qps",
+        unit: "ops",
+        health: Health::Neutral,
         description: "Statements per second sent by clients (Questions).",
     },
     Target {
@@ -115,7 +175,8 @@ pub const CATALOGUE: &[Target] = &[
             r#"rate(mysql_global_status_slow_queries{SEL}[$__rate_interval])"#,
             "{{instance}}",
         )],
-        unit: "qps",
+        unit: "ops",
+        health: Health::Neutral,
         description: "Statements per second that took longer than long_query_time.",
     },
     Target {
@@ -125,6 +186,7 @@ pub const CATALOGUE: &[Target] = &[
             "{{instance}}",
         )],
         unit: "percent",
+        health: Health::Neutral,
         description: "Share of the InnoDB buffer pool holding data pages.",
     },
     Target {
@@ -134,6 +196,7 @@ pub const CATALOGUE: &[Target] = &[
             "{{instance}}",
         )],
         unit: "s",
+        health: Health::Max(Limit::BackupMaxAge),
         description: "Time since the newest complete backup was completed (the plan: daily at 02:00).",
     },
     Target {
@@ -143,6 +206,7 @@ pub const CATALOGUE: &[Target] = &[
             q(r#"shoehub_backup_total_size_bytes{SEL}"#, "all kept"),
         ],
         unit: "bytes",
+        health: Health::Neutral,
         description: "Size of the newest complete backup and of all backups kept.",
     },
     Target {
@@ -152,52 +216,107 @@ pub const CATALOGUE: &[Target] = &[
             "{{host}}",
         )],
         unit: "s",
+        health: Health::Max(Limit::BackupMaxAge),
         description: "Time since each BackupPC host's last good (full or incremental) backup ended.",
     },
     Target {
         name: "job_status",
         queries: &[q(r#"shoehub_job_last_exit_code{SEL}"#, "{{job_name}}")],
         unit: "none",
+        health: Health::Zero("red"),
         description: "Exit code of each job's last run (0: success; 128 + N: ended by signal N).",
     },
     Target {
         name: "job_duration",
         queries: &[q(r#"shoehub_job_last_duration_seconds{SEL}"#, "{{job_name}}")],
         unit: "s",
+        health: Health::Neutral,
         description: "How long each job's last run took.",
     },
     Target {
         name: "updates_pending",
         queries: &[q(r#"sum by (instance) (apt_upgrades_pending{SEL})"#, "{{instance}}")],
         unit: "short",
+        health: Health::Neutral,
         description: "Packages an upgrade would install.",
     },
     Target {
         name: "security_updates_pending",
         queries: &[q(
-            r#"sum by (instance) (apt_upgrades_pending{SEL, origin=~".*-security.*"})"#,
+            r#"sum by (instance) (apt_upgrades_pending{SEL, origin=~".*-security.*"}) or sum by (instance) (apt_upgrades_pending{SEL}) * 0"#,
             "{{instance}}",
         )],
         unit: "short",
+        health: Health::Zero("orange"),
         description: "Packages an upgrade would install from security archives.",
     },
     Target {
         name: "update_pending_approval",
         queries: &[q(r#"shoehub_update_pending_approval{SEL}"#, "{{instance}}")],
         unit: "none",
+        health: Health::Flag,
         description: "1 while the weekly update plan waits for approval.",
     },
     Target {
         name: "reboot_required",
         queries: &[q(r#"node_reboot_required{SEL}"#, "{{instance}}")],
         unit: "none",
+        health: Health::Flag,
         description: "1 when an installed package asks for a reboot.",
     },
     Target {
         name: "collector_health",
         queries: &[q(r#"shoehub_scrape_collector_success{SEL}"#, "{{collector}}")],
         unit: "none",
+        health: Health::UpDown,
         description: "1 for each collector that succeeded in the last scrape, 0 for one that failed or ran out of time.",
+    },
+    Target {
+        name: "shop_up",
+        queries: &[q(r#"min by (instance) (shoehub_probe_success{SEL})"#, "{{instance}}")],
+        unit: "none",
+        health: Health::UpDown,
+        description: "1 when every probe of the shop got the expected answer in the last scrape, 0 when one did not.",
+    },
+    Target {
+        name: "request_rate",
+        queries: &[q(
+            r#"sum by (instance) (rate(shoehub_http_requests_total{SEL}[$__rate_interval]))"#,
+            "{{instance}}",
+        )],
+        unit: "reqps",
+        health: Health::Neutral,
+        description: "Requests per second in the access logs.",
+    },
+    Target {
+        name: "latency_p95",
+        queries: &[q(
+            r#"histogram_quantile(0.95, sum by (instance, le) (rate(shoehub_http_request_duration_seconds_bucket{SEL}[$__rate_interval])))"#,
+            "{{instance}}",
+        )],
+        unit: "s",
+        health: Health::Neutral,
+        description: "The time 95 % of the requests took at most (access logs with a duration).",
+    },
+    Target {
+        name: "disk_free_lowest",
+        queries: &[q(
+            r#"min by (instance) (100 * node_filesystem_avail_bytes{SEL, fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{SEL, fstype!~"tmpfs|ramfs"})"#,
+            "{{instance}}",
+        )],
+        unit: "percent",
+        health: Health::Min(Limit::DiskFreePercent),
+        description: "Free space on the fullest filesystem, as an unprivileged user sees it.",
+    },
+    Target {
+        name: "alerts_firing",
+        queries: &[q(
+            r#"count by (instance) (ALERTS{SEL, alertstate="firing", severity=~"warning|critical"}) or sum by (instance) (up{SEL}) * 0"#,
+            "{{instance}}",
+        )],
+        unit: "short",
+        health: Health::Zero("red"),
+        description: "Warning and critical alerts firing now for the host (Prometheus' ALERTS series).",
     },
 ];
 

@@ -6,8 +6,9 @@
 
 use serde_json::{json, Value};
 
-use super::catalogue::{self, Target};
+use super::catalogue::{self, Health, Target};
 use crate::config::dashboard::{DashboardSpec, PanelKind, PanelSpec, RowSpec, Span, TargetSpec};
+use crate::config::AlertsConfig;
 
 pub const UID: &str = "shoehub-overview";
 pub const SCHEMA_VERSION: u32 = 39;
@@ -52,6 +53,20 @@ pub fn default_spec() -> DashboardSpec {
     DashboardSpec {
         title: "Shoe Store Hub Monitoring Dashboard".to_owned(),
         rows: vec![
+            row(
+                "Overview",
+                vec![
+                    panel("Shop Up", Stat, 1, &["shop_up"]),
+                    panel("Requests/s", Stat, 2, &["request_rate"]),
+                    panel("5xx", Stat, 1, &["error_rate"]),
+                    panel("p95 Latency", Stat, 2, &["latency_p95"]),
+                    panel("MySQL Up", Stat, 1, &["mysql_up"]),
+                    panel("Backup Age", Stat, 1, &["backup_age"]),
+                    panel("Lowest Free Disk", Stat, 2, &["disk_free_lowest"]),
+                    panel("Security Updates", Stat, 1, &["security_updates_pending"]),
+                    panel("Alerts Firing", Stat, 1, &["alerts_firing"]),
+                ],
+            ),
             row(
                 "System Metrics",
                 vec![
@@ -127,11 +142,50 @@ fn known() -> String {
         .join(", ")
 }
 
-/// The panel's queries, its unit and its description.
-fn resolve(at: &str, p: &PanelSpec) -> Result<(Vec<Value>, String, String), DashboardError> {
+/// Thresholds and value mappings for a target's values: `(steps, mappings)`.
+fn colours(health: Health, a: &AlertsConfig) -> (Vec<Value>, Vec<Value>) {
+    let steps = |base: &str, above: &str, at: f64| {
+        vec![
+            json!({"color": base, "value": null}),
+            json!({"color": above, "value": at}),
+        ]
+    };
+    let words = |zero: (&str, &str), one: (&str, &str)| {
+        vec![json!({"type": "value", "options": {
+            "0": {"text": zero.0, "color": zero.1, "index": 0},
+            "1": {"text": one.0, "color": one.1, "index": 1}
+        }})]
+    };
+    match health {
+        Health::Neutral => (vec![json!({"color": "green", "value": null})], Vec::new()),
+        Health::UpDown => (
+            steps("red", "green", 1.0),
+            words(("Down", "red"), ("Up", "green")),
+        ),
+        Health::Flag => (
+            steps("green", "orange", 1.0),
+            words(("No", "green"), ("Yes", "orange")),
+        ),
+        Health::Zero(color) => (steps("green", color, 1.0), Vec::new()),
+        Health::Max(limit) => (steps("green", "red", limit.value(a)), Vec::new()),
+        Health::Min(limit) => (steps("red", "green", limit.value(a)), Vec::new()),
+    }
+}
+
+/// What a panel shows: its queries, unit, description and the health of its values.
+struct Resolved {
+    targets: Vec<Value>,
+    unit: String,
+    description: String,
+    health: Health,
+}
+
+/// The panel's queries, its unit, its description and its values' health.
+fn resolve(at: &str, p: &PanelSpec) -> Result<Resolved, DashboardError> {
     let mut targets = Vec::new();
     let mut unit = None;
     let mut description = None;
+    let mut health = None;
     for (i, t) in p.targets.iter().enumerate() {
         let at = format!("{at}.targets[{i}]");
         let queries: Vec<(String, String)> = match (&t.target, &t.expr) {
@@ -147,6 +201,7 @@ fn resolve(at: &str, p: &PanelSpec) -> Result<(Vec<Value>, String, String), Dash
                     })?;
                 unit.get_or_insert(found.unit);
                 description.get_or_insert(found.description);
+                health.get_or_insert(found.health);
                 found
                     .queries
                     .iter()
@@ -177,11 +232,16 @@ fn resolve(at: &str, p: &PanelSpec) -> Result<(Vec<Value>, String, String), Dash
         .clone()
         .or(description.map(str::to_owned))
         .unwrap_or_else(|| p.title.clone());
-    Ok((targets, unit, description))
+    Ok(Resolved {
+        targets,
+        unit,
+        description,
+        health: health.unwrap_or(Health::Neutral),
+    })
 }
 
-/// The Grafana dashboard JSON for `spec`.
-pub fn generate(spec: &DashboardSpec) -> Result<Value, DashboardError> {
+/// The Grafana dashboard JSON for `spec`, coloured by the `alerts:` thresholds.
+pub fn generate(spec: &DashboardSpec, alerts: &AlertsConfig) -> Result<Value, DashboardError> {
     let mut panels = Vec::new();
     let mut id = 1;
     let mut y = 0;
@@ -199,19 +259,31 @@ pub fn generate(spec: &DashboardSpec) -> Result<Value, DashboardError> {
         let mut x = 0;
         for (pi, p) in row.panels.iter().enumerate() {
             let at = format!("dashboard.rows[{ri}].panels[{pi}]");
-            let (targets, unit, description) = resolve(&at, p)?;
+            let Resolved {
+                targets,
+                unit,
+                description,
+                health,
+            } = resolve(&at, p)?;
             let w = u32::from(p.span.0) * 2;
             if x + w > 24 {
                 x = 0;
                 y += PANEL_HEIGHT;
             }
-            let steps: Vec<Value> = std::iter::once(json!({"color": "green", "value": null}))
-                .chain(
-                    p.thresholds
-                        .iter()
-                        .map(|t| json!({"color": t.color, "value": t.value})),
-                )
-                .collect();
+            // The spec's own steps win over the catalogue's.
+            let (steps, mappings) = if p.thresholds.is_empty() {
+                colours(health, alerts)
+            } else {
+                let steps = std::iter::once(json!({"color": "green", "value": null}))
+                    .chain(
+                        p.thresholds
+                            .iter()
+                            .map(|t| json!({"color": t.color, "value": t.value})),
+                    )
+                    .collect();
+                (steps, Vec::new())
+            };
+            let coloured = health != Health::Neutral || !p.thresholds.is_empty();
             let kind = panel_type(p.kind);
             let options = match kind {
                 "timeseries" => json!({
@@ -220,7 +292,8 @@ pub fn generate(spec: &DashboardSpec) -> Result<Value, DashboardError> {
                 }),
                 "stat" => json!({
                     "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false},
-                    "colorMode": "value", "graphMode": "area", "justifyMode": "auto",
+                    "colorMode": if coloured { "background" } else { "value" },
+                    "graphMode": "area", "justifyMode": "auto",
                     "orientation": "auto", "textMode": "auto"
                 }),
                 "gauge" => json!({
@@ -240,6 +313,7 @@ pub fn generate(spec: &DashboardSpec) -> Result<Value, DashboardError> {
                     "defaults": {
                         "unit": unit,
                         "thresholds": {"mode": "absolute", "steps": steps},
+                        "mappings": mappings,
                         "color": {"mode": if kind == "timeseries" { "palette-classic" } else { "thresholds" }}
                     },
                     "overrides": []
@@ -248,9 +322,20 @@ pub fn generate(spec: &DashboardSpec) -> Result<Value, DashboardError> {
                 "targets": targets,
             });
             if kind == "table" {
-                // One row per series, with its labels and last value.
-                panel["transformations"] =
-                    json!([{"id": "reduce", "options": {"reducers": ["lastNotNull"]}}]);
+                // An instant query in table format is one frame: a row per series, a
+                // column per label, `Value`. Only the internals are hidden; the value
+                // cells take the panel's colours.
+                panel["transformations"] = json!([{"id": "organize", "options": {
+                    "excludeByName": {"Time": true, "__name__": true, "job": true},
+                    "indexByName": {},
+                    "renameByName": {}
+                }}]);
+                if coloured {
+                    panel["fieldConfig"]["overrides"] = json!([{
+                        "matcher": {"id": "byName", "options": "Value"},
+                        "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]
+                    }]);
+                }
                 for t in panel["targets"].as_array_mut().into_iter().flatten() {
                     t["instant"] = json!(true);
                     t["range"] = json!(false);

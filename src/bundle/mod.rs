@@ -42,7 +42,7 @@ pub fn dashboard_json(config: &Config) -> Result<String, BundleError> {
             &default
         }
     };
-    let v = dashboard::generate(spec)?;
+    let v = dashboard::generate(spec, &config.alerts)?;
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');
     Ok(text)

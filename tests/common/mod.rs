@@ -214,7 +214,7 @@ impl Exporter {
 
     /// Starts the binary behind `wrapper` (a command that ends by executing its
     /// arguments), with `config` and `extra` arguments.
-    fn start_under(wrapper: &[&str], config: &str, extra: &[&str]) -> Exporter {
+    pub fn start_under(wrapper: &[&str], config: &str, extra: &[&str]) -> Exporter {
         let dir = tempfile::tempdir().unwrap();
         if !wrapper.is_empty() {
             // An unprivileged exporter must be able to read its config.
