@@ -193,7 +193,8 @@ fn the_dashboard_renders_as_grafana_shows_it() {
          probes:\n  - name: shop\n    url: http://127.0.0.1:{shop}/\n\
          weblogs:\n  - name: shop\n    path: {log}\n    format: combined_duration\n\
          updates:\n  apt: true\n  apt_interval: 1s\n\
-         backuppc:\n  enabled: false\n",
+         backuppc:\n  enabled: false\n\
+         textfile:\n  directory: {textfiles}\n",
         state = path("state").display(),
         dest = path("dest").display(),
         data = path("data").display(),
@@ -202,7 +203,15 @@ fn the_dashboard_renders_as_grafana_shows_it() {
         epw = exporter_pw.display(),
         shop = shop.port,
         log = log.display(),
+        textfiles = path("textfile").display(),
     );
+    std::fs::create_dir_all(path("textfile")).unwrap();
+    // A deploy script's record, as the README shows it.
+    std::fs::write(
+        path("textfile/deploy.prom"),
+        "shoehub_deploy_timestamp_seconds 1796000000\n",
+    )
+    .unwrap();
     std::fs::write(path("config.yml"), &config).unwrap();
     let run = |args: &[&str], faketime: Option<&str>| {
         let mut c = match faketime {
@@ -371,6 +380,143 @@ fn the_dashboard_renders_as_grafana_shows_it() {
         steps("5xx")[1]["value"].as_f64().unwrap()
     );
 
+    // Every panel with an alert behind it links to the runbook section of that alert;
+    // a stat, gauge or table with one has colours.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    for p in dashboard["panels"].as_array().unwrap() {
+        let Some(link) = p["links"].as_array().and_then(|l| l.first()) else {
+            continue;
+        };
+        let title = p["title"].as_str().unwrap();
+        let d = &p["fieldConfig"]["defaults"];
+        assert!(
+            p["type"] == "timeseries"
+                || d["thresholds"]["steps"].as_array().unwrap().len() >= 2
+                || !d["mappings"].as_array().unwrap().is_empty(),
+            "{title} has an alert but no colours"
+        );
+        let anchor = link["url"].as_str().unwrap().rsplit('#').next().unwrap();
+        assert!(
+            readme.lines().any(|l| l
+                .strip_prefix("### ")
+                .is_some_and(|h| h.to_lowercase() == anchor)),
+            "{title} links to #{anchor}, which the README lacks"
+        );
+    }
+    // Every stat with a good and a bad state has colours for both.
+    for p in dashboard["panels"].as_array().unwrap() {
+        let title = p["title"].as_str().unwrap();
+        if p["type"] != "stat"
+            || [
+                "Requests/s",
+                "p95 Latency",
+                "Pending Updates",
+                "Backup Size",
+            ]
+            .contains(&title)
+        {
+            continue;
+        }
+        let d = &p["fieldConfig"]["defaults"];
+        assert!(
+            d["thresholds"]["steps"].as_array().unwrap().len() >= 2
+                || !d["mappings"].as_array().unwrap().is_empty(),
+            "{title} shows every value in one colour"
+        );
+    }
+    // Shares run from none to all.
+    for p in dashboard["panels"].as_array().unwrap() {
+        let d = &p["fieldConfig"]["defaults"];
+        match d["unit"].as_str() {
+            Some("percent") => assert_eq!(
+                (d["min"].clone(), d["max"].clone()),
+                (json!(0), json!(100)),
+                "{}",
+                p["title"]
+            ),
+            Some("percentunit") => assert_eq!(
+                (d["min"].clone(), d["max"].clone()),
+                (json!(0), json!(1)),
+                "{}",
+                p["title"]
+            ),
+            _ => {}
+        }
+    }
+    // The time series panels have their series on this host.
+    for (title, at_least) in [
+        ("CPU Usage", 1),
+        ("Memory Usage", 1),
+        ("Network Traffic", 2),
+        ("Requests by Status Class", 1),
+        ("Error Ratio", 1),
+        ("Latency", 3),
+        ("Load per Core", 1),
+        ("Disk Busy", 1),
+        ("Inodes Used", 1),
+        ("Network Errors", 2),
+        ("Connections", 2),
+    ] {
+        let n = rendered[title]["frames"].as_array().unwrap().len();
+        assert!(n >= at_least, "{title}: {n} series");
+    }
+    // What goes out is drawn below the axis.
+    let traffic = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Network Traffic")
+        .unwrap();
+    assert_eq!(
+        traffic["fieldConfig"]["overrides"][0],
+        json!({"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "custom.transform", "value": "negative-Y"}]})
+    );
+    // The links reach the community dashboards: Node Exporter Full by its tag, the
+    // mysqld overview by its uid.
+    let reference = |name: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(repo(&format!("../shared/reference/{name}"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let links = dashboard["links"].as_array().unwrap();
+    let node_full = reference("node-exporter-full.json");
+    assert!(links.iter().any(|l| l["type"] == "dashboards"
+        && l["keepTime"] == true
+        && l["includeVars"] == true
+        && l["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| node_full["tags"].as_array().unwrap().contains(t))));
+    let mysqld = reference("mysqld-mixin-mysql-overview.json");
+    let uid = mysqld["uid"].as_str().unwrap();
+    assert!(links
+        .iter()
+        .any(|l| l["url"] == format!("/d/{uid}") && l["keepTime"] == true));
+
+    // Annotations: each of its events, induced, is found by its query.
+    let annotation = |name: &str| -> String {
+        let a = dashboard["annotations"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no annotation {name}"));
+        resolved(a["expr"].as_str().unwrap()).replace("[2m]", "[1m]")
+    };
+    wait_until("the backup's annotation", || {
+        !prometheus.query(&annotation("Backups")).is_empty()
+    });
+    std::fs::write(
+        path("textfile/deploy.prom"),
+        "shoehub_deploy_timestamp_seconds 1796000100\n",
+    )
+    .unwrap();
+    wait_until("the deploy's annotation", || {
+        !prometheus.query(&annotation("Deploys")).is_empty()
+    });
+
     // The database stops: MySQL Up turns red and says so.
     db.stop();
     wait_until("Prometheus sees the database down", || {
@@ -380,4 +526,9 @@ fn the_dashboard_renders_as_grafana_shows_it() {
     let top = top_row(&rendered, &dashboard);
     let mysql = top.iter().find(|t| t.0 == "MySQL Up").unwrap();
     assert_eq!((mysql.1.as_str(), mysql.2.as_str()), ("red", "Down"));
+    // ...and starts again: the restart is an annotation.
+    db.restart();
+    wait_until("the restart's annotation", || {
+        !prometheus.query(&annotation("MySQL Restarts")).is_empty()
+    });
 }

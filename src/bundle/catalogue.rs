@@ -9,6 +9,8 @@
 pub struct Query {
     pub expr: &'static str,
     pub legend: &'static str,
+    /// Drawn below the axis (what goes out, against what comes in above it).
+    pub below: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +21,8 @@ pub struct Target {
     pub unit: &'static str,
     /// Which values are good and which bad: the panel's colours.
     pub health: Health,
+    /// The alert that fires on the same condition: its runbook is the panel's link.
+    pub alert: Option<&'static str>,
     pub description: &'static str,
 }
 
@@ -56,6 +60,10 @@ pub enum Limit {
     DiskUsedPercent,
     /// `alerts.filesystem_free_percent`: space free.
     DiskFreePercent,
+    /// 100 - `alerts.inodes_free_percent`: inodes in use.
+    InodesUsedPercent,
+    /// `alerts.disk_busy_ratio`: the share of time a disk is busy.
+    DiskBusyRatio,
 }
 
 impl Limit {
@@ -67,12 +75,27 @@ impl Limit {
             Limit::MemoryUsedPercent => 100.0 - a.memory_available_percent,
             Limit::DiskUsedPercent => 100.0 - a.filesystem_free_percent,
             Limit::DiskFreePercent => a.filesystem_free_percent,
+            Limit::InodesUsedPercent => 100.0 - a.inodes_free_percent,
+            Limit::DiskBusyRatio => a.disk_busy_ratio,
         }
     }
 }
 
 const fn q(expr: &'static str, legend: &'static str) -> Query {
-    Query { expr, legend }
+    Query {
+        expr,
+        legend,
+        below: false,
+    }
+}
+
+/// A query drawn below the axis.
+const fn below(expr: &'static str, legend: &'static str) -> Query {
+    Query {
+        expr,
+        legend,
+        below: true,
+    }
 }
 
 pub const CATALOGUE: &[Target] = &[
@@ -84,6 +107,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "percent",
         health: Health::Max(Limit::CpuPercent),
+        alert: Some("HostHighCpu"),
         description: "Share of CPU time not idle, all CPUs together.",
     },
     Target {
@@ -94,6 +118,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "percent",
         health: Health::Max(Limit::MemoryUsedPercent),
+        alert: Some("HostMemoryPressure"),
         description: "Share of memory in use: what the kernel could not give a new program without swapping.",
     },
     Target {
@@ -104,6 +129,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "percent",
         health: Health::Max(Limit::DiskUsedPercent),
+        alert: Some("HostFilesystemAlmostFull"),
         description: "Share of each filesystem in use, as an unprivileged user sees it.",
     },
     Target {
@@ -113,13 +139,14 @@ pub const CATALOGUE: &[Target] = &[
                 r#"sum by (instance, device) (rate(node_network_receive_bytes_total{SEL, device!="lo"}[$__rate_interval]))"#,
                 "{{device}} in",
             ),
-            q(
+            below(
                 r#"sum by (instance, device) (rate(node_network_transmit_bytes_total{SEL, device!="lo"}[$__rate_interval]))"#,
                 "{{device}} out",
             ),
         ],
         unit: "Bps",
         health: Health::Neutral,
+        alert: None,
         description: "Bytes per second received and sent on each network device but loopback.",
     },
     Target {
@@ -130,6 +157,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "percentunit",
         health: Health::Max(Limit::HttpErrorRatio),
+        alert: Some("ShopHighHttpErrorRatio"),
         description: "Share of requests in the access logs answered with a 5xx status (0 when none was; no data when there were no requests).",
     },
     Target {
@@ -140,6 +168,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "reqps",
         health: Health::Neutral,
+        alert: None,
         description: "Requests per second in the access logs, by status code.",
     },
     Target {
@@ -147,6 +176,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"mysql_up{SEL}"#, "{{instance}}")],
         unit: "none",
         health: Health::UpDown,
+        alert: Some("MysqlDown"),
         description: "1 when the database answered the last scrape, 0 when it was down, hung or refused the login.",
     },
     Target {
@@ -157,6 +187,7 @@ pub const CATALOGUE: &[Target] = &[
         ],
         unit: "short",
         health: Health::Neutral,
+        alert: Some("MysqlConnectionsNearLimit"),
         description: "Client connections open, against the server's max_connections.",
     },
     Target {
@@ -167,6 +198,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "ops",
         health: Health::Neutral,
+        alert: None,
         description: "Statements per second sent by clients (Questions).",
     },
     Target {
@@ -177,6 +209,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "ops",
         health: Health::Neutral,
+        alert: Some("MysqlSlowQueries"),
         description: "Statements per second that took longer than long_query_time.",
     },
     Target {
@@ -187,6 +220,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "percent",
         health: Health::Neutral,
+        alert: None,
         description: "Share of the InnoDB buffer pool holding data pages.",
     },
     Target {
@@ -197,6 +231,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "s",
         health: Health::Max(Limit::BackupMaxAge),
+        alert: Some("BackupTooOld"),
         description: "Time since the newest complete backup was completed (the plan: daily at 02:00).",
     },
     Target {
@@ -207,6 +242,7 @@ pub const CATALOGUE: &[Target] = &[
         ],
         unit: "bytes",
         health: Health::Neutral,
+        alert: None,
         description: "Size of the newest complete backup and of all backups kept.",
     },
     Target {
@@ -217,6 +253,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "s",
         health: Health::Max(Limit::BackupMaxAge),
+        alert: Some("BackupPCHostStale"),
         description: "Time since each BackupPC host's last good (full or incremental) backup ended.",
     },
     Target {
@@ -224,6 +261,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"shoehub_job_last_exit_code{SEL}"#, "{{job_name}}")],
         unit: "none",
         health: Health::Zero("red"),
+        alert: Some("BackupJobFailed"),
         description: "Exit code of each job's last run (0: success; 128 + N: ended by signal N).",
     },
     Target {
@@ -231,6 +269,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"shoehub_job_last_duration_seconds{SEL}"#, "{{job_name}}")],
         unit: "s",
         health: Health::Neutral,
+        alert: None,
         description: "How long each job's last run took.",
     },
     Target {
@@ -238,6 +277,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"sum by (instance) (apt_upgrades_pending{SEL})"#, "{{instance}}")],
         unit: "short",
         health: Health::Neutral,
+        alert: None,
         description: "Packages an upgrade would install.",
     },
     Target {
@@ -248,6 +288,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "short",
         health: Health::Zero("orange"),
+        alert: Some("SecurityUpdatesPending"),
         description: "Packages an upgrade would install from security archives.",
     },
     Target {
@@ -255,6 +296,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"shoehub_update_pending_approval{SEL}"#, "{{instance}}")],
         unit: "none",
         health: Health::Flag,
+        alert: Some("UpdatePlanAwaitingApproval"),
         description: "1 while the weekly update plan waits for approval.",
     },
     Target {
@@ -262,6 +304,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"node_reboot_required{SEL}"#, "{{instance}}")],
         unit: "none",
         health: Health::Flag,
+        alert: Some("RebootRequired"),
         description: "1 when an installed package asks for a reboot.",
     },
     Target {
@@ -269,6 +312,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"shoehub_scrape_collector_success{SEL}"#, "{{collector}}")],
         unit: "none",
         health: Health::UpDown,
+        alert: Some("ShoehubCollectorFailing"),
         description: "1 for each collector that succeeded in the last scrape, 0 for one that failed or ran out of time.",
     },
     Target {
@@ -276,6 +320,7 @@ pub const CATALOGUE: &[Target] = &[
         queries: &[q(r#"min by (instance) (shoehub_probe_success{SEL})"#, "{{instance}}")],
         unit: "none",
         health: Health::UpDown,
+        alert: Some("ShopDown"),
         description: "1 when every probe of the shop got the expected answer in the last scrape, 0 when one did not.",
     },
     Target {
@@ -286,6 +331,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "reqps",
         health: Health::Neutral,
+        alert: None,
         description: "Requests per second in the access logs.",
     },
     Target {
@@ -296,6 +342,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "s",
         health: Health::Neutral,
+        alert: None,
         description: "The time 95 % of the requests took at most (access logs with a duration).",
     },
     Target {
@@ -306,6 +353,7 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "percent",
         health: Health::Min(Limit::DiskFreePercent),
+        alert: Some("HostFilesystemAlmostFull"),
         description: "Free space on the fullest filesystem, as an unprivileged user sees it.",
     },
     Target {
@@ -316,7 +364,113 @@ pub const CATALOGUE: &[Target] = &[
         )],
         unit: "short",
         health: Health::Zero("red"),
+        alert: None,
         description: "Warning and critical alerts firing now for the host (Prometheus' ALERTS series).",
+    },
+    Target {
+        name: "requests_by_class",
+        queries: &[q(
+            r#"sum by (class) (label_replace(rate(shoehub_http_requests_total{SEL}[$__rate_interval]), "class", "${1}xx", "code", "([0-9]).."))"#,
+            "{{class}}",
+        )],
+        unit: "reqps",
+        health: Health::Neutral,
+        alert: None,
+        description: "Requests per second in the access logs, by status class (2xx, 3xx, 4xx, 5xx).",
+    },
+    Target {
+        name: "latency",
+        queries: &[
+            q(
+                r#"histogram_quantile(0.5, sum by (instance, le) (rate(shoehub_http_request_duration_seconds_bucket{SEL}[$__rate_interval])))"#,
+                "p50",
+            ),
+            q(
+                r#"histogram_quantile(0.95, sum by (instance, le) (rate(shoehub_http_request_duration_seconds_bucket{SEL}[$__rate_interval])))"#,
+                "p95",
+            ),
+            q(
+                r#"histogram_quantile(0.99, sum by (instance, le) (rate(shoehub_http_request_duration_seconds_bucket{SEL}[$__rate_interval])))"#,
+                "p99",
+            ),
+        ],
+        unit: "s",
+        health: Health::Neutral,
+        alert: None,
+        description: "The time half, 95 % and 99 % of the requests took at most (access logs with a duration).",
+    },
+    Target {
+        name: "load_per_core",
+        queries: &[q(
+            r#"node_load1{SEL} / on (job, instance) count by (job, instance) (rate(node_cpu_seconds_total{SEL, mode="idle"}[$__rate_interval]))"#,
+            "{{instance}}",
+        )],
+        unit: "short",
+        health: Health::Neutral,
+        alert: None,
+        description: "The 1-minute load average per CPU: above 1, work waits for a CPU (saturation).",
+    },
+    Target {
+        name: "pressure",
+        queries: &[
+            q(r#"rate(node_pressure_cpu_waiting_seconds_total{SEL}[$__rate_interval])"#, "cpu"),
+            q(r#"rate(node_pressure_memory_waiting_seconds_total{SEL}[$__rate_interval])"#, "memory"),
+            q(r#"rate(node_pressure_io_waiting_seconds_total{SEL}[$__rate_interval])"#, "io"),
+        ],
+        unit: "percentunit",
+        health: Health::Neutral,
+        alert: None,
+        description: "Share of time some task waited for CPU, memory or IO (pressure stall information; kernels with /proc/pressure).",
+    },
+    Target {
+        name: "swap_usage",
+        queries: &[q(
+            r#"100 * (1 - node_memory_SwapFree_bytes{SEL} / node_memory_SwapTotal_bytes{SEL}) and node_memory_SwapTotal_bytes{SEL} > 0"#,
+            "{{instance}}",
+        )],
+        unit: "percent",
+        health: Health::Neutral,
+        alert: None,
+        description: "Share of swap in use (no data on a host without swap).",
+    },
+    Target {
+        name: "inode_usage",
+        queries: &[q(
+            r#"100 * (1 - node_filesystem_files_free{SEL, fstype!~"tmpfs|ramfs"} / node_filesystem_files{SEL, fstype!~"tmpfs|ramfs"})"#,
+            "{{mountpoint}}",
+        )],
+        unit: "percent",
+        health: Health::Max(Limit::InodesUsedPercent),
+        alert: Some("HostInodesAlmostFull"),
+        description: "Share of each filesystem's inodes in use: a filesystem out of inodes is full whatever its free space.",
+    },
+    Target {
+        name: "disk_io_time",
+        queries: &[q(
+            r#"rate(node_disk_io_time_seconds_total{SEL}[$__rate_interval])"#,
+            "{{device}}",
+        )],
+        unit: "percentunit",
+        health: Health::Max(Limit::DiskBusyRatio),
+        alert: Some("HostDiskIoSaturated"),
+        description: "Share of time each disk was busy with IO (saturation).",
+    },
+    Target {
+        name: "network_errors",
+        queries: &[
+            q(
+                r#"sum by (instance, device) (rate(node_network_receive_errs_total{SEL, device!="lo"}[$__rate_interval]) + rate(node_network_receive_drop_total{SEL, device!="lo"}[$__rate_interval]))"#,
+                "{{device}} in",
+            ),
+            below(
+                r#"sum by (instance, device) (rate(node_network_transmit_errs_total{SEL, device!="lo"}[$__rate_interval]) + rate(node_network_transmit_drop_total{SEL, device!="lo"}[$__rate_interval]))"#,
+                "{{device}} out",
+            ),
+        ],
+        unit: "pps",
+        health: Health::Neutral,
+        alert: None,
+        description: "Packets per second with errors or dropped, received and sent, on each device but loopback.",
     },
 ];
 

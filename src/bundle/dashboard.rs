@@ -79,6 +79,25 @@ pub fn default_spec() -> DashboardSpec {
                 ],
             ),
             row(
+                "Shop: Rate, Errors, Duration",
+                vec![
+                    panel("Requests by Status Class", Graph, 4, &["requests_by_class"]),
+                    panel("Error Ratio", Graph, 4, &["error_rate"]),
+                    panel("Latency", Graph, 4, &["latency"]),
+                ],
+            ),
+            row(
+                "Saturation and Errors",
+                vec![
+                    panel("Load per Core", Graph, 3, &["load_per_core"]),
+                    panel("Pressure", Graph, 3, &["pressure"]),
+                    panel("Swap Used", Graph, 3, &["swap_usage"]),
+                    panel("Disk Busy", Graph, 3, &["disk_io_time"]),
+                    panel("Inodes Used", Graph, 6, &["inode_usage"]),
+                    panel("Network Errors", Graph, 6, &["network_errors"]),
+                ],
+            ),
+            row(
                 "Database",
                 vec![
                     panel("MySQL Up", Stat, 2, &["mysql_up"]),
@@ -178,6 +197,10 @@ struct Resolved {
     unit: String,
     description: String,
     health: Health,
+    /// The alert on the same condition.
+    alert: Option<&'static str>,
+    /// The queries drawn below the axis, by refId.
+    below: Vec<String>,
 }
 
 /// The panel's queries, its unit, its description and its values' health.
@@ -186,9 +209,11 @@ fn resolve(at: &str, p: &PanelSpec) -> Result<Resolved, DashboardError> {
     let mut unit = None;
     let mut description = None;
     let mut health = None;
+    let mut alert = None;
+    let mut below = Vec::new();
     for (i, t) in p.targets.iter().enumerate() {
         let at = format!("{at}.targets[{i}]");
-        let queries: Vec<(String, String)> = match (&t.target, &t.expr) {
+        let queries: Vec<(String, String, bool)> = match (&t.target, &t.expr) {
             (Some(name), _) => {
                 let found: &Target =
                     catalogue::find(name).ok_or_else(|| DashboardError::UnknownTarget {
@@ -202,17 +227,23 @@ fn resolve(at: &str, p: &PanelSpec) -> Result<Resolved, DashboardError> {
                 unit.get_or_insert(found.unit);
                 description.get_or_insert(found.description);
                 health.get_or_insert(found.health);
+                if alert.is_none() {
+                    alert = found.alert;
+                }
                 found
                     .queries
                     .iter()
-                    .map(|q| (catalogue::expand(q.expr), q.legend.to_owned()))
+                    .map(|q| (catalogue::expand(q.expr), q.legend.to_owned(), q.below))
                     .collect()
             }
-            (None, Some(expr)) => vec![(expr.clone(), String::new())],
+            (None, Some(expr)) => vec![(expr.clone(), String::new(), false)],
             (None, None) => return Err(DashboardError::EmptyTarget { at }),
         };
-        for (expr, legend) in queries {
+        for (expr, legend, under) in queries {
             let ref_id = char::from(b'A' + (targets.len() % 26) as u8).to_string();
+            if under {
+                below.push(ref_id.clone());
+            }
             targets.push(json!({
                 "refId": ref_id,
                 "datasource": datasource(),
@@ -237,7 +268,77 @@ fn resolve(at: &str, p: &PanelSpec) -> Result<Resolved, DashboardError> {
         unit,
         description,
         health: health.unwrap_or(Health::Neutral),
+        alert,
+        below,
     })
+}
+
+/// Links to the community dashboards this exporter feeds, with the time range and
+/// the variables: Node Exporter Full by its tag, the mysqld mixin's overview by its uid
+/// (it has no tag).
+fn links() -> Value {
+    let link = |title: &str, kind: &str, tags: &[&str], url: &str| {
+        json!({
+            "title": title, "type": kind, "tags": tags, "url": url,
+            "asDropdown": false, "includeVars": true, "keepTime": true,
+            "icon": "dashboard", "targetBlank": false, "tooltip": title
+        })
+    };
+    json!([
+        link(
+            "Node Exporter Full",
+            "dashboards",
+            &[NODE_EXPORTER_FULL_TAG],
+            ""
+        ),
+        link(
+            "MySQL Overview",
+            "link",
+            &[],
+            &format!("/d/{MYSQLD_OVERVIEW_UID}"),
+        ),
+    ])
+}
+
+/// Node Exporter Full's tag.
+pub const NODE_EXPORTER_FULL_TAG: &str = "linux";
+/// The mysqld mixin's overview dashboard's uid.
+pub const MYSQLD_OVERVIEW_UID: &str = "549c2bf8936f7767ea6ac47c47b00f2a";
+
+/// Events from the exporter's own metrics, as Prometheus annotations: jobs ending
+/// (backups, updates), reboots, database restarts, and deploys a textfile reports.
+fn annotations() -> Value {
+    let anno = |name: &str, color: &str, expr: &str, title: &str, tags: &str| {
+        json!({
+            "name": name,
+            "datasource": datasource(),
+            "enable": true,
+            "hide": false,
+            "iconColor": color,
+            "expr": catalogue::expand(expr),
+            "step": "1m",
+            "titleFormat": title,
+            "tagKeys": tags,
+            "textFormat": "{{instance}}",
+            "useValueForTime": false
+        })
+    };
+    json!([
+        {
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": true,
+            "hide": true,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard"
+        },
+        anno("Backups", "blue", r#"changes(shoehub_job_last_completion_timestamp_seconds{SEL, job_name=~"backup.*"}[2m]) > 0"#, "{{job_name}} ended", "job_name"),
+        anno("Updates", "purple", r#"changes(shoehub_job_last_completion_timestamp_seconds{SEL, job_name="update"}[2m]) > 0"#, "update ended", "job_name"),
+        anno("Reboots", "orange", r#"changes(node_boot_time_seconds{SEL}[2m]) > 0"#, "reboot", "instance"),
+        anno("MySQL Restarts", "red", r#"resets(mysql_global_status_uptime{SEL}[2m]) > 0"#, "database restarted", "instance"),
+        anno("Deploys", "green", r#"changes(shoehub_deploy_timestamp_seconds{SEL}[2m]) > 0"#, "deploy", "instance"),
+    ])
 }
 
 /// The Grafana dashboard JSON for `spec`, coloured by the `alerts:` thresholds.
@@ -264,6 +365,8 @@ pub fn generate(spec: &DashboardSpec, alerts: &AlertsConfig) -> Result<Value, Da
                 unit,
                 description,
                 health,
+                alert,
+                below,
             } = resolve(&at, p)?;
             let w = u32::from(p.span.0) * 2;
             if x + w > 24 {
@@ -321,6 +424,36 @@ pub fn generate(spec: &DashboardSpec, alerts: &AlertsConfig) -> Result<Value, Da
                 "options": options,
                 "targets": targets,
             });
+            // Shares of a whole run from none to all of it.
+            let range = match unit.as_str() {
+                "percent" => Some(100),
+                "percentunit" => Some(1),
+                _ => None,
+            };
+            if let Some(max) = range {
+                panel["fieldConfig"]["defaults"]["min"] = json!(0);
+                panel["fieldConfig"]["defaults"]["max"] = json!(max);
+            }
+            for r in &below {
+                panel["fieldConfig"]["overrides"]
+                    .as_array_mut()
+                    .into_iter()
+                    .for_each(|o| {
+                        o.push(json!({
+                            "matcher": {"id": "byFrameRefID", "options": r},
+                            "properties": [{"id": "custom.transform", "value": "negative-Y"}]
+                        }))
+                    });
+            }
+            if let Some(name) = alert {
+                let title = format!("Runbook: {name}");
+                panel["links"] = json!([{
+                    "title": title, "type": "link", "tooltip": title,
+                    "url": format!("{}#{}", alerts.runbook_url, name.to_lowercase()),
+                    "targetBlank": true, "asDropdown": false, "icon": "doc",
+                    "includeVars": false, "keepTime": false, "tags": []
+                }]);
+            }
             if kind == "table" {
                 // An instant query in table format is one frame: a row per series, a
                 // column per label, `Value`. Only the internals are hidden; the value
@@ -381,16 +514,8 @@ pub fn generate(spec: &DashboardSpec, alerts: &AlertsConfig) -> Result<Value, Da
         "timepicker": {},
         "timezone": "browser",
         "refresh": "1m",
-        "links": [],
-        "annotations": {"list": [{
-            "builtIn": 1,
-            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": true,
-            "hide": true,
-            "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts",
-            "type": "dashboard"
-        }]},
+        "links": links(),
+        "annotations": {"list": annotations()},
         "templating": {"list": [
             {
                 "type": "datasource",
