@@ -36,7 +36,10 @@ impl Site {
             .unwrap();
         }
         // Exactly the README's grants, for the account on 127.0.0.1.
-        db.sql(&readme_grants("-- The backup account"));
+        db.sql(&common::readme_sql(
+            "-- The backup account",
+            BACKUP_PASSWORD,
+        ));
         let pw = s.path("backup.password");
         std::fs::write(&pw, format!("{BACKUP_PASSWORD}\n")).unwrap();
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -102,22 +105,6 @@ impl Site {
     fn exporter(&self) -> Exporter {
         Exporter::start(&std::fs::read_to_string(self.path("config.yml")).unwrap())
     }
-}
-
-/// The README's SQL block that starts with `first_line`, for the backup account on
-/// 127.0.0.1 with the tests' password.
-fn readme_grants(first_line: &str) -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme
-        .find(&format!("```sql\n{first_line}"))
-        .unwrap_or_else(|| panic!("the README has no SQL block starting {first_line:?}"));
-    let block = &readme[start + 7..];
-    let block = &block[..block.find("```").unwrap()];
-    assert!(!block.contains("GRANT ALL"), "{block}");
-    block
-        .replace("'localhost'", "'127.0.0.1'")
-        .replace("CHANGE-ME", BACKUP_PASSWORD)
 }
 
 fn shop_data(db: &MariaDb, rows: usize) {
@@ -928,7 +915,10 @@ fn a_disaster_is_survived_by_restore() {
     db.sql("DROP DATABASE shoe_store_hub; DROP USER 'shop'@'localhost';");
     std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
     std::fs::remove_dir_all(s.path("www/user_data")).unwrap();
-    db.sql(&readme_grants("-- For backup restore"));
+    db.sql(&common::readme_sql(
+        "-- For backup restore",
+        BACKUP_PASSWORD,
+    ));
 
     // A dry run checks and tells, and changes nothing.
     let dry = s.backup(&[

@@ -31,18 +31,6 @@ fn shipped(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-/// The README's SQL block that starts with `first_line`, for 127.0.0.1.
-fn readme_sql(first_line: &str) -> String {
-    let readme = std::fs::read_to_string(shipped("README.md")).unwrap();
-    let start = readme
-        .find(&format!("```sql\n{first_line}"))
-        .unwrap_or_else(|| panic!("the README has no SQL block starting {first_line:?}"));
-    let block = &readme[start + 7..];
-    block[..block.find("```").unwrap()]
-        .replace("'localhost'", "'127.0.0.1'")
-        .replace("CHANGE-ME", BACKUP_PASSWORD)
-}
-
 /// The README's JSON schema of `check --format json`.
 fn readme_schema() -> Value {
     let readme = std::fs::read_to_string(shipped("README.md")).unwrap();
@@ -212,7 +200,10 @@ fn check_passes_on_a_healthy_deployment_and_names_each_induced_failure() {
 
     // The database, with the README's backup grants.
     let mut db = MariaDb::start();
-    db.sql(&readme_sql("-- The backup account"));
+    db.sql(&common::readme_sql(
+        "-- The backup account",
+        BACKUP_PASSWORD,
+    ));
     db.sql("INSERT INTO shoe_store_hub.products (name, price) VALUES ('boot', 99.5);");
     let secret = |name: &str, text: &str| {
         let p = d.path(name);

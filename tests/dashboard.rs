@@ -30,15 +30,6 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn readme_sql(first_line: &str) -> String {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let start = readme.find(&format!("```sql\n{first_line}")).unwrap();
-    let block = &readme[start + 7..];
-    block[..block.find("```").unwrap()]
-        .replace("'localhost'", "'127.0.0.1'")
-        .replace("CHANGE-ME", BACKUP_PASSWORD)
-}
-
 /// A query as Grafana sends it with the dashboard's variables at "All" (`.+`) and
 /// `$__rate_interval` at four scrape intervals of the test's Prometheus, and a little more.
 fn resolved(expr: &str) -> String {
@@ -171,7 +162,10 @@ fn the_dashboard_renders_as_grafana_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p);
     let mut db = MariaDb::start();
-    db.sql(&readme_sql("-- The backup account"));
+    db.sql(&common::readme_sql(
+        "-- The backup account",
+        BACKUP_PASSWORD,
+    ));
     let secret = |name: &str, text: &str| {
         let p = path(name);
         std::fs::write(&p, format!("{text}\n")).unwrap();
@@ -214,20 +208,7 @@ fn the_dashboard_renders_as_grafana_shows_it() {
     .unwrap();
     std::fs::write(path("config.yml"), &config).unwrap();
     let run = |args: &[&str], faketime: Option<&str>| {
-        let mut c = match faketime {
-            Some(f) => {
-                let mut c = Command::new(require_tool("faketime", "faketime"));
-                c.args(["-f", f, BIN]);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        let out = c
-            .arg("--config")
-            .arg(path("config.yml"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = common::run_at(&path("config.yml"), args, faketime);
         assert!(
             out.status.success(),
             "{args:?}: {}",

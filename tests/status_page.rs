@@ -20,16 +20,6 @@ const PASSWORD: &str = "st4tus-page pass";
 /// A probe name that is markup: the page must show it as text and run nothing.
 const MARKUP: &str = "<script>document.title='pwned'</script><b>shop</b>";
 
-fn readme_sql(first_line: &str) -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find(&format!("```sql\n{first_line}")).unwrap();
-    let block = &readme[start + 7..];
-    block[..block.find("```").unwrap()]
-        .replace("'localhost'", "'127.0.0.1'")
-        .replace("CHANGE-ME", BACKUP_PASSWORD)
-}
-
 /// Chromium, headless, with a fresh profile and no background traffic, on `url`;
 /// `what` is `--dump-dom` or `--screenshot=FILE`.
 fn chromium(url: &str, what: &str) -> Output {
@@ -100,7 +90,10 @@ fn the_status_page_renders_in_chromium_healthy_and_with_a_stale_backup() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p);
     let db = MariaDb::start();
-    db.sql(&readme_sql("-- The backup account"));
+    db.sql(&common::readme_sql(
+        "-- The backup account",
+        BACKUP_PASSWORD,
+    ));
     let pw = path("backup.password");
     std::fs::write(&pw, format!("{BACKUP_PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -119,21 +112,7 @@ fn the_status_page_renders_in_chromium_healthy_and_with_a_stale_backup() {
     );
     std::fs::write(path("config.yml"), &config).unwrap();
     let run = |args: &[&str], faketime: Option<&str>| {
-        let mut c = match faketime {
-            Some(f) => {
-                let mut c = Command::new(require_tool("faketime", "faketime"));
-                c.args(["-f", f, BIN]);
-                c
-            }
-            None => Command::new(BIN),
-        };
-        // --config first: what follows `--` belongs to the job's command.
-        let out = c
-            .arg("--config")
-            .arg(path("config.yml"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = common::run_at(&path("config.yml"), args, faketime);
         assert!(
             out.status.success(),
             "{args:?}: {}",

@@ -151,6 +151,39 @@ pub fn shared_dir(dir: &Path) {
 }
 
 /// The path of a required tool, or a failure that says how to get it.
+/// The README's SQL block that starts with `first_line`, for an account on 127.0.0.1
+/// with `password`: the grants exactly as the README gives them.
+#[allow(dead_code)]
+pub fn readme_sql(first_line: &str, password: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("```sql\n{first_line}"))
+        .unwrap_or_else(|| panic!("the README has no SQL block starting {first_line:?}"));
+    let block = &readme[start + 7..];
+    let block = &block[..block.find("```").unwrap()];
+    assert!(!block.contains("GRANT ALL"), "{block}");
+    block
+        .replace("'localhost'", "'127.0.0.1'")
+        .replace("CHANGE-ME", password)
+}
+
+/// The binary with `--config CONFIG` and `args`, its clock shifted by `faketime`
+/// (libfaketime's offset, such as `-3d`) when given.
+#[allow(dead_code)]
+pub fn run_at(config: &Path, args: &[&str], faketime: Option<&str>) -> std::process::Output {
+    let mut c = match faketime {
+        Some(offset) => {
+            let mut c = Command::new(require_tool("faketime", "faketime"));
+            c.args(["-f", offset]).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    // --config first: what follows `--` belongs to a job's command.
+    c.arg("--config").arg(config).args(args).output().unwrap()
+}
+
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let p = Path::new(dir).join(name);
