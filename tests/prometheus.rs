@@ -354,8 +354,11 @@ fn every_panel_has_data_and_every_alert_evaluates() {
         r#"{"format":1,"name":"20261125T020000Z","started":1795600000,"completed":1795600100,"server_version":"x","databases":[],"paths":[],"files_archived":0,"artifacts":[{"file":"files.tar.zst","size":1,"sha256":"-"}]}"#,
     )
     .unwrap();
+    // The shop, probed.
+    let shop = common::apache::Apache::start(&d.join("apache"), &d.join("apache.log"));
     let config = format!(
-        "mysql:\n  url: mysql://{EXPORTER_USER}@127.0.0.1:{}/shoe_store_hub\n  password_file: {}\n  schemas: [shoe_store_hub]\nweblogs:\n  - name: shop\n    path: {}\n    format: combined_duration\n    from_beginning: true\njobs:\n  state_dir: {}\nbackup:\n  destination: {}\nbackuppc:\n  top_dir: {}\nupdates:\n  apt: true\n",
+        "probes:\n  - name: shop\n    url: http://127.0.0.1:{}/\nmysql:\n  url: mysql://{EXPORTER_USER}@127.0.0.1:{}/shoe_store_hub\n  password_file: {}\n  schemas: [shoe_store_hub]\nweblogs:\n  - name: shop\n    path: {}\n    format: combined_duration\n    from_beginning: true\njobs:\n  state_dir: {}\nbackup:\n  destination: {}\nbackuppc:\n  top_dir: {}\nupdates:\n  apt: true\n",
+        shop.port,
         db.port,
         pw.display(),
         log.display(),

@@ -425,13 +425,13 @@ pub const CATALOGUE: &[Target] = &[
     Target {
         name: "swap_usage",
         queries: &[q(
-            r#"100 * (1 - node_memory_SwapFree_bytes{SEL} / node_memory_SwapTotal_bytes{SEL}) and node_memory_SwapTotal_bytes{SEL} > 0"#,
+            r#"100 * (node_memory_SwapTotal_bytes{SEL} - node_memory_SwapFree_bytes{SEL}) / clamp_min(node_memory_SwapTotal_bytes{SEL}, 1)"#,
             "{{instance}}",
         )],
         unit: "percent",
         health: Health::Neutral,
         alert: None,
-        description: "Share of swap in use (no data on a host without swap).",
+        description: "Share of swap in use (0 on a host without swap).",
     },
     Target {
         name: "inode_usage",
