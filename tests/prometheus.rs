@@ -456,3 +456,73 @@ fn every_panel_has_data_and_every_alert_evaluates() {
         }
     }
 }
+
+/// The whole of Node Exporter Full, every row, with the variables resolved as Grafana
+/// resolves them: the panels node_exporter fills on this host, and how many of them this
+/// exporter fills too.
+#[test]
+fn node_exporter_full_whole_dashboard() {
+    let node_bin = require_tool("prometheus-node-exporter", "prometheus-node-exporter");
+    let dashboard = reference_dashboard("node-exporter-full.json");
+    let node_port = free_port();
+    let node = Command::new(node_bin)
+        .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _node = common::KillOnDrop(node);
+    let e = Exporter::start("");
+    let p = Prometheus::start(&format!(
+        "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
+        e.address()
+    ));
+    p.wait_for("up{job=\"node\"} == 1", Duration::from_secs(20));
+    p.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(20));
+    common::wait_until("both targets scraped for rates over 4 s", || {
+        p.query("count_over_time(up[1m]) >= 6").len() == 2
+    });
+    let panels = all_panels(&dashboard);
+    let has_data = |job: &str, exprs: &[String]| {
+        let (nodename, instance) = resolve_node_variables(&p, job);
+        exprs.iter().any(|expr| {
+            let q = expr
+                .replace("$__rate_interval", "4s")
+                .replace("$__interval", "1s")
+                .replace("$nodename", &nodename)
+                .replace("$node", &instance)
+                .replace("$job", job);
+            !p.query(&q).is_empty()
+        })
+    };
+    let mut with_node = 0;
+    let mut with_both = 0;
+    let mut missing = Vec::new();
+    for (title, exprs) in &panels {
+        if has_data("node", exprs) {
+            with_node += 1;
+            if has_data("shoehub", exprs) {
+                with_both += 1;
+            } else {
+                missing.push(title.clone());
+            }
+        }
+    }
+    eprintln!(
+        "Node Exporter Full: {with_node} of {} panels have data with node_exporter, {with_both} of them with shoehub-exporter too; missing: {missing:#?}",
+        panels.len()
+    );
+    assert!(
+        with_node >= 100,
+        "node_exporter filled only {with_node} panels"
+    );
+    assert!(
+        with_both >= MIN_NODE_EXPORTER_FULL_PANELS,
+        "only {with_both} of the {with_node} panels node_exporter fills have data with shoehub-exporter; missing: {missing:#?}"
+    );
+}
+
+/// Panels of Node Exporter Full with data from this exporter, of those node_exporter
+/// fills: raised as collectors are added.
+const MIN_NODE_EXPORTER_FULL_PANELS: usize = 60;
