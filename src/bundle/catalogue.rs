@@ -550,9 +550,10 @@ mod tests {
             for q in t.queries {
                 let e = expand(q.expr);
                 assert!(!e.contains("SEL"), "{}", t.name);
-                // Every `{` opens a selector with both matchers.
+                // Every `{` opens a selector with both matchers (`${1}` in a
+                // label_replace replacement is no selector).
                 assert_eq!(
-                    e.matches('{').count(),
+                    e.matches('{').count() - e.matches("${").count(),
                     e.matches(r#"job=~"$job", instance=~"$instance""#).count(),
                     "{}: {e}",
                     t.name
