@@ -200,6 +200,13 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The size of a memory page in bytes (4096 where the kernel does not say).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf(3) has no preconditions; it returns -1 for an unknown name.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
+}
+
 /// Sets the process's file mode creation mask; returns the one before.
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask(2) cannot fail and has no preconditions.

@@ -25,15 +25,21 @@ pub mod backuppc;
 pub mod backups;
 pub mod cpu;
 pub mod disk;
+pub mod entropy;
+pub mod filefd;
 pub mod filesystem;
 pub mod host;
 pub mod jobs;
 pub mod memory;
 pub mod mysql;
+pub mod netstat;
 pub mod network;
 pub mod parse;
 pub mod probe;
+pub mod sockstat;
+pub mod softnet;
 pub mod textfile;
+pub mod vmstat;
 pub mod weblog;
 
 /// `system:` — the host collectors.
@@ -50,6 +56,18 @@ pub struct SystemConfig {
     pub disk: disk::DiskConfig,
     pub network: network::NetworkConfig,
     pub host: host::HostConfig,
+    /// Protocol counters (/proc/net/netstat, snmp, snmp6).
+    pub netstat: CollectorToggle,
+    /// Sockets in use per protocol (/proc/net/sockstat, sockstat6).
+    pub sockstat: CollectorToggle,
+    /// Per-CPU packet processing (/proc/net/softnet_stat).
+    pub softnet: CollectorToggle,
+    /// Paging, swapping, page faults and OOM kills (/proc/vmstat).
+    pub vmstat: CollectorToggle,
+    /// File handles allocated and their limit (/proc/sys/fs/file-nr).
+    pub filefd: CollectorToggle,
+    /// The entropy pool (/proc/sys/kernel/random).
+    pub entropy: CollectorToggle,
 }
 
 impl Default for SystemConfig {
@@ -63,6 +81,12 @@ impl Default for SystemConfig {
             disk: disk::DiskConfig::default(),
             network: network::NetworkConfig::default(),
             host: host::HostConfig::default(),
+            netstat: CollectorToggle::default(),
+            sockstat: CollectorToggle::default(),
+            softnet: CollectorToggle::default(),
+            vmstat: CollectorToggle::default(),
+            filefd: CollectorToggle::default(),
+            entropy: CollectorToggle::default(),
         }
     }
 }
@@ -305,7 +329,13 @@ pub static TABLE: &[Build] = &[
     filesystem::build,
     disk::build,
     network::build,
+    netstat::build,
+    sockstat::build,
+    softnet::build,
     host::build,
+    vmstat::build,
+    filefd::build,
+    entropy::build,
     mysql::build,
     probe::build,
     jobs::build,

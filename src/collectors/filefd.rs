@@ -1,0 +1,81 @@
+//! `filefd`: file handles the kernel has allocated and its limit, from
+//! /proc/sys/fs/file-nr, as node_exporter's filefd collector names them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::parse::{fields, u64_of};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use crate::exposition::{Family, MetricWriter};
+use crate::procfile::SharedProcFile;
+
+pub static ALLOCATED: Family = Family::gauge(
+    "node_filefd_allocated",
+    "File descriptor statistics: allocated.",
+);
+pub static MAXIMUM: Family = Family::gauge(
+    "node_filefd_maximum",
+    "File descriptor statistics: maximum.",
+);
+
+pub static SERVED: Served = Served::families(&[&ALLOCATED, &MAXIMUM]);
+
+/// `allocated unused maximum`.
+pub fn parse(data: &[u8]) -> Option<(u64, u64)> {
+    let mut f = fields(data.split(|&b| b == b'\n').next()?);
+    let allocated = u64_of(f.next()?)?;
+    let _unused = u64_of(f.next()?)?;
+    let maximum = u64_of(f.next()?)?;
+    Some((allocated, maximum))
+}
+
+pub struct Filefd {
+    file: SharedProcFile,
+    timeout: Duration,
+}
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.filefd;
+    Ok(super::blocking(c.enabled, || Filefd {
+        file: SharedProcFile::new(s.system.procfs.join("sys/fs/file-nr")),
+        timeout: c.timeout.get(),
+    }))
+}
+
+impl Collector for Filefd {
+    fn name(&self) -> &'static str {
+        "filefd"
+    }
+
+    fn served(&self) -> Served {
+        SERVED
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        self.file.with(|path: &Path, data| {
+            let data = data.map_err(|e| CollectError::read(path, e))?;
+            let (allocated, maximum) = parse(data).ok_or_else(|| CollectError::Malformed {
+                path: path.to_owned(),
+                line: 1,
+                count: 1,
+                reason: "not `allocated unused maximum`",
+            })?;
+            w.sample_u64(&ALLOCATED, &[], allocated);
+            w.sample_u64(&MAXIMUM, &[], maximum);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_nr_gives_allocated_and_maximum() {
+        assert_eq!(super::parse(b"315\t0\t2466186\n"), Some((315, 2466186)));
+        assert_eq!(super::parse(b"315\t0\n"), None);
+    }
+}

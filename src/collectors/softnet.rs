@@ -1,0 +1,99 @@
+//! `softnet`: per-CPU packet processing from /proc/net/softnet_stat, as node_exporter's
+//! softnet collector names it: packets processed, dropped, and the times processing ran
+//! out of its quota, per `cpu` (the line's index).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::parse::{fields, lines};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use crate::exposition::{Family, MetricWriter};
+use crate::procfile::SharedProcFile;
+
+pub static PROCESSED: Family = Family::counter(
+    "node_softnet_processed_total",
+    "Number of processed packets",
+);
+pub static DROPPED: Family =
+    Family::counter("node_softnet_dropped_total", "Number of dropped packets");
+pub static SQUEEZED: Family = Family::counter(
+    "node_softnet_times_squeezed_total",
+    "Number of times processing packets ran out of quota",
+);
+
+pub static SERVED: Served = Served::families(&[&PROCESSED, &DROPPED, &SQUEEZED]);
+
+/// A hexadecimal field of softnet_stat.
+fn hex(s: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
+/// Each CPU's (processed, dropped, squeezed), and the malformed lines.
+pub fn parse(data: &[u8]) -> (Vec<[u64; 3]>, LineErrors) {
+    let mut errors = LineErrors::default();
+    let mut out = Vec::new();
+    for (n, line) in lines(data) {
+        let mut f = fields(line);
+        match (
+            f.next().and_then(hex),
+            f.next().and_then(hex),
+            f.next().and_then(hex),
+        ) {
+            (Some(a), Some(b), Some(c)) => out.push([a, b, c]),
+            _ => errors.record(n, "fewer than three hexadecimal fields"),
+        }
+    }
+    (out, errors)
+}
+
+pub struct Softnet {
+    file: SharedProcFile,
+    timeout: Duration,
+}
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.softnet;
+    Ok(super::blocking(c.enabled, || Softnet {
+        file: SharedProcFile::new(s.system.procfs.join("net/softnet_stat")),
+        timeout: c.timeout.get(),
+    }))
+}
+
+impl Collector for Softnet {
+    fn name(&self) -> &'static str {
+        "softnet"
+    }
+
+    fn served(&self) -> Served {
+        SERVED
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        self.file.with(|path: &Path, data| {
+            let data = data.map_err(|e| CollectError::read(path, e))?;
+            let (cpus, errors) = parse(data);
+            let mut id = itoa::Buffer::new();
+            for (i, family) in [&PROCESSED, &DROPPED, &SQUEEZED].into_iter().enumerate() {
+                for (cpu, v) in cpus.iter().enumerate() {
+                    w.sample_u64(family, &[("cpu", id.format(cpu))], v[i]);
+                }
+            }
+            errors.into_result(path)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hexadecimal_columns_per_cpu() {
+        let (cpus, errors) =
+            super::parse(b"00503466 00000000 0000000a 00000000\n004d6f17 00000001 00000009\n");
+        assert!(errors.summary().is_none());
+        assert_eq!(cpus, [[0x503466, 0, 10], [0x4d6f17, 1, 9]]);
+    }
+}
