@@ -207,6 +207,66 @@ pub fn page_size() -> u64 {
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }
 
+/// Clock ticks per second, the unit of /proc's CPU times (100 where unknown).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf(3) has no preconditions; it returns -1 for an unknown name.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(100)
+}
+
+/// The kernel clock's discipline, as adjtimex(2) reads it (nothing is changed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timex {
+    /// adjtimex's return: the clock state (`TIME_ERROR`, 5, when unsynchronised).
+    pub state: i32,
+    pub offset: i64,
+    pub freq: i64,
+    pub maxerror: i64,
+    pub esterror: i64,
+    pub status: i32,
+    pub constant: i64,
+    pub tick: i64,
+    pub ppsfreq: i64,
+    pub jitter: i64,
+    pub shift: i32,
+    pub stabil: i64,
+    pub jitcnt: i64,
+    pub calcnt: i64,
+    pub errcnt: i64,
+    pub stbcnt: i64,
+    pub tai: i32,
+}
+
+/// Reads the clock's discipline with adjtimex(2), `modes` 0: a read, never a change.
+pub fn adjtimex() -> io::Result<Timex> {
+    // SAFETY: timex is plain data; all-zero is a valid value (modes 0: read only).
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is a valid, writable timex for the call's duration.
+    let state = unsafe { libc::adjtimex(&mut t) };
+    if state < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Timex {
+        state,
+        offset: t.offset as i64,
+        freq: t.freq as i64,
+        maxerror: t.maxerror as i64,
+        esterror: t.esterror as i64,
+        status: t.status,
+        constant: t.constant as i64,
+        tick: t.tick as i64,
+        ppsfreq: t.ppsfreq as i64,
+        jitter: t.jitter as i64,
+        shift: t.shift,
+        stabil: t.stabil as i64,
+        jitcnt: t.jitcnt as i64,
+        calcnt: t.calcnt as i64,
+        errcnt: t.errcnt as i64,
+        stbcnt: t.stbcnt as i64,
+        tai: t.tai,
+    })
+}
+
 /// Sets the process's file mode creation mask; returns the one before.
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask(2) cannot fail and has no preconditions.

@@ -32,13 +32,16 @@ pub mod host;
 pub mod jobs;
 pub mod memory;
 pub mod mysql;
+pub mod netclass;
 pub mod netstat;
 pub mod network;
 pub mod parse;
 pub mod probe;
+pub mod process;
 pub mod sockstat;
 pub mod softnet;
 pub mod textfile;
+pub mod timex;
 pub mod vmstat;
 pub mod weblog;
 
@@ -50,6 +53,8 @@ pub struct SystemConfig {
     pub procfs: PathBuf,
     /// The host's root, for statvfs of its mounts from inside a container.
     pub rootfs: PathBuf,
+    /// Where sysfs is mounted.
+    pub sysfs: PathBuf,
     pub cpu: cpu::CpuConfig,
     pub memory: memory::MemoryConfig,
     pub filesystem: filesystem::FilesystemConfig,
@@ -68,6 +73,12 @@ pub struct SystemConfig {
     pub filefd: CollectorToggle,
     /// The entropy pool (/proc/sys/kernel/random).
     pub entropy: CollectorToggle,
+    /// The exporter's own CPU, memory and file descriptors (process_*).
+    pub process: CollectorToggle,
+    /// Each network device's state (/sys/class/net).
+    pub netclass: CollectorToggle,
+    /// The kernel clock's synchronisation (adjtimex(2), read only).
+    pub timex: CollectorToggle,
 }
 
 impl Default for SystemConfig {
@@ -75,6 +86,7 @@ impl Default for SystemConfig {
         SystemConfig {
             procfs: PathBuf::from("/proc"),
             rootfs: PathBuf::from("/"),
+            sysfs: PathBuf::from("/sys"),
             cpu: CollectorToggle::default(),
             memory: CollectorToggle::default(),
             filesystem: filesystem::FilesystemConfig::default(),
@@ -87,6 +99,9 @@ impl Default for SystemConfig {
             vmstat: CollectorToggle::default(),
             filefd: CollectorToggle::default(),
             entropy: CollectorToggle::default(),
+            process: CollectorToggle::default(),
+            netclass: CollectorToggle::default(),
+            timex: CollectorToggle::default(),
         }
     }
 }
@@ -329,13 +344,16 @@ pub static TABLE: &[Build] = &[
     filesystem::build,
     disk::build,
     network::build,
+    netclass::build,
     netstat::build,
     sockstat::build,
     softnet::build,
     host::build,
+    timex::build,
     vmstat::build,
     filefd::build,
     entropy::build,
+    process::build,
     mysql::build,
     probe::build,
     jobs::build,
