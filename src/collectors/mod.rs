@@ -21,8 +21,10 @@ use crate::state::update::UpdatesConfig;
 use crate::value::DurationValue;
 
 pub mod apt;
+pub mod arp;
 pub mod backuppc;
 pub mod backups;
+pub mod conntrack;
 pub mod cpu;
 pub mod disk;
 pub mod entropy;
@@ -42,6 +44,7 @@ pub mod sockstat;
 pub mod softnet;
 pub mod textfile;
 pub mod timex;
+pub mod udp_queues;
 pub mod vmstat;
 pub mod weblog;
 
@@ -79,6 +82,12 @@ pub struct SystemConfig {
     pub netclass: CollectorToggle,
     /// The kernel clock's synchronisation (adjtimex(2), read only).
     pub timex: CollectorToggle,
+    /// The connection tracking table (where nf_conntrack is loaded).
+    pub conntrack: CollectorToggle,
+    /// ARP entries per device (/proc/net/arp).
+    pub arp: CollectorToggle,
+    /// Memory held for UDP datagrams (/proc/net/udp, udp6).
+    pub udp_queues: CollectorToggle,
 }
 
 impl Default for SystemConfig {
@@ -102,6 +111,9 @@ impl Default for SystemConfig {
             process: CollectorToggle::default(),
             netclass: CollectorToggle::default(),
             timex: CollectorToggle::default(),
+            conntrack: CollectorToggle::default(),
+            arp: CollectorToggle::default(),
+            udp_queues: CollectorToggle::default(),
         }
     }
 }
@@ -348,6 +360,9 @@ pub static TABLE: &[Build] = &[
     netstat::build,
     sockstat::build,
     softnet::build,
+    udp_queues::build,
+    arp::build,
+    conntrack::build,
     host::build,
     timex::build,
     vmstat::build,

@@ -1,0 +1,89 @@
+//! `udp_queues`: memory the kernel holds for UDP datagrams waiting to be sent or read,
+//! summed from /proc/net/udp and udp6, as node_exporter's udp_queues collector names it
+//! (`node_udp_queues{ip="v4",queue="rx"}`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::parse::{fields, lines};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use crate::exposition::{Family, MetricWriter};
+
+pub static QUEUES: Family = Family::gauge(
+    "node_udp_queues",
+    "Number of allocated memory in the kernel for UDP datagrams in bytes.",
+);
+
+pub static SERVED: Served = Served::families(&[&QUEUES]);
+
+/// The sums of the `tx_queue:rx_queue` column (hexadecimal) below the header.
+pub fn sum(data: &[u8]) -> (u64, u64) {
+    let mut tx = 0u64;
+    let mut rx = 0u64;
+    for (_, line) in lines(data).skip(1) {
+        let Some(queues) = fields(line).nth(4) else {
+            continue;
+        };
+        let Some((t, r)) = std::str::from_utf8(queues)
+            .ok()
+            .and_then(|q| q.split_once(':'))
+        else {
+            continue;
+        };
+        tx = tx.saturating_add(u64::from_str_radix(t, 16).unwrap_or(0));
+        rx = rx.saturating_add(u64::from_str_radix(r, 16).unwrap_or(0));
+    }
+    (tx, rx)
+}
+
+pub struct UdpQueues {
+    files: [(PathBuf, &'static str); 2],
+    timeout: Duration,
+}
+
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+    let c = &s.system.udp_queues;
+    let net = s.system.procfs.join("net");
+    Ok(super::blocking(c.enabled, || UdpQueues {
+        files: [(net.join("udp"), "v4"), (net.join("udp6"), "v6")],
+        timeout: c.timeout.get(),
+    }))
+}
+
+impl Collector for UdpQueues {
+    fn name(&self) -> &'static str {
+        "udp_queues"
+    }
+
+    fn served(&self) -> Served {
+        SERVED
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        for (path, ip) in &self.files {
+            let data = match crate::regular::read(path, 64 << 20) {
+                Ok(d) => d,
+                // No IPv6.
+                Err(e) if *ip == "v6" && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CollectError::read(path, e)),
+            };
+            let (tx, rx) = sum(&data);
+            w.sample_u64(&QUEUES, &[("ip", ip), ("queue", "rx")], rx);
+            w.sample_u64(&QUEUES, &[("ip", ip), ("queue", "tx")], tx);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queues_are_summed() {
+        let data = b"   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n  1: 00000000:0044 00000000:0000 07 00000010:00000200 00:00000000 00000000     0        0 1 2 0 0\n  2: 00000000:0045 00000000:0000 07 00000001:00000000 00:00000000 00000000     0        0 1 2 0 0\n";
+        assert_eq!(super::sum(data), (0x11, 0x200));
+    }
+}
