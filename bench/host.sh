@@ -3,9 +3,10 @@
 #
 # Both serve the same collectors (node_exporter: cpu, meminfo, filesystem, netdev,
 # diskstats, loadavg, stat, time, netstat, sockstat, softnet, vmstat, filefd, entropy,
-# netclass, timex, and its process metrics; shoehub-exporter: cpu, memory, filesystem,
-# network, disk, host without PSI, netstat, sockstat, softnet, vmstat, filefd, entropy,
-# netclass, timex, process; its jobs, textfile, apt and backups collectors off). Each round loads one,
+# netclass, timex, conntrack, arp, udp_queues, and its process metrics; shoehub-exporter:
+# cpu, memory, filesystem, network, disk, host without PSI, netstat, sockstat, softnet,
+# vmstat, filefd, entropy, netclass, timex, conntrack, arp, udp_queues, process; its jobs,
+# textfile, apt and backups collectors off). Each round loads one,
 # then the other, with wrk on loopback:
 # first one connection, then eight. Reported per exporter: scrapes/s, p99 latency, CPU
 # seconds per 1,000 scrapes (from /proc/PID/stat), peak RSS (VmHWM); then the ratios.
@@ -32,7 +33,8 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   --collector.disable-defaults --collector.cpu --collector.meminfo --collector.filesystem \
   --collector.netdev --collector.diskstats --collector.loadavg --collector.stat --collector.time \
   --collector.netstat --collector.sockstat --collector.softnet --collector.vmstat --collector.filefd \
-  --collector.entropy --collector.netclass --collector.timex \
+  --collector.entropy --collector.netclass --collector.timex --collector.conntrack \
+  --collector.arp --collector.udp_queues \
   >"$work/node.log" 2>&1 &
 node_pid=$!; pids+=("$node_pid")
 printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' >"$work/shoehub.yml"
