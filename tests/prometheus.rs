@@ -296,6 +296,22 @@ fn mysqld_mixin_overview_keeps_working() {
             }
         }
     }
+    // Every system variable mysqld_exporter exports, this exporter exports too.
+    let names = |job: &str| -> std::collections::BTreeSet<String> {
+        p.query(&format!(
+            "count by (__name__) ({{job=\"{job}\", __name__=~\"mysql_global_variables_.+\"}})"
+        ))
+        .iter()
+        .map(|s| s["metric"]["__name__"].as_str().unwrap().to_owned())
+        .collect()
+    };
+    let (peer_vars, our_vars) = (names("mysqld"), names("shoehub"));
+    let lacking: Vec<&String> = peer_vars.difference(&our_vars).collect();
+    assert!(
+        peer_vars.len() > 100 && lacking.is_empty(),
+        "of mysqld_exporter's {} system variables, this exporter lacks {lacking:?}",
+        peer_vars.len()
+    );
     assert!(
         with_mysqld >= 20,
         "mysqld_exporter itself had data in only {with_mysqld} panels"

@@ -58,9 +58,9 @@ const VARIABLE_HELP: &str = "A server system variable (SHOW GLOBAL VARIABLES).";
 const REPLICA_HELP: &str = "A replication status column (SHOW REPLICA STATUS or \
                             SHOW SLAVE STATUS, under the Slave_*/Master_* names).";
 
-/// The system variables exported: those the mysqld mixin and our dashboard use, and
-/// those needed to turn status counters into ratios. The string ones feed
-/// `mysql_version_info`.
+/// The system variables always read, when the server has them: besides these, every
+/// variable whose value is a number (or ON/OFF) is exported, as mysqld_exporter does.
+/// The string ones feed `mysql_version_info`.
 pub const VARIABLES: &[&str] = &[
     "innodb_additional_mem_pool_size",
     "innodb_buffer_pool_size",
