@@ -37,6 +37,7 @@ pub mod mysql;
 pub mod netclass;
 pub mod netstat;
 pub mod network;
+pub mod os;
 pub mod parse;
 pub mod probe;
 pub mod process;
@@ -88,6 +89,8 @@ pub struct SystemConfig {
     pub arp: CollectorToggle,
     /// Memory held for UDP datagrams (/proc/net/udp, udp6).
     pub udp_queues: CollectorToggle,
+    /// The distribution, from os-release.
+    pub os: CollectorToggle,
 }
 
 impl Default for SystemConfig {
@@ -114,6 +117,7 @@ impl Default for SystemConfig {
             conntrack: CollectorToggle::default(),
             arp: CollectorToggle::default(),
             udp_queues: CollectorToggle::default(),
+            os: CollectorToggle::default(),
         }
     }
 }
@@ -369,6 +373,7 @@ pub static TABLE: &[Build] = &[
     filefd::build,
     entropy::build,
     process::build,
+    os::build,
     mysql::build,
     probe::build,
     jobs::build,
