@@ -2,8 +2,15 @@
 //! speed, addresses, …), as node_exporter's netclass collector names it. An attribute
 //! the device does not have (a virtual device's speed, a down device's carrier: the
 //! kernel answers EINVAL) is left out, as there.
+//!
+//! The attribute files stay open between scrapes and are read again from offset 0,
+//! which makes sysfs render them afresh: one system call per attribute instead of four.
+//! They are opened again when the list of devices changes.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
@@ -181,32 +188,64 @@ pub struct Device {
     pub ifalias: String,
 }
 
-/// A small sysfs attribute as text; `None` when the device does not have it.
-fn attribute(dir: &Path, name: &str) -> Option<String> {
-    let bytes = crate::regular::read(&dir.join(name), 4096).ok()?;
-    String::from_utf8(bytes)
-        .ok()
-        .map(|s| s.trim_end_matches('\n').to_owned())
+/// The text attributes, after the numeric ones.
+const TEXT: &[&str] = &["operstate", "address", "broadcast", "duplex", "ifalias"];
+
+/// One device's attribute files, open: numeric ones first, then the text ones.
+pub struct DeviceFiles {
+    name: String,
+    files: Vec<Option<File>>,
 }
 
-pub fn read_device(dir: &Path, name: &str) -> Device {
-    let text = |n: &str| attribute(dir, n).unwrap_or_default();
-    Device {
-        name: name.to_owned(),
-        numbers: NUMERIC
+impl DeviceFiles {
+    pub fn open(dir: &Path, name: &str) -> DeviceFiles {
+        DeviceFiles {
+            name: name.to_owned(),
+            files: NUMERIC
+                .iter()
+                .map(|(f, _, _)| *f)
+                .chain(TEXT.iter().copied())
+                .map(|f| File::open(dir.join(f)).ok())
+                .collect(),
+        }
+    }
+
+    /// The attribute at `i` as text, read afresh; `None` when the device does not have
+    /// it (EINVAL, or no such file).
+    fn text(&self, i: usize, buf: &mut [u8]) -> Option<String> {
+        let file = self.files.get(i)?.as_ref()?;
+        let n = file.read_at(buf, 0).ok()?;
+        let s = std::str::from_utf8(&buf[..n]).ok()?;
+        Some(s.trim_end_matches('\n').to_owned())
+    }
+
+    pub fn read(&self) -> Device {
+        let mut buf = [0u8; 512];
+        let numbers = NUMERIC
             .iter()
-            .map(|(file, _, factor)| {
-                attribute(dir, file)
+            .enumerate()
+            .map(|(i, (_, _, factor))| {
+                self.text(i, &mut buf)
                     .and_then(|t| number(&t))
                     .map(|v| v.saturating_mul(*factor))
             })
-            .collect(),
-        operstate: text("operstate"),
-        address: text("address"),
-        broadcast: text("broadcast"),
-        duplex: text("duplex"),
-        ifalias: text("ifalias"),
+            .collect();
+        let mut text = |k: usize| self.text(NUMERIC.len() + k, &mut buf).unwrap_or_default();
+        Device {
+            name: self.name.clone(),
+            numbers,
+            operstate: text(0),
+            address: text(1),
+            broadcast: text(2),
+            duplex: text(3),
+            ifalias: text(4),
+        }
     }
+}
+
+/// Reads a device's attributes once.
+pub fn read_device(dir: &Path, name: &str) -> Device {
+    DeviceFiles::open(dir, name).read()
 }
 
 /// Writes the devices family by family.
@@ -239,6 +278,8 @@ pub fn encode(devices: &[Device], w: &mut MetricWriter<'_>) {
 
 pub struct Netclass {
     dir: PathBuf,
+    /// The devices' open attribute files, by name, as last listed.
+    open: Mutex<Vec<DeviceFiles>>,
     timeout: Duration,
 }
 
@@ -246,6 +287,7 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     let c = &s.system.netclass;
     Ok(super::blocking(c.enabled, || Netclass {
         dir: s.system.sysfs.join("class/net"),
+        open: Mutex::new(Vec::new()),
         timeout: c.timeout.get(),
     }))
 }
@@ -274,10 +316,18 @@ impl Collector for Netclass {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         names.sort();
-        let devices: Vec<Device> = names
-            .iter()
-            .map(|n| read_device(&self.dir.join(n), n))
-            .collect();
+        let mut open = match self.open.lock() {
+            Ok(o) => o,
+            Err(p) => p.into_inner(),
+        };
+        if !open.iter().map(|d| &d.name).eq(names.iter()) {
+            *open = names
+                .iter()
+                .map(|n| DeviceFiles::open(&self.dir.join(n), n))
+                .collect();
+        }
+        let devices: Vec<Device> = open.iter().map(DeviceFiles::read).collect();
+        drop(open);
         encode(&devices, w);
         Ok(())
     }

@@ -149,8 +149,15 @@ impl Collector for Process {
         let per = self.ticks as f64;
         w.sample(&CPU, &[], stat.ticks as f64 / per);
         let fd_dir = self.dir.join("fd");
-        let fds = std::fs::read_dir(&fd_dir).map_err(|e| CollectError::read(&fd_dir, e))?;
-        w.sample_u64(&OPEN_FDS, &[], fds.count() as u64);
+        // Since Linux 6.2 the directory's size is the number of open descriptors: one
+        // stat instead of listing them.
+        let open = match std::fs::metadata(&fd_dir).map(|m| m.len()) {
+            Ok(n) if n > 0 => n,
+            _ => std::fs::read_dir(&fd_dir)
+                .map_err(|e| CollectError::read(&fd_dir, e))?
+                .count() as u64,
+        };
+        w.sample_u64(&OPEN_FDS, &[], open);
         let limits_path = self.dir.join("limits");
         let limits = crate::regular::read(&limits_path, 1 << 16)
             .map_err(|e| CollectError::read(&limits_path, e))?;
