@@ -302,21 +302,7 @@ fn promtool_finds_nothing_but_what_node_exporter_gets_itself() {
     };
     // What promtool says of node_exporter's own names (camelCase /proc fields, entropy
     // in bits), by family prefix and finding: the same names here may get the same.
-    let node_port = common::free_port();
-    let node = Command::new(require_tool(
-        "prometheus-node-exporter",
-        "prometheus-node-exporter",
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let _node = common::KillOnDrop(node);
-    common::wait_until("node_exporter answers", || {
-        std::net::TcpStream::connect(("127.0.0.1", node_port)).is_ok()
-    });
+    let (_node, node_port) = common::start_node_exporter();
     let kind = |finding: &str| -> String {
         let (name, message) = finding.split_once(' ').unwrap_or((finding, ""));
         let prefix: Vec<&str> = name.splitn(3, '_').take(2).collect();

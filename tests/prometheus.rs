@@ -142,18 +142,8 @@ fn resolve_node_variables(p: &Prometheus, job: &str) -> (String, String) {
 
 #[test]
 fn node_exporter_full_quick_and_basic_rows_keep_working() {
-    let node_bin = require_tool("prometheus-node-exporter", "prometheus-node-exporter");
     let dashboard = reference_dashboard("node-exporter-full.json");
-    let node_port = free_port();
-    let mut node = Command::new(node_bin)
-        .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _ = node.try_wait();
-    let _node = common::KillOnDrop(node);
+    let (_node, node_port) = common::start_node_exporter();
     let e = Exporter::start("");
     let p = Prometheus::start(&format!(
         "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
@@ -478,17 +468,8 @@ fn every_panel_has_data_and_every_alert_evaluates() {
 /// exporter fills too.
 #[test]
 fn node_exporter_full_whole_dashboard() {
-    let node_bin = require_tool("prometheus-node-exporter", "prometheus-node-exporter");
     let dashboard = reference_dashboard("node-exporter-full.json");
-    let node_port = free_port();
-    let node = Command::new(node_bin)
-        .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _node = common::KillOnDrop(node);
+    let (_node, node_port) = common::start_node_exporter();
     let e = Exporter::start("");
     let p = Prometheus::start(&format!(
         "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",

@@ -2,12 +2,10 @@
 //! /proc/sys/fs/file-nr, as node_exporter's filefd collector names them.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::parse::{fields, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{AnyCollector, BuildError, CollectError, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
-use crate::procfile::SharedProcFile;
 
 pub static ALLOCATED: Family = Family::gauge(
     "node_filefd_allocated",
@@ -29,46 +27,27 @@ pub fn parse(data: &[u8]) -> Option<(u64, u64)> {
     Some((allocated, maximum))
 }
 
-pub struct Filefd {
-    file: SharedProcFile,
-    timeout: Duration,
-}
-
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.filefd;
-    Ok(super::blocking(c.enabled, || Filefd {
-        file: SharedProcFile::new(s.system.procfs.join("sys/fs/file-nr")),
-        timeout: c.timeout.get(),
-    }))
+    Ok(super::OneFile::build(
+        "filefd",
+        SERVED,
+        s.system.procfs.join("sys/fs/file-nr"),
+        &s.system.filefd,
+        encode,
+    ))
 }
 
-impl Collector for Filefd {
-    fn name(&self) -> &'static str {
-        "filefd"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        self.file.with(|path: &Path, data| {
-            let data = data.map_err(|e| CollectError::read(path, e))?;
-            let (allocated, maximum) = parse(data).ok_or_else(|| CollectError::Malformed {
-                path: path.to_owned(),
-                line: 1,
-                count: 1,
-                reason: "not `allocated unused maximum`",
-            })?;
-            w.sample_u64(&ALLOCATED, &[], allocated);
-            w.sample_u64(&MAXIMUM, &[], maximum);
-            Ok(())
-        })
-    }
+/// Writes `allocated` and `maximum`.
+pub fn encode(path: &Path, data: &[u8], w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+    let (allocated, maximum) = parse(data).ok_or_else(|| CollectError::Malformed {
+        path: path.to_owned(),
+        line: 1,
+        count: 1,
+        reason: "not `allocated unused maximum`",
+    })?;
+    w.sample_u64(&ALLOCATED, &[], allocated);
+    w.sample_u64(&MAXIMUM, &[], maximum);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -419,6 +419,59 @@ pub enum BuildError {
     Probe(String),
 }
 
+/// Writes what one kernel file holds; `Err` for a file it cannot make sense of.
+pub type EncodeFile = fn(&Path, &[u8], &mut MetricWriter<'_>) -> Result<(), CollectError>;
+
+/// A collector that reads one kernel file per scrape (kept open) and writes what it
+/// holds with its `encode`: the whole of vmstat, softnet and filefd.
+pub struct OneFile {
+    name: &'static str,
+    served: Served,
+    file: crate::procfile::SharedProcFile,
+    timeout: Duration,
+    encode: EncodeFile,
+}
+
+impl OneFile {
+    /// The collector `name` of `path`, when `toggle` enables it.
+    pub fn build(
+        name: &'static str,
+        served: Served,
+        path: PathBuf,
+        toggle: &CollectorToggle,
+        encode: EncodeFile,
+    ) -> Option<AnyCollector> {
+        blocking(toggle.enabled, || OneFile {
+            name,
+            served,
+            file: crate::procfile::SharedProcFile::new(path),
+            timeout: toggle.timeout.get(),
+            encode,
+        })
+    }
+}
+
+impl Collector for OneFile {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn served(&self) -> Served {
+        self.served
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        self.file.with(|path, data| {
+            let data = data.map_err(|e| CollectError::read(path, e))?;
+            (self.encode)(path, data, w)
+        })
+    }
+}
+
 /// The blocking collector `c`, when `enabled`.
 fn blocking<C: Collector>(enabled: bool, c: impl FnOnce() -> C) -> Option<AnyCollector> {
     enabled.then(|| AnyCollector::Blocking(Arc::new(c())))

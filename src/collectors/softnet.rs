@@ -3,12 +3,10 @@
 //! out of its quota, per `cpu` (the line's index).
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::parse::{fields, lines};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{AnyCollector, BuildError, CollectError, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
-use crate::procfile::SharedProcFile;
 
 pub static PROCESSED: Family = Family::counter(
     "node_softnet_processed_total",
@@ -46,45 +44,26 @@ pub fn parse(data: &[u8]) -> (Vec<[u64; 3]>, LineErrors) {
     (out, errors)
 }
 
-pub struct Softnet {
-    file: SharedProcFile,
-    timeout: Duration,
-}
-
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.softnet;
-    Ok(super::blocking(c.enabled, || Softnet {
-        file: SharedProcFile::new(s.system.procfs.join("net/softnet_stat")),
-        timeout: c.timeout.get(),
-    }))
+    Ok(super::OneFile::build(
+        "softnet",
+        SERVED,
+        s.system.procfs.join("net/softnet_stat"),
+        &s.system.softnet,
+        encode,
+    ))
 }
 
-impl Collector for Softnet {
-    fn name(&self) -> &'static str {
-        "softnet"
+/// Writes each CPU's counters, family by family.
+pub fn encode(path: &Path, data: &[u8], w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+    let (cpus, errors) = parse(data);
+    let mut id = itoa::Buffer::new();
+    for (i, family) in [&PROCESSED, &DROPPED, &SQUEEZED].into_iter().enumerate() {
+        for (cpu, v) in cpus.iter().enumerate() {
+            w.sample_u64(family, &[("cpu", id.format(cpu))], v[i]);
+        }
     }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        self.file.with(|path: &Path, data| {
-            let data = data.map_err(|e| CollectError::read(path, e))?;
-            let (cpus, errors) = parse(data);
-            let mut id = itoa::Buffer::new();
-            for (i, family) in [&PROCESSED, &DROPPED, &SQUEEZED].into_iter().enumerate() {
-                for (cpu, v) in cpus.iter().enumerate() {
-                    w.sample_u64(family, &[("cpu", id.format(cpu))], v[i]);
-                }
-            }
-            errors.into_result(path)
-        })
-    }
+    errors.into_result(path)
 }
 
 #[cfg(test)]

@@ -2,13 +2,9 @@
 //! node_exporter's vmstat collector names them (`node_vmstat_pgmajfault`, untyped)
 //! with its default field filter.
 
-use std::path::Path;
-use std::time::Duration;
-
 use super::parse::{fields, lines, str_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{AnyCollector, BuildError, Env, LineErrors, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
-use crate::procfile::SharedProcFile;
 
 /// Every family this collector writes starts with this.
 pub const PREFIX: &str = "node_vmstat_";
@@ -61,38 +57,14 @@ pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
     errors
 }
 
-pub struct Vmstat {
-    file: SharedProcFile,
-    timeout: Duration,
-}
-
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.vmstat;
-    Ok(super::blocking(c.enabled, || Vmstat {
-        file: SharedProcFile::new(s.system.procfs.join("vmstat")),
-        timeout: c.timeout.get(),
-    }))
-}
-
-impl Collector for Vmstat {
-    fn name(&self) -> &'static str {
-        "vmstat"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        self.file.with(|path: &Path, data| {
-            let data = data.map_err(|e| CollectError::read(path, e))?;
-            encode(data, w).into_result(path)
-        })
-    }
+    Ok(super::OneFile::build(
+        "vmstat",
+        SERVED,
+        s.system.procfs.join("vmstat"),
+        &s.system.vmstat,
+        |path, data, w| encode(data, w).into_result(path),
+    ))
 }
 
 #[cfg(test)]

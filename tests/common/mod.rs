@@ -184,6 +184,28 @@ pub fn run_at(config: &Path, args: &[&str], faketime: Option<&str>) -> std::proc
     c.arg("--config").arg(config).args(args).output().unwrap()
 }
 
+/// Debian's node_exporter with its default collectors on a free loopback port, once it
+/// answers: the process (killed on drop) and its port.
+#[allow(dead_code)]
+pub fn start_node_exporter() -> (KillOnDrop, u16) {
+    let port = free_port();
+    let child = Command::new(require_tool(
+        "prometheus-node-exporter",
+        "prometheus-node-exporter",
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let node = KillOnDrop(child);
+    wait_until("node_exporter answers", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (node, port)
+}
+
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let p = Path::new(dir).join(name);
