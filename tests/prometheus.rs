@@ -295,6 +295,29 @@ fn mysqld_mixin_overview_keeps_working() {
         .map(|s| s["metric"]["__name__"].as_str().unwrap().to_owned())
         .collect()
     };
+    // Families whose label values must be the peer's.
+    for family in [
+        "mysql_transaction_isolation",
+        "mysql_global_status_performance_schema_lost_total",
+    ] {
+        let series = |job: &str| -> std::collections::BTreeSet<String> {
+            p.query(&format!("{family}{{job=\"{job}\"}}"))
+                .iter()
+                .map(|s| {
+                    let mut m = s["metric"].clone();
+                    for k in ["job", "instance"] {
+                        m.as_object_mut().unwrap().remove(k);
+                    }
+                    m.to_string()
+                })
+                .collect()
+        };
+        let (peer, ours) = (series("mysqld"), series("shoehub"));
+        assert!(!ours.is_empty(), "no {family}");
+        if !peer.is_empty() {
+            assert_eq!(peer, ours, "{family}");
+        }
+    }
     let (peer_vars, our_vars) = (names("mysqld"), names("shoehub"));
     let lacking: Vec<&String> = peer_vars.difference(&our_vars).collect();
     assert!(

@@ -40,6 +40,10 @@ static PERF_SCHEMA_LOST: Family = Family::counter(
     "mysql_global_status_performance_schema_lost_total",
     "Performance schema instruments that could not be recorded, by instrumentation.",
 );
+static TRANSACTION_ISOLATION: Family = Family::gauge(
+    "mysql_transaction_isolation",
+    "The server's default transaction isolation level: constant 1, the level is in the label.",
+);
 static VERSION_INFO: Family = Family::gauge(
     "mysql_version_info",
     "The server's version: constant 1, the values are in the labels.",
@@ -78,6 +82,8 @@ pub const VARIABLES: &[&str] = &[
     "table_open_cache",
     "thread_cache_size",
     "tokudb_cache_size",
+    "transaction_isolation",
+    "tx_isolation",
     "version",
     "version_comment",
 ];
@@ -220,10 +226,9 @@ fn encode_status(w: &mut MetricWriter<'_>, status: &StatusText) {
         }
         match GROUPS.iter().find(|(prefix, ..)| short.starts_with(prefix)) {
             Some((prefix, family, label)) => {
-                let mut value = &short[prefix.len()..];
-                if std::ptr::eq(*family, &PERF_SCHEMA_LOST) {
-                    value = value.strip_suffix("_lost").unwrap_or(value);
-                }
+                // The rest of the name is the label value, as mysqld_exporter has it
+                // (`instrumentation="accounts_lost"`).
+                let value = &short[prefix.len()..];
                 grouped.push((family, label, value.to_owned(), v));
             }
             None => w.dynamic_sample(Kind::Untyped, &name, STATUS_HELP, v),
@@ -260,6 +265,7 @@ fn grouped_first(f: &Family) -> usize {
 
 fn encode_variables(w: &mut MetricWriter<'_>, variables: &[(String, String)]) {
     let mut version = ("", "", "");
+    let mut isolation = None;
     let mut name = String::with_capacity(64);
     for (var, value) in variables {
         let key = var.to_ascii_lowercase();
@@ -267,6 +273,11 @@ fn encode_variables(w: &mut MetricWriter<'_>, variables: &[(String, String)]) {
             "version" => version.0 = value,
             "version_comment" => version.1 = value,
             "innodb_version" => version.2 = value,
+            // The newer name wins where a server has both.
+            "transaction_isolation" => isolation = Some(value.as_str()),
+            "tx_isolation" => {
+                isolation.get_or_insert(value.as_str());
+            }
             _ => {
                 if let Some(v) = status_value(value) {
                     metric_name(&mut name, "mysql_global_variables_", var);
@@ -274,6 +285,9 @@ fn encode_variables(w: &mut MetricWriter<'_>, variables: &[(String, String)]) {
                 }
             }
         }
+    }
+    if let Some(level) = isolation {
+        w.sample_u64(&TRANSACTION_ISOLATION, &[("level", level)], 1);
     }
     if !version.0.is_empty() {
         w.sample_u64(
