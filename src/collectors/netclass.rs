@@ -205,7 +205,9 @@ impl DeviceFiles {
                 .iter()
                 .map(|(f, _, _)| *f)
                 .chain(TEXT.iter().copied())
-                .map(|f| File::open(dir.join(f)).ok())
+                // Only regular files, opened without waiting: another `system.sysfs`
+                // tree must not stall the scrape with a FIFO.
+                .map(|f| crate::regular::open(&dir.join(f)).ok())
                 .collect(),
         }
     }
@@ -374,5 +376,20 @@ mod tests {
             assert!(text.contains(want), "{want} not in {text}");
         }
         assert!(!text.contains("node_network_carrier{"), "{text}");
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_an_attribute_is_passed_over_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let eth = dir.path().join("eth0");
+        std::fs::create_dir(&eth).unwrap();
+        std::fs::write(eth.join("mtu"), "1500\n").unwrap();
+        crate::sys::mkfifo(&eth.join("speed"), 0o644).unwrap();
+        let d = read_device(&eth, "eth0");
+        let mut buf = Vec::new();
+        encode(&[d], &mut MetricWriter::new(&mut buf, Format::Text));
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("node_network_mtu_bytes{device=\"eth0\"} 1500\n"));
+        assert!(!text.contains("node_network_speed_bytes"), "{text}");
     }
 }
