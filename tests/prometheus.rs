@@ -140,10 +140,10 @@ fn resolve_node_variables(p: &Prometheus, job: &str) -> (String, String) {
     (nodename, instance)
 }
 
-#[test]
-fn node_exporter_full_quick_and_basic_rows_keep_working() {
-    let dashboard = reference_dashboard("node-exporter-full.json");
-    let (_node, node_port) = common::start_node_exporter();
+/// node_exporter (job `node`) and this exporter with its defaults (job `shoehub`) on one
+/// Prometheus, both scraped often enough for rate() over 4 s.
+fn beside_node_exporter() -> (common::KillOnDrop, Exporter, Prometheus) {
+    let (node, node_port) = common::start_node_exporter();
     let e = Exporter::start("");
     let p = Prometheus::start(&format!(
         "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
@@ -151,8 +151,16 @@ fn node_exporter_full_quick_and_basic_rows_keep_working() {
     ));
     p.wait_for("up{job=\"node\"} == 1", Duration::from_secs(20));
     p.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(20));
-    // Enough samples for rate() over Grafana's minimum $__rate_interval (4 × 1s scrapes).
-    std::thread::sleep(Duration::from_secs(6));
+    common::wait_until("both targets scraped for rates over 4 s", || {
+        p.query("count_over_time(up[1m]) >= 6").len() == 2
+    });
+    (node, e, p)
+}
+
+#[test]
+fn node_exporter_full_quick_and_basic_rows_keep_working() {
+    let dashboard = reference_dashboard("node-exporter-full.json");
+    let (_node, _e, p) = beside_node_exporter();
 
     let panels = panels_of_rows(
         &dashboard,
@@ -492,17 +500,7 @@ fn every_panel_has_data_and_every_alert_evaluates() {
 #[test]
 fn node_exporter_full_whole_dashboard() {
     let dashboard = reference_dashboard("node-exporter-full.json");
-    let (_node, node_port) = common::start_node_exporter();
-    let e = Exporter::start("");
-    let p = Prometheus::start(&format!(
-        "  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n  - job_name: shoehub\n    static_configs:\n      - targets: ['{}']\n",
-        e.address()
-    ));
-    p.wait_for("up{job=\"node\"} == 1", Duration::from_secs(20));
-    p.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(20));
-    common::wait_until("both targets scraped for rates over 4 s", || {
-        p.query("count_over_time(up[1m]) >= 6").len() == 2
-    });
+    let (_node, _e, p) = beside_node_exporter();
     let panels = all_panels(&dashboard);
     let has_data = |job: &str, exprs: &[String]| {
         let (nodename, instance) = resolve_node_variables(&p, job);
