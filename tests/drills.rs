@@ -377,16 +377,38 @@ fn drills_on_the_host_the_shop_and_the_jobs() {
         "operators",
     );
 
-    // The shop answers its checkout with 503s.
-    for _ in 0..60 {
-        let st = Command::new("curl")
-            .args(["-sk", "-o", "/dev/null"])
-            .arg(format!("https://localhost:{}/checkout", apache.port))
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    // The shop answers its checkout with 503s, for as long as the outage lasts. A
+    // burst alone would not do: a `503` series first seen after the burst has no
+    // increase for rate() to measure.
+    let outage = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let clients = {
+        let outage = std::sync::Arc::clone(&outage);
+        let url = format!("https://localhost:{}/checkout", apache.port);
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while outage.load(std::sync::atomic::Ordering::Relaxed) {
+                let st = Command::new("curl")
+                    .args([
+                        "-sk",
+                        "-o",
+                        "/dev/null",
+                        "-o",
+                        "/dev/null",
+                        "-o",
+                        "/dev/null",
+                    ])
+                    .args([&url, &url, &url])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                sent += 3;
+            }
+            sent
+        })
+    };
     chain.expect("ShopHighHttpErrorRatio", &[], "operators-pager");
+    outage.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(clients.join().unwrap() > 0);
 
     // Garbage appended to the access log.
     let mut garbage = String::new();

@@ -967,3 +967,96 @@ fn the_units_sandbox_makes_no_mount_look_read_only_and_hides_none_that_is() {
         e.stderr()
     );
 }
+
+/// Mounts made for one test, unmounted in reverse order when dropped.
+struct Mounts(Vec<std::path::PathBuf>);
+
+impl Mounts {
+    fn tmpfs(&mut self, source: &str, at: &Path) {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", source])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t tmpfs needs root");
+        self.0.push(at.to_owned());
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for at in self.0.iter().rev() {
+            let _ = Command::new("umount").arg(at).status();
+        }
+    }
+}
+
+#[test]
+fn filesystem_series_are_node_exporters_for_stacked_escaped_and_hidden_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut mounts = Mounts(Vec::new());
+    // Two mounts on one mount point: both listed, statfs sees the upper one.
+    mounts.tmpfs("lower", &root.join("stacked"));
+    mounts.tmpfs("upper", &root.join("stacked"));
+    // A device name and a mount point with a space, which the mount table escapes.
+    mounts.tmpfs("shop data", &root.join("my disk"));
+    // A mount covered by a later mount on its parent: listed, but statfs cannot reach it.
+    mounts.tmpfs("inner", &root.join("hidden/inner"));
+    mounts.tmpfs("cover", &root.join("hidden"));
+
+    let (_node, node_port) = common::start_node_exporter();
+    let e = Exporter::start("");
+    let ours = e.metrics();
+    let peer = Exposition::parse(&String::from_utf8_lossy(
+        &http("GET", node_port, "/metrics", &[]).body,
+    ));
+    let prefix = root.to_str().unwrap();
+    let series = |x: &Exposition| -> Vec<String> {
+        let mut v: Vec<String> = x
+            .samples
+            .iter()
+            .filter(|s| {
+                s.name.starts_with("node_filesystem_")
+                    && s.labels
+                        .get("mountpoint")
+                        .is_some_and(|m| m.starts_with(prefix))
+            })
+            .map(|s| {
+                // Values that both read from one statfs; free space may move between.
+                let value = match s.name.as_str() {
+                    "node_filesystem_size_bytes"
+                    | "node_filesystem_readonly"
+                    | "node_filesystem_device_error" => s.value.to_string(),
+                    _ => String::new(),
+                };
+                format!("{}{:?} {value}", s.name, s.labels)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (ours, peer) = (series(&ours), series(&peer));
+    assert_eq!(ours, peer, "this exporter, then node_exporter");
+    // What the comparison covers, so that it cannot pass on two empty lists.
+    let stacked = format!("{prefix}/stacked");
+    for device in ["lower", "upper"] {
+        assert!(
+            ours.iter()
+                .any(|s| s.starts_with("node_filesystem_size_bytes")
+                    && s.contains(&format!("\"device\": \"{device}\""))
+                    && s.contains(&stacked)),
+            "{device}: {ours:#?}"
+        );
+    }
+    assert!(
+        ours.iter()
+            .any(|s| s.contains(r#""device": "shop\\040data""#)
+                && s.contains(&format!("{prefix}/my disk"))),
+        "{ours:#?}"
+    );
+    let hidden: Vec<&String> = ours.iter().filter(|s| s.contains("inner")).collect();
+    assert_eq!(hidden.len(), 1, "{hidden:#?}");
+    assert!(hidden[0].starts_with("node_filesystem_device_error") && hidden[0].ends_with(" 1"));
+}

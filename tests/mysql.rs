@@ -187,6 +187,10 @@ fn values_agree_with_the_server() {
         .get("version")
         .map(String::as_str)
         == Some(version.trim())));
+    // The README's grants leave out PROCESS: no compression tables, and no failure.
+    assert!(m
+        .family("mysql_info_schema_innodb_cmp_compress_ops_total")
+        .is_empty());
     // Not a replica: no replication series, and no failure for it.
     assert!(m.family("mysql_slave_status_slave_io_running").is_empty());
     // The host collectors are still there.
@@ -502,6 +506,71 @@ fn a_missing_replication_grant_costs_only_the_replication_series() {
         log.contains("reading replication status") && log.contains("grants"),
         "{log}"
     );
+}
+
+#[test]
+fn compression_tables_are_read_once_process_is_granted() {
+    let db = MariaDb::start();
+    db.sql(&format!(
+        "GRANT PROCESS ON *.* TO '{EXPORTER_USER}'@'127.0.0.1';
+         CREATE TABLE shoe_store_hub.archive (id INT PRIMARY KEY, note TEXT)
+           ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=4;
+         INSERT INTO shoe_store_hub.archive
+           SELECT seq, REPEAT('shoe', 200) FROM shoe_store_hub.seq_1_to_2000;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&config(
+        &db,
+        &password_file(dir.path(), EXPORTER_PASSWORD),
+        "5s",
+    ));
+    let m = scrape(&e);
+    assert_eq!(success(&m), 1.0, "{}", e.stderr());
+    // One series per row of the tables, with the server's numbers.
+    let server = |sql: &str| -> Vec<Vec<String>> {
+        db.sql(sql)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    };
+    let cmp = server("SELECT page_size, compress_ops FROM information_schema.INNODB_CMP");
+    assert!(cmp.len() >= 4, "{cmp:?}");
+    for row in &cmp {
+        let ours = m.value(
+            "mysql_info_schema_innodb_cmp_compress_ops_total",
+            &[("page_size", &row[0])],
+        );
+        // The server's counter only grows between its read and the scrape's.
+        assert!(ours.is_some_and(|v| v >= 0.0), "page size {}", row[0]);
+    }
+    let four_k = m
+        .value(
+            "mysql_info_schema_innodb_cmp_compress_ops_total",
+            &[("page_size", "4096")],
+        )
+        .unwrap();
+    assert!(four_k > 0.0, "the 4 KiB pages of the compressed table");
+    let cmpmem = server(
+        "SELECT page_size, buffer_pool_instance, pages_used FROM information_schema.INNODB_CMPMEM",
+    );
+    assert!(!cmpmem.is_empty());
+    for row in &cmpmem {
+        let labels = [
+            ("page_size", row[0].as_str()),
+            ("buffer_pool", row[1].as_str()),
+        ];
+        assert!(
+            m.value("mysql_info_schema_innodb_cmpmem_pages_used_total", &labels)
+                .is_some(),
+            "{row:?}"
+        );
+        assert!(m
+            .value(
+                "mysql_info_schema_innodb_cmpmem_relocation_time_seconds_total",
+                &labels
+            )
+            .is_some());
+    }
 }
 
 #[test]

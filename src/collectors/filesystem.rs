@@ -83,6 +83,15 @@ pub struct MountEntry {
     pub readonly: bool,
 }
 
+impl MountEntry {
+    /// Whether both give the same label set.
+    fn same_labels(&self, other: &MountEntry) -> bool {
+        self.mountpoint == other.mountpoint
+            && self.device == other.device
+            && self.fstype == other.fstype
+    }
+}
+
 /// Parses /proc/<pid>/mountinfo (`proc(5)`): mount point is field 5, per-mount options
 /// field 6, and after the ` - ` separator come fstype, source and the superblock's
 /// options. A mount is read-only when either its own options or its superblock's say
@@ -107,7 +116,8 @@ pub fn parse_mountinfo(data: &[u8], errors: &mut LineErrors) -> Vec<MountEntry> 
         };
         let ro = |o: &[u8]| o.split(|&b| b == b',').any(|o| o == b"ro");
         out.push(MountEntry {
-            device: unescape(source),
+            // As node_exporter labels it: the kernel's escaped form (`my\040disk`).
+            device: String::from_utf8_lossy(source).into_owned(),
             fstype: unescape(fstype),
             mountpoint: unescape(mp),
             readonly: ro(opts) || rest.next().is_some_and(ro),
@@ -227,15 +237,19 @@ impl Filesystem {
                 {
                     continue;
                 }
-                // A mount point mounted over keeps only its top mount, as statvfs sees it.
-                mounts.retain(|m| m.entry.mountpoint != entry.mountpoint);
+                // Mounts stacked on one mount point each keep their series, as in
+                // node_exporter: statvfs sees the top one for all of them. A mount
+                // listed twice with the same labels is one series.
+                if mounts.iter().any(|m| m.entry.same_labels(&entry)) {
+                    continue;
+                }
                 let full = join_root(&self.rootfs, &entry.mountpoint);
                 let Ok(path) = CString::new(full.as_os_str().as_bytes()) else {
                     continue;
                 };
                 let busy_since = old
                     .iter()
-                    .find(|m| m.entry.mountpoint == entry.mountpoint)
+                    .find(|m| m.entry.same_labels(&entry))
                     .map(|m| Arc::clone(&m.busy_since))
                     .unwrap_or_default();
                 mounts.push(Mount {
@@ -414,8 +428,11 @@ impl Collector for Filesystem {
                 }
             }
         }
-        for (labels, m) in label_sets.iter().zip(mounts.iter()) {
-            w.sample_u64(&READONLY, labels, u64::from(m.entry.readonly));
+        // A mount whose statvfs failed has only its device error, as in node_exporter.
+        for ((labels, m), r) in label_sets.iter().zip(mounts.iter()).zip(&results) {
+            if r.is_some() {
+                w.sample_u64(&READONLY, labels, u64::from(m.entry.readonly));
+            }
         }
         for (labels, r) in label_sets.iter().zip(&results) {
             w.sample_u64(&DEVICE_ERROR, labels, u64::from(r.is_none()));
@@ -462,6 +479,11 @@ garbage
             }
         );
         assert_eq!(m[3].device, "fileserver:/export");
+        // A device name keeps the kernel's escapes, as node_exporter labels it.
+        let tmpfs = b"48 22 0:42 / /srv/shop\\040data rw - tmpfs shop\\040data rw\n";
+        let t = parse_mountinfo(tmpfs, &mut LineErrors::default());
+        assert_eq!(t[0].device, "shop\\040data");
+        assert_eq!(t[0].mountpoint, "/srv/shop data");
         assert!(!m[0].readonly);
         // Mounted rw, but the kernel turned the superblock read-only after an error.
         assert_eq!(m[4].mountpoint, "/srv/data");

@@ -57,6 +57,58 @@ static TABLE_SIZE: Family = Family::gauge(
     "Size of the table in bytes, by component: data_length, index_length, data_free.",
 );
 
+static CMP_COMPRESS_OPS: Family = Family::counter(
+    "mysql_info_schema_innodb_cmp_compress_ops_total",
+    "B-tree pages of this size compressed (information_schema.INNODB_CMP).",
+);
+static CMP_COMPRESS_OPS_OK: Family = Family::counter(
+    "mysql_info_schema_innodb_cmp_compress_ops_ok_total",
+    "B-tree pages of this size compressed successfully.",
+);
+static CMP_COMPRESS_TIME: Family = Family::counter(
+    "mysql_info_schema_innodb_cmp_compress_time_seconds_total",
+    "Time spent compressing B-tree pages of this size.",
+);
+static CMP_UNCOMPRESS_OPS: Family = Family::counter(
+    "mysql_info_schema_innodb_cmp_uncompress_ops_total",
+    "B-tree pages of this size uncompressed.",
+);
+static CMP_UNCOMPRESS_TIME: Family = Family::counter(
+    "mysql_info_schema_innodb_cmp_uncompress_time_seconds_total",
+    "Time spent uncompressing B-tree pages of this size.",
+);
+static CMPMEM_USED: Family = Family::counter(
+    "mysql_info_schema_innodb_cmpmem_pages_used_total",
+    "Blocks of this size in use in the buffer pool instance (information_schema.INNODB_CMPMEM; a counter by mysqld_exporter's type).",
+);
+static CMPMEM_FREE: Family = Family::counter(
+    "mysql_info_schema_innodb_cmpmem_pages_free_total",
+    "Blocks of this size free for allocation in the buffer pool instance.",
+);
+static CMPMEM_RELOCATION_OPS: Family = Family::counter(
+    "mysql_info_schema_innodb_cmpmem_relocation_ops_total",
+    "Times a block of this size was relocated.",
+);
+static CMPMEM_RELOCATION_TIME: Family = Family::counter(
+    "mysql_info_schema_innodb_cmpmem_relocation_time_seconds_total",
+    "Time spent relocating blocks of this size.",
+);
+
+/// A row of information_schema.INNODB_CMPMEM: page size, buffer pool instance and
+/// its four counters in [`CMPMEM_SQL`]'s order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CompressionRow {
+    pub page_size: String,
+    pub buffer_pool: String,
+    pub values: [u64; 4],
+}
+
+/// The statements whose rows [`CmpRow`] and [`CompressionRow`] hold.
+pub const CMP_SQL: &str = "SELECT page_size, compress_ops, compress_ops_ok, compress_time, \
+     uncompress_ops, uncompress_time FROM information_schema.INNODB_CMP";
+pub const CMPMEM_SQL: &str = "SELECT page_size, buffer_pool_instance, pages_used, pages_free, \
+     relocation_ops, relocation_time FROM information_schema.INNODB_CMPMEM";
+
 const STATUS_HELP: &str = "A server status variable (SHOW GLOBAL STATUS).";
 const VARIABLE_HELP: &str = "A server system variable (SHOW GLOBAL VARIABLES).";
 const REPLICA_HELP: &str = "A replication status column (SHOW REPLICA STATUS or \
@@ -141,6 +193,16 @@ pub struct Snapshot {
     pub variables: Vec<(String, String)>,
     pub replica: ReplicaStatus,
     pub tables: Vec<TableStats>,
+    /// INNODB_CMP and INNODB_CMPMEM, when the account may read them (PROCESS).
+    pub cmp: Vec<CmpRow>,
+    pub cmpmem: Vec<CompressionRow>,
+}
+
+/// A row of INNODB_CMP: page size and its five counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CmpRow {
+    pub page_size: String,
+    pub values: [u64; 5],
 }
 
 /// A status or variable value as a number: numbers as they are, the server's words
@@ -188,6 +250,43 @@ pub fn encode(w: &mut MetricWriter<'_>, snap: &Snapshot) {
     encode_variables(w, &snap.variables);
     encode_replica(w, &snap.replica);
     encode_tables(w, &snap.tables);
+    encode_compression(w, &snap.cmp, &snap.cmpmem);
+}
+
+/// INNODB_CMP and INNODB_CMPMEM under mysqld_exporter's names and labels. Relocation
+/// time is in microseconds in the table and written in seconds.
+fn encode_compression(w: &mut MetricWriter<'_>, cmp: &[CmpRow], cmpmem: &[CompressionRow]) {
+    let cmp_families: [&'static Family; 5] = [
+        &CMP_COMPRESS_OPS,
+        &CMP_COMPRESS_OPS_OK,
+        &CMP_COMPRESS_TIME,
+        &CMP_UNCOMPRESS_OPS,
+        &CMP_UNCOMPRESS_TIME,
+    ];
+    for (i, family) in cmp_families.into_iter().enumerate() {
+        for r in cmp {
+            w.sample_u64(family, &[("page_size", &r.page_size)], r.values[i]);
+        }
+    }
+    let mem_families: [&'static Family; 4] = [
+        &CMPMEM_USED,
+        &CMPMEM_FREE,
+        &CMPMEM_RELOCATION_OPS,
+        &CMPMEM_RELOCATION_TIME,
+    ];
+    for (i, family) in mem_families.into_iter().enumerate() {
+        for r in cmpmem {
+            let labels = [
+                ("buffer_pool", r.buffer_pool.as_str()),
+                ("page_size", &r.page_size),
+            ];
+            if i == 3 {
+                w.sample_quotient(family, &labels, r.values[i], 1_000_000);
+            } else {
+                w.sample_u64(family, &labels, r.values[i]);
+            }
+        }
+    }
 }
 
 /// The status variables mysqld_exporter folds into labelled families: name prefix,

@@ -28,7 +28,7 @@ use super::{
 use crate::credentials::Credentials;
 pub use crate::credentials::CredentialsError;
 use crate::exposition::{Format, MetricWriter};
-use encode::{Snapshot, TableStats, UP, VARIABLES};
+use encode::{CmpRow, CompressionRow, Snapshot, TableStats, CMPMEM_SQL, CMP_SQL, UP, VARIABLES};
 
 /// Connections the exporter opens at most.
 pub const POOL_SIZE: usize = 2;
@@ -47,6 +47,9 @@ struct Session {
     replica_refused: Option<(String, Instant)>,
     /// The system variables this server has, in the order the statement reads them.
     variables: Vec<String>,
+    /// Whether the account may read INNODB_CMP and INNODB_CMPMEM (they need PROCESS),
+    /// which the batch then reads last.
+    compression: bool,
     /// Whether global status comes as one text value ([`STATUS_AS_TEXT`]) rather than
     /// as `SHOW GLOBAL STATUS` rows.
     status_as_text: bool,
@@ -224,14 +227,31 @@ impl Mysql {
             let cols: Vec<String> = variables.iter().map(|v| format!("@@global.{v}")).collect();
             format!("SELECT {}", cols.join(", "))
         };
+        // The compression tables need PROCESS, which the README's grants leave out: read
+        // them only where the operator granted it.
+        // Asked of the grants, not by trying: a refused information_schema read leaves
+        // its error pending on the connection for the next statement.
+        let compression = conn
+            .query_first::<u8, _>(
+                "SELECT 1 FROM information_schema.USER_PRIVILEGES \
+                 WHERE PRIVILEGE_TYPE = 'PROCESS' LIMIT 1",
+            )
+            .await
+            .is_ok_and(|r| r.is_some());
+        let tail = if compression {
+            format!("; {CMP_SQL}; {CMPMEM_SQL}")
+        } else {
+            String::new()
+        };
         Ok(Session {
             conn,
             // Replication first: a statement the account may not run fails the batch
             // at once, before anything else ran, and the batch is sent again without it.
-            batch: format!("{replica}; {status}; {select}"),
-            batch_without_replica: format!("{status}; {select}"),
+            batch: format!("{replica}; {status}; {select}{tail}"),
+            batch_without_replica: format!("{status}; {select}{tail}"),
             replica_refused: None,
             variables,
+            compression,
             status_as_text: mariadb,
         })
     }
@@ -358,6 +378,33 @@ impl Mysql {
                 }
             })
             .await?;
+        if session.compression {
+            let cmp = &mut snap.cmp;
+            result
+                .for_each(|row| {
+                    if let Some(page_size) = text(row.as_ref(0)) {
+                        cmp.push(CmpRow {
+                            page_size: page_size.to_owned(),
+                            values: std::array::from_fn(|i| number(&row, i + 1)),
+                        });
+                    }
+                })
+                .await?;
+            let cmpmem = &mut snap.cmpmem;
+            result
+                .for_each(|row| {
+                    if let (Some(page_size), Some(pool)) =
+                        (text(row.as_ref(0)), text(row.as_ref(1)))
+                    {
+                        cmpmem.push(CompressionRow {
+                            page_size: page_size.to_owned(),
+                            buffer_pool: pool.to_owned(),
+                            values: std::array::from_fn(|i| number(&row, i + 2)),
+                        });
+                    }
+                })
+                .await?;
+        }
         drop(result);
         // A statement after the first that fails leaves its error pending instead of
         // returning it; an empty status is how that shows.
@@ -423,12 +470,15 @@ fn text(v: Option<&Value>) -> Option<&str> {
     }
 }
 
+/// Column `i` as an unsigned number; 0 when it is NULL or not one.
+fn number(row: &Row, i: usize) -> u64 {
+    text(row.as_ref(i))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 fn table_row(row: &Row) -> Option<TableStats> {
-    let n = |i| {
-        text(row.as_ref(i))
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let n = |i| number(row, i);
     Some(TableStats {
         schema: text(row.as_ref(0))?.to_owned(),
         table: text(row.as_ref(1))?.to_owned(),
