@@ -1,5 +1,6 @@
 //! `netclass`: each network device's state from /sys/class/net (up, carrier, MTU,
-//! speed, addresses, …), as node_exporter's netclass collector names it. An attribute
+//! speed, addresses, …), as node_exporter's netclass collector names it, and the one
+//! counter of its netdev collector that /proc/net/dev lacks (`rx_nohandler`). An attribute
 //! the device does not have (a virtual device's speed, a down device's carrier: the
 //! kernel answers EINVAL) is left out, as there.
 //!
@@ -123,7 +124,15 @@ gauge!(
     "Value is 1 if operstate is 'up', 0 otherwise."
 );
 
+/// node_exporter's netdev collector has it from netlink; /proc/net/dev has no column
+/// for it, sysfs a file per device.
+pub static RX_NOHANDLER: Family = Family::counter(
+    "node_network_receive_nohandler_total",
+    "Packets the device received and no protocol handler took (statistics/rx_nohandler).",
+);
+
 pub static SERVED: Served = Served::families(&[
+    &RX_NOHANDLER,
     &ADDRESS_ASSIGN_TYPE,
     &CARRIER,
     &CARRIER_CHANGES,
@@ -165,6 +174,7 @@ const NUMERIC: &[(&str, &Family, i64)] = &[
     ("type", &PROTOCOL_TYPE, 1),
     ("speed", &SPEED, 125_000),
     ("tx_queue_len", &TX_QUEUE_LEN, 1),
+    ("statistics/rx_nohandler", &RX_NOHANDLER, 1),
 ];
 
 /// A number as sysfs writes it: decimal, negative, or `0x` hexadecimal.
@@ -359,7 +369,9 @@ mod tests {
             ("speed", "1000\n"),
             ("flags", "0x1003\n"),
             ("address", "02:fc:00:00:00:01\n"),
+            ("statistics/rx_nohandler", "7\n"),
         ] {
+            std::fs::create_dir_all(eth.join(f).parent().unwrap()).unwrap();
             std::fs::write(eth.join(f), v).unwrap();
         }
         let d = read_device(&eth, "eth0");
@@ -371,6 +383,7 @@ mod tests {
             "node_network_speed_bytes{device=\"eth0\"} 125000000\n",
             "node_network_flags{device=\"eth0\"} 4099\n",
             "node_network_up{device=\"eth0\"} 1\n",
+            "node_network_receive_nohandler_total{device=\"eth0\"} 7\n",
             "node_network_info{address=\"02:fc:00:00:00:01\",broadcast=\"\",device=\"eth0\",duplex=\"\",ifalias=\"\",operstate=\"up\"} 1\n",
         ] {
             assert!(text.contains(want), "{want} not in {text}");
