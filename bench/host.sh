@@ -3,9 +3,9 @@
 #
 # Both serve the same collectors (node_exporter: cpu, meminfo, filesystem, netdev,
 # diskstats, loadavg, stat, time, netstat, sockstat, softnet, vmstat, filefd, entropy,
-# netclass, timex, conntrack, arp, udp_queues, os, and its process metrics; shoehub-exporter:
+# netclass, timex, conntrack, arp, udp_queues, os, mdadm, and its process metrics; shoehub-exporter:
 # cpu, memory, filesystem, network, disk, host without PSI, netstat, sockstat, softnet,
-# vmstat, filefd, entropy, netclass, timex, conntrack, arp, udp_queues, os, process; its jobs,
+# vmstat, filefd, entropy, netclass, timex, conntrack, arp, udp_queues, os, mdadm, process; its jobs,
 # textfile, apt and backups collectors off). Each round loads one,
 # then the other, with wrk on loopback:
 # first one connection, then eight. Reported per exporter: scrapes/s, p99 latency, CPU
@@ -34,7 +34,7 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   --collector.netdev --collector.diskstats --collector.loadavg --collector.stat --collector.time \
   --collector.netstat --collector.sockstat --collector.softnet --collector.vmstat --collector.filefd \
   --collector.entropy --collector.netclass --collector.timex --collector.conntrack \
-  --collector.arp --collector.udp_queues --collector.os \
+  --collector.arp --collector.udp_queues --collector.os --collector.mdadm \
   >"$work/node.log" 2>&1 &
 node_pid=$!; pids+=("$node_pid")
 printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' >"$work/shoehub.yml"

@@ -1060,3 +1060,47 @@ fn filesystem_series_are_node_exporters_for_stacked_escaped_and_hidden_mounts() 
     assert_eq!(hidden.len(), 1, "{hidden:#?}");
     assert!(hidden[0].starts_with("node_filesystem_device_error") && hidden[0].ends_with(" 1"));
 }
+
+#[test]
+fn raid_arrays_are_node_exporters_series() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mdstat");
+    for case in [
+        "raid1-failed-raid5-recovering",
+        "raid10-check-raid6-resync-pending-raid0",
+    ] {
+        let procfs = fixtures.join(case);
+        let flag = format!("--path.procfs={}", procfs.display());
+        let (_node, node_port) = common::start_node_exporter_with(&[
+            &flag,
+            "--collector.disable-defaults",
+            "--collector.mdadm",
+        ]);
+        let e = Exporter::start(&format!("system:\n  procfs: {}\n", procfs.display()));
+        let series = |x: &Exposition| -> Vec<String> {
+            let mut v: Vec<String> = x
+                .samples
+                .iter()
+                .filter(|s| s.name.starts_with("node_md_"))
+                .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
+                .collect();
+            v.sort();
+            v
+        };
+        let ours = series(&e.metrics());
+        let peer = series(&Exposition::parse(&String::from_utf8_lossy(
+            &http("GET", node_port, "/metrics", &[]).body,
+        )));
+        assert!(peer.len() > 20, "{case}: node_exporter gave {peer:#?}");
+        assert_eq!(ours, peer, "{case}: this exporter, then node_exporter");
+        let m = e.metrics();
+        assert_eq!(
+            m.value(
+                "shoehub_scrape_collector_success",
+                &[("collector", "mdadm")]
+            ),
+            Some(1.0),
+            "{}",
+            e.stderr()
+        );
+    }
+}

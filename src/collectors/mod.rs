@@ -32,6 +32,7 @@ pub mod filefd;
 pub mod filesystem;
 pub mod host;
 pub mod jobs;
+pub mod mdadm;
 pub mod memory;
 pub mod mysql;
 pub mod netclass;
@@ -87,6 +88,8 @@ pub struct SystemConfig {
     pub conntrack: CollectorToggle,
     /// ARP entries per device (/proc/net/arp).
     pub arp: CollectorToggle,
+    /// Software RAID arrays (/proc/mdstat, where the md driver is loaded).
+    pub mdadm: CollectorToggle,
     /// Memory held for UDP datagrams (/proc/net/udp, udp6).
     pub udp_queues: CollectorToggle,
     /// The distribution, from os-release.
@@ -116,6 +119,7 @@ impl Default for SystemConfig {
             timex: CollectorToggle::default(),
             conntrack: CollectorToggle::default(),
             arp: CollectorToggle::default(),
+            mdadm: CollectorToggle::default(),
             udp_queues: CollectorToggle::default(),
             os: CollectorToggle::default(),
         }
@@ -367,6 +371,7 @@ pub static TABLE: &[Build] = &[
     udp_queues::build,
     arp::build,
     conntrack::build,
+    mdadm::build,
     host::build,
     timex::build,
     vmstat::build,

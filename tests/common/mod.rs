@@ -188,12 +188,18 @@ pub fn run_at(config: &Path, args: &[&str], faketime: Option<&str>) -> std::proc
 /// answers: the process (killed on drop) and its port.
 #[allow(dead_code)]
 pub fn start_node_exporter() -> (KillOnDrop, u16) {
+    start_node_exporter_with(&[])
+}
+
+/// node_exporter with these arguments besides its listen address.
+pub fn start_node_exporter_with(args: &[&str]) -> (KillOnDrop, u16) {
     let port = free_port();
     let child = Command::new(require_tool(
         "prometheus-node-exporter",
         "prometheus-node-exporter",
     ))
     .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .args(args)
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::null())
