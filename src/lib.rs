@@ -10,6 +10,7 @@ pub mod collectors;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod dbus;
 pub mod exposition;
 pub mod jobs;
 pub mod procfile;

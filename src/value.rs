@@ -22,6 +22,11 @@ pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|co
 pub const DEFAULT_DISK_DEVICES_EXCLUDE: &str =
     "^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\\d+n\\d+p)\\d+$";
 
+/// node_exporter's default systemd unit exclude (1.5), anchored as it anchors it:
+/// automounts, devices, mounts, scopes, slices and targets.
+pub const DEFAULT_SYSTEMD_UNITS_EXCLUDE: &str =
+    "^.+\\.(automount|device|mount|scope|slice|target)$";
+
 /// A MySQL connection URL without a password, checked while the file is loaded.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MysqlUrl(pub String);
@@ -254,6 +259,7 @@ pub enum Builtin {
     MountPoints,
     FsTypes,
     DiskDevices,
+    SystemdUnits,
 }
 
 impl Pattern {
@@ -267,6 +273,7 @@ impl Pattern {
             Pattern::Builtin(Builtin::MountPoints) => mount_point_excluded(s),
             Pattern::Builtin(Builtin::FsTypes) => FS_TYPES_EXCLUDED.contains(&s),
             Pattern::Builtin(Builtin::DiskDevices) => disk_device_excluded(s),
+            Pattern::Builtin(Builtin::SystemdUnits) => systemd_unit_excluded(s),
         }
     }
 }
@@ -324,6 +331,16 @@ fn mount_point_excluded(s: &str) -> bool {
         || below("run/credentials/")
         || below("var/lib/docker/")
         || below("var/lib/containers/storage/")
+}
+
+/// [`DEFAULT_SYSTEMD_UNITS_EXCLUDE`].
+fn systemd_unit_excluded(s: &str) -> bool {
+    ["automount", "device", "mount", "scope", "slice", "target"]
+        .iter()
+        .any(|kind| {
+            s.rsplit_once('.')
+                .is_some_and(|(name, k)| !name.is_empty() && k == *kind)
+        })
 }
 
 /// [`DEFAULT_DISK_DEVICES_EXCLUDE`]: `ram0`, `loop1`, `fd0`, partitions such as `sda1`,
@@ -518,6 +535,22 @@ mod tests {
             "",
             "sdA1",
         ];
+        let units = [
+            "ssh.service",
+            "home.mount",
+            "-.mount",
+            "user.slice",
+            "session-2.scope",
+            "dev-sda1.device",
+            "proc-sys-fs-binfmt_misc.automount",
+            ".mount",
+            "mount",
+            "a.mount.service",
+            "a.service.mount",
+            "logrotate.timer",
+            "a.slices",
+            "multi-user.target",
+        ];
         for (builtin, re, names) in [
             (
                 Builtin::MountPoints,
@@ -529,6 +562,11 @@ mod tests {
                 Builtin::DiskDevices,
                 DEFAULT_DISK_DEVICES_EXCLUDE,
                 &disks[..],
+            ),
+            (
+                Builtin::SystemdUnits,
+                DEFAULT_SYSTEMD_UNITS_EXCLUDE,
+                &units[..],
             ),
         ] {
             let re = regex::Regex::new(re).unwrap();

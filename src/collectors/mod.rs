@@ -44,6 +44,7 @@ pub mod probe;
 pub mod process;
 pub mod sockstat;
 pub mod softnet;
+pub mod systemd;
 pub mod textfile;
 pub mod timex;
 pub mod udp_queues;
@@ -90,6 +91,8 @@ pub struct SystemConfig {
     pub arp: CollectorToggle,
     /// Software RAID arrays (/proc/mdstat, where the md driver is loaded).
     pub mdadm: CollectorToggle,
+    /// Unit states from systemd over D-Bus (where systemd is PID 1).
+    pub systemd: systemd::SystemdConfig,
     /// Memory held for UDP datagrams (/proc/net/udp, udp6).
     pub udp_queues: CollectorToggle,
     /// The distribution, from os-release.
@@ -120,6 +123,7 @@ impl Default for SystemConfig {
             conntrack: CollectorToggle::default(),
             arp: CollectorToggle::default(),
             mdadm: CollectorToggle::default(),
+            systemd: systemd::SystemdConfig::default(),
             udp_queues: CollectorToggle::default(),
             os: CollectorToggle::default(),
         }
@@ -372,6 +376,7 @@ pub static TABLE: &[Build] = &[
     arp::build,
     conntrack::build,
     mdadm::build,
+    systemd::build,
     host::build,
     timex::build,
     vmstat::build,

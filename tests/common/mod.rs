@@ -192,7 +192,14 @@ pub fn start_node_exporter() -> (KillOnDrop, u16) {
 }
 
 /// node_exporter with these arguments besides its listen address.
+#[allow(dead_code)]
 pub fn start_node_exporter_with(args: &[&str]) -> (KillOnDrop, u16) {
+    start_node_exporter_env(args, &[])
+}
+
+/// node_exporter with these arguments and environment variables.
+#[allow(dead_code)]
+pub fn start_node_exporter_env(args: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, u16) {
     let port = free_port();
     let child = Command::new(require_tool(
         "prometheus-node-exporter",
@@ -200,6 +207,7 @@ pub fn start_node_exporter_with(args: &[&str]) -> (KillOnDrop, u16) {
     ))
     .arg(format!("--web.listen-address=127.0.0.1:{port}"))
     .args(args)
+    .envs(env.iter().copied())
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::null())
