@@ -3,9 +3,11 @@
 #
 # Both serve the same collectors (node_exporter: cpu, meminfo, filesystem, netdev,
 # diskstats, loadavg, stat, time, netstat, sockstat, softnet, vmstat, filefd, entropy,
-# netclass, timex, conntrack, arp, udp_queues, os, mdadm, and its process metrics; shoehub-exporter:
+# netclass, timex, conntrack, arp, udp_queues, os, mdadm, hwmon, thermal_zone, and its process
+# metrics; shoehub-exporter:
 # cpu, memory, filesystem, network, disk, host without PSI, netstat, sockstat, softnet,
-# vmstat, filefd, entropy, netclass, timex, conntrack, arp, udp_queues, os, mdadm, process; its jobs,
+# vmstat, filefd, entropy, netclass, timex, conntrack, arp, udp_queues, os, mdadm, hwmon,
+# thermal_zone, process; its jobs,
 # textfile, apt and backups collectors off). Each round loads one,
 # then the other, with wrk on loopback:
 # first one connection, then eight. Reported per exporter: scrapes/s, p99 latency, CPU
@@ -35,6 +37,7 @@ prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   --collector.netstat --collector.sockstat --collector.softnet --collector.vmstat --collector.filefd \
   --collector.entropy --collector.netclass --collector.timex --collector.conntrack \
   --collector.arp --collector.udp_queues --collector.os --collector.mdadm \
+  --collector.hwmon --collector.thermal_zone \
   >"$work/node.log" 2>&1 &
 node_pid=$!; pids+=("$node_pid")
 printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' >"$work/shoehub.yml"

@@ -1104,3 +1104,52 @@ fn raid_arrays_are_node_exporters_series() {
         );
     }
 }
+
+#[test]
+fn sensors_and_thermal_zones_are_node_exporters_series() {
+    // A sysfs tree with the hwmon chips and thermal zones of a desktop board (see
+    // tests/fixtures/sysfs/README.md): the test machines have no sensors.
+    let sysfs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/sensors");
+    let flag = format!("--path.sysfs={}", sysfs.display());
+    let (_node, node_port) = common::start_node_exporter_with(&[
+        &flag,
+        "--collector.disable-defaults",
+        "--collector.hwmon",
+        "--collector.thermal_zone",
+    ]);
+    let e = Exporter::start(&format!("system:\n  sysfs: {}\n", sysfs.display()));
+    let series = |x: &Exposition| -> Vec<String> {
+        let mut v: Vec<String> = x
+            .samples
+            .iter()
+            .filter(|s| {
+                ["node_hwmon_", "node_thermal_zone_", "node_cooling_device_"]
+                    .iter()
+                    .any(|p| s.name.starts_with(p))
+            })
+            .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
+            .collect();
+        v.sort();
+        v
+    };
+    let m = e.metrics();
+    let ours = series(&m);
+    let peer = series(&Exposition::parse(&String::from_utf8_lossy(
+        &http("GET", node_port, "/metrics", &[]).body,
+    )));
+    assert!(peer.len() > 50, "node_exporter gave {peer:#?}");
+    let missing: Vec<&String> = peer.iter().filter(|s| !ours.contains(s)).collect();
+    let extra: Vec<&String> = ours.iter().filter(|s| !peer.contains(s)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "node_exporter's only: {missing:#?}\nthis exporter's only: {extra:#?}"
+    );
+    for collector in ["hwmon", "thermal_zone"] {
+        assert_eq!(
+            m.value("shoehub_scrape_collector_success", &[("collector", collector)]),
+            Some(1.0),
+            "{}",
+            e.stderr()
+        );
+    }
+}

@@ -45,7 +45,7 @@ fn prometheus_scrapes_the_exporter() {
     assert!(failing.is_empty(), "failing collectors: {failing:?}");
     assert_eq!(
         p.query("count(shoehub_scrape_collector_success{job=\"shoehub\"})")[0]["value"][1],
-        "25"
+        "27"
     );
     p.wait_for(
         "shoehub_http_request_duration_seconds_bucket{job=\"shoehub\",le=\"0.005\"} == 1",

@@ -31,6 +31,7 @@ pub mod entropy;
 pub mod filefd;
 pub mod filesystem;
 pub mod host;
+pub mod hwmon;
 pub mod jobs;
 pub mod mdadm;
 pub mod memory;
@@ -46,6 +47,7 @@ pub mod sockstat;
 pub mod softnet;
 pub mod systemd;
 pub mod textfile;
+pub mod thermal_zone;
 pub mod timex;
 pub mod udp_queues;
 pub mod vmstat;
@@ -93,6 +95,10 @@ pub struct SystemConfig {
     pub mdadm: CollectorToggle,
     /// Unit states from systemd over D-Bus (where systemd is PID 1).
     pub systemd: systemd::SystemdConfig,
+    /// Hardware sensors (/sys/class/hwmon).
+    pub hwmon: CollectorToggle,
+    /// Thermal zones and cooling devices (/sys/class/thermal).
+    pub thermal_zone: CollectorToggle,
     /// Memory held for UDP datagrams (/proc/net/udp, udp6).
     pub udp_queues: CollectorToggle,
     /// The distribution, from os-release.
@@ -124,6 +130,8 @@ impl Default for SystemConfig {
             arp: CollectorToggle::default(),
             mdadm: CollectorToggle::default(),
             systemd: systemd::SystemdConfig::default(),
+            hwmon: CollectorToggle::default(),
+            thermal_zone: CollectorToggle::default(),
             udp_queues: CollectorToggle::default(),
             os: CollectorToggle::default(),
         }
@@ -377,6 +385,8 @@ pub static TABLE: &[Build] = &[
     conntrack::build,
     mdadm::build,
     systemd::build,
+    hwmon::build,
+    thermal_zone::build,
     host::build,
     timex::build,
     vmstat::build,
