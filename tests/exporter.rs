@@ -1146,7 +1146,10 @@ fn sensors_and_thermal_zones_are_node_exporters_series() {
     );
     for collector in ["hwmon", "thermal_zone"] {
         assert_eq!(
-            m.value("shoehub_scrape_collector_success", &[("collector", collector)]),
+            m.value(
+                "shoehub_scrape_collector_success",
+                &[("collector", collector)]
+            ),
             Some(1.0),
             "{}",
             e.stderr()

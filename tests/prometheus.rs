@@ -348,6 +348,60 @@ fn mysqld_mixin_overview_keeps_working() {
             );
         }
     }
+    // The series the mysqld mixin's alerts read (its metric names; the selectors are
+    // this suite's): where mysqld_exporter has them here, with the same label sets.
+    let mut compared = 0;
+    for (alerts, selectors) in [
+        ("MySQLDown", &["mysql_up"][..]),
+        (
+            "MySQLReplicationNotRunning, MySQLReplicationLag",
+            &[
+                "mysql_slave_status_slave_io_running",
+                "mysql_slave_status_slave_sql_running",
+                "mysql_slave_status_seconds_behind_master",
+                "mysql_slave_status_sql_delay",
+            ][..],
+        ),
+        (
+            "MySQLInnoDBLogWaits",
+            &["mysql_global_status_innodb_log_waits"][..],
+        ),
+        ("MySQLRestarted", &["mysql_global_status_uptime"][..]),
+        (
+            "MySQLGaleraNotReady, MySQLGaleraOutOfSync, MySQLGaleraDonorFallingBehind",
+            &[
+                "mysql_global_status_wsrep_ready",
+                "mysql_global_status_wsrep_local_state",
+                "mysql_global_variables_wsrep_desync",
+                "mysql_global_status_wsrep_local_send_queue",
+            ][..],
+        ),
+    ] {
+        for selector in selectors {
+            let series = |job: &str| -> std::collections::BTreeSet<String> {
+                p.query(&format!("{selector}{{job=\"{job}\"}}"))
+                    .iter()
+                    .map(|s| {
+                        let mut m = s["metric"].clone();
+                        for k in ["job", "instance"] {
+                            m.as_object_mut().unwrap().remove(k);
+                        }
+                        m.to_string()
+                    })
+                    .collect()
+            };
+            let peer = series("mysqld");
+            if peer.is_empty() {
+                continue;
+            }
+            compared += 1;
+            assert_eq!(peer, series("shoehub"), "{alerts}: {selector}");
+        }
+    }
+    assert!(
+        compared >= 4,
+        "only {compared} mysqld mixin selectors compared"
+    );
     let (peer_vars, our_vars) = (names("mysqld"), names("shoehub"));
     let lacking: Vec<&String> = peer_vars.difference(&our_vars).collect();
     assert!(
@@ -565,4 +619,134 @@ fn node_exporter_full_whole_dashboard() {
 
 /// Panels of Node Exporter Full with data from this exporter, of those node_exporter
 /// fills: raised as collectors are added.
-const MIN_NODE_EXPORTER_FULL_PANELS: usize = 104;
+const MIN_NODE_EXPORTER_FULL_PANELS: usize = 106;
+
+/// The series each node-mixin alert reads, by alert: the metric names are the mixin's
+/// (its rules are not vendored here, and the test machines cannot fetch them), the
+/// selectors this suite's. Where node_exporter has series for a selector on this host,
+/// this exporter must have the same label sets. What this host cannot produce (RAID,
+/// failed systemd units) is compared with node_exporter on fixtures in
+/// tests/exporter.rs and tests/systemd.rs.
+const NODE_MIXIN_INPUTS: &[(&str, &[&str])] = &[
+    (
+        "NodeFilesystemSpaceFillingUp, NodeFilesystemAlmostOutOfSpace",
+        &[
+            "node_filesystem_avail_bytes{fstype!=\"\",mountpoint!=\"\"}",
+            "node_filesystem_size_bytes{fstype!=\"\",mountpoint!=\"\"}",
+            "node_filesystem_readonly{fstype!=\"\",mountpoint!=\"\"}",
+        ],
+    ),
+    (
+        "NodeFilesystemFilesFillingUp, NodeFilesystemAlmostOutOfFiles",
+        &[
+            "node_filesystem_files_free{fstype!=\"\",mountpoint!=\"\"}",
+            "node_filesystem_files{fstype!=\"\",mountpoint!=\"\"}",
+        ],
+    ),
+    (
+        "NodeNetworkReceiveErrs, NodeNetworkTransmitErrs",
+        &[
+            "node_network_receive_errs_total",
+            "node_network_receive_packets_total",
+            "node_network_transmit_errs_total",
+            "node_network_transmit_packets_total",
+        ],
+    ),
+    (
+        "NodeHighNumberConntrackEntriesUsed",
+        &[
+            "node_nf_conntrack_entries",
+            "node_nf_conntrack_entries_limit",
+        ],
+    ),
+    (
+        "NodeTextFileCollectorScrapeError",
+        &["node_textfile_scrape_error"],
+    ),
+    (
+        "NodeClockSkewDetected, NodeClockNotSynchronising",
+        &[
+            "node_timex_offset_seconds",
+            "node_timex_sync_status",
+            "node_timex_maxerror_seconds",
+        ],
+    ),
+    (
+        "NodeRAIDDegraded, NodeRAIDDiskFailure",
+        &["node_md_disks_required", "node_md_disks"],
+    ),
+    (
+        "NodeFileDescriptorLimit",
+        &["node_filefd_allocated", "node_filefd_maximum"],
+    ),
+    (
+        "NodeCPUHighUsage, NodeSystemSaturation",
+        &["node_cpu_seconds_total", "node_load1"],
+    ),
+    (
+        "NodeMemoryMajorPagesFaults, OOM kills",
+        &["node_vmstat_pgmajfault", "node_vmstat_oom_kill"],
+    ),
+    (
+        "NodeMemoryHighUtilization",
+        &[
+            "node_memory_MemAvailable_bytes",
+            "node_memory_MemTotal_bytes",
+        ],
+    ),
+    (
+        "NodeDiskIOSaturation",
+        &["node_disk_io_time_weighted_seconds_total"],
+    ),
+    (
+        "NodeSystemdServiceFailed, NodeSystemdServiceCrashlooping",
+        &[
+            "node_systemd_unit_state{state=\"failed\"}",
+            "node_systemd_service_restart_total",
+        ],
+    ),
+    ("NodeNetworkInterfaceFlapping", &["node_network_up"]),
+];
+
+#[test]
+fn node_mixin_alert_inputs_have_the_peers_series() {
+    let (_node, _e, p) = beside_node_exporter();
+    let label_sets = |selector: &str, job: &str| -> std::collections::BTreeSet<String> {
+        let q = match selector.split_once('{') {
+            Some((name, rest)) => format!("{name}{{job=\"{job}\",{rest}"),
+            None => format!("{selector}{{job=\"{job}\"}}"),
+        };
+        p.query(&q)
+            .iter()
+            .map(|s| {
+                let mut m = s["metric"].clone();
+                for k in ["job", "instance"] {
+                    m.as_object_mut().unwrap().remove(k);
+                }
+                m.to_string()
+            })
+            .collect()
+    };
+    let mut compared = 0;
+    let mut lacking = Vec::new();
+    for (alerts, selectors) in NODE_MIXIN_INPUTS {
+        for selector in *selectors {
+            let peer = label_sets(selector, "node");
+            if peer.is_empty() {
+                continue;
+            }
+            compared += 1;
+            let ours = label_sets(selector, "shoehub");
+            let missing: Vec<&String> = peer.difference(&ours).collect();
+            if !missing.is_empty() {
+                lacking.push(format!("{alerts}: {selector}: {missing:?}"));
+            }
+        }
+    }
+    eprintln!("{compared} selectors of the node mixin's alerts have node_exporter series here");
+    assert!(compared >= 20, "only {compared} selectors compared");
+    assert!(
+        lacking.is_empty(),
+        "series node_exporter has and this exporter lacks: {lacking:#?}"
+    );
+}

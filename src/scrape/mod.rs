@@ -24,7 +24,10 @@ use crate::exposition::{finish, Format, MetricWriter};
 mod stats;
 
 pub use stats::{ExporterStats, Handler, SERVED};
-use stats::{BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, REQUESTS};
+use stats::{
+    BUILD_INFO, COLLECTOR_DURATION, COLLECTOR_SUCCESS, NODE_COLLECTOR_DURATION,
+    NODE_COLLECTOR_SUCCESS, REQUESTS,
+};
 
 /// One collector and what the engine remembers of it between scrapes.
 struct Slot {
@@ -364,19 +367,19 @@ impl Engine {
         let mut parts = Vec::with_capacity(outcomes.len() + 1);
         let mut buf = Vec::with_capacity(2048);
         let mut w = MetricWriter::new(&mut buf, format);
-        for (slot, o) in self.slots.iter().zip(&outcomes) {
-            w.sample_u64(
-                &COLLECTOR_SUCCESS,
-                &[("collector", slot.collector.name())],
-                u64::from(o.ok),
-            );
+        for success in [&COLLECTOR_SUCCESS, &NODE_COLLECTOR_SUCCESS] {
+            for (slot, o) in self.slots.iter().zip(&outcomes) {
+                w.sample_u64(
+                    success,
+                    &[("collector", slot.collector.name())],
+                    u64::from(o.ok),
+                );
+            }
         }
-        for (slot, o) in self.slots.iter().zip(&outcomes) {
-            w.sample(
-                &COLLECTOR_DURATION,
-                &[("collector", slot.collector.name())],
-                o.seconds,
-            );
+        for duration in [&COLLECTOR_DURATION, &NODE_COLLECTOR_DURATION] {
+            for (slot, o) in self.slots.iter().zip(&outcomes) {
+                w.sample(duration, &[("collector", slot.collector.name())], o.seconds);
+            }
         }
         w.sample_u64(
             &BUILD_INFO,

@@ -15,6 +15,17 @@ pub static COLLECTOR_DURATION: Family = Family::gauge(
     "How long the collector took in this scrape (its deadline, when it ran out of time).",
 )
 .unit("seconds");
+/// [`COLLECTOR_SUCCESS`] and [`COLLECTOR_DURATION`] again under node_exporter's names,
+/// for the dashboards built on it (Node Exporter Full's "Node Exporter Scrape Time").
+pub static NODE_COLLECTOR_SUCCESS: Family = Family::gauge(
+    "node_scrape_collector_success",
+    "shoehub_scrape_collector_success under node_exporter's name.",
+);
+pub static NODE_COLLECTOR_DURATION: Family = Family::gauge(
+    "node_scrape_collector_duration_seconds",
+    "shoehub_scrape_collector_duration_seconds under node_exporter's name.",
+)
+.unit("seconds");
 pub static BUILD_INFO: Family = Family::gauge(
     "shoehub_exporter_build_info",
     "The exporter's version and source revision: constant 1, the values are in the labels.",
@@ -28,6 +39,8 @@ pub static REQUESTS: Family = Family::counter(
 pub static SERVED: Served = Served::families(&[
     &COLLECTOR_SUCCESS,
     &COLLECTOR_DURATION,
+    &NODE_COLLECTOR_SUCCESS,
+    &NODE_COLLECTOR_DURATION,
     &BUILD_INFO,
     &REQUESTS,
 ]);
