@@ -1076,20 +1076,8 @@ fn raid_arrays_are_node_exporters_series() {
             "--collector.mdadm",
         ]);
         let e = Exporter::start(&format!("system:\n  procfs: {}\n", procfs.display()));
-        let series = |x: &Exposition| -> Vec<String> {
-            let mut v: Vec<String> = x
-                .samples
-                .iter()
-                .filter(|s| s.name.starts_with("node_md_"))
-                .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
-                .collect();
-            v.sort();
-            v
-        };
-        let ours = series(&e.metrics());
-        let peer = series(&Exposition::parse(&String::from_utf8_lossy(
-            &http("GET", node_port, "/metrics", &[]).body,
-        )));
+        let ours = e.metrics().series_with_prefix(&["node_md_"]);
+        let peer = common::scrape_port(node_port).series_with_prefix(&["node_md_"]);
         assert!(peer.len() > 20, "{case}: node_exporter gave {peer:#?}");
         assert_eq!(ours, peer, "{case}: this exporter, then node_exporter");
         let m = e.metrics();
@@ -1118,25 +1106,10 @@ fn sensors_and_thermal_zones_are_node_exporters_series() {
         "--collector.thermal_zone",
     ]);
     let e = Exporter::start(&format!("system:\n  sysfs: {}\n", sysfs.display()));
-    let series = |x: &Exposition| -> Vec<String> {
-        let mut v: Vec<String> = x
-            .samples
-            .iter()
-            .filter(|s| {
-                ["node_hwmon_", "node_thermal_zone_", "node_cooling_device_"]
-                    .iter()
-                    .any(|p| s.name.starts_with(p))
-            })
-            .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
-            .collect();
-        v.sort();
-        v
-    };
+    let prefixes = ["node_hwmon_", "node_thermal_zone_", "node_cooling_device_"];
     let m = e.metrics();
-    let ours = series(&m);
-    let peer = series(&Exposition::parse(&String::from_utf8_lossy(
-        &http("GET", node_port, "/metrics", &[]).body,
-    )));
+    let ours = m.series_with_prefix(&prefixes);
+    let peer = common::scrape_port(node_port).series_with_prefix(&prefixes);
     assert!(peer.len() > 50, "node_exporter gave {peer:#?}");
     let missing: Vec<&String> = peer.iter().filter(|s| !ours.contains(s)).collect();
     let extra: Vec<&String> = ours.iter().filter(|s| !peer.contains(s)).collect();

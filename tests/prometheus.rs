@@ -327,18 +327,7 @@ fn mysqld_mixin_overview_keeps_working() {
     .into_iter()
     .chain(compression)
     {
-        let series = |job: &str| -> std::collections::BTreeSet<String> {
-            p.query(&format!("{family}{{job=\"{job}\"}}"))
-                .iter()
-                .map(|s| {
-                    let mut m = s["metric"].clone();
-                    for k in ["job", "instance"] {
-                        m.as_object_mut().unwrap().remove(k);
-                    }
-                    m.to_string()
-                })
-                .collect()
-        };
+        let series = |job: &str| label_sets(&p, family, job);
         let (peer, ours) = (series("mysqld"), series("shoehub"));
         assert!(!ours.is_empty(), "no {family}");
         if !peer.is_empty() || compression.contains(&family) {
@@ -378,18 +367,7 @@ fn mysqld_mixin_overview_keeps_working() {
         ),
     ] {
         for selector in selectors {
-            let series = |job: &str| -> std::collections::BTreeSet<String> {
-                p.query(&format!("{selector}{{job=\"{job}\"}}"))
-                    .iter()
-                    .map(|s| {
-                        let mut m = s["metric"].clone();
-                        for k in ["job", "instance"] {
-                            m.as_object_mut().unwrap().remove(k);
-                        }
-                        m.to_string()
-                    })
-                    .collect()
-            };
+            let series = |job: &str| label_sets(&p, selector, job);
             let peer = series("mysqld");
             if peer.is_empty() {
                 continue;
@@ -621,6 +599,25 @@ fn node_exporter_full_whole_dashboard() {
 /// fills: raised as collectors are added.
 const MIN_NODE_EXPORTER_FULL_PANELS: usize = 106;
 
+/// The label sets (without job and instance) of what `selector` (`name` or
+/// `name{matchers}`) selects in `job`.
+fn label_sets(p: &Prometheus, selector: &str, job: &str) -> std::collections::BTreeSet<String> {
+    let q = match selector.split_once('{') {
+        Some((name, rest)) => format!("{name}{{job=\"{job}\",{rest}"),
+        None => format!("{selector}{{job=\"{job}\"}}"),
+    };
+    p.query(&q)
+        .iter()
+        .map(|s| {
+            let mut m = s["metric"].clone();
+            for k in ["job", "instance"] {
+                m.as_object_mut().unwrap().remove(k);
+            }
+            m.to_string()
+        })
+        .collect()
+}
+
 /// The series each node-mixin alert reads, by alert: the metric names are the mixin's
 /// (its rules are not vendored here, and the test machines cannot fetch them), the
 /// selectors this suite's. Where node_exporter has series for a selector on this host,
@@ -711,22 +708,7 @@ const NODE_MIXIN_INPUTS: &[(&str, &[&str])] = &[
 #[test]
 fn node_mixin_alert_inputs_have_the_peers_series() {
     let (_node, _e, p) = beside_node_exporter();
-    let label_sets = |selector: &str, job: &str| -> std::collections::BTreeSet<String> {
-        let q = match selector.split_once('{') {
-            Some((name, rest)) => format!("{name}{{job=\"{job}\",{rest}"),
-            None => format!("{selector}{{job=\"{job}\"}}"),
-        };
-        p.query(&q)
-            .iter()
-            .map(|s| {
-                let mut m = s["metric"].clone();
-                for k in ["job", "instance"] {
-                    m.as_object_mut().unwrap().remove(k);
-                }
-                m.to_string()
-            })
-            .collect()
-    };
+    let label_sets = |selector: &str, job: &str| label_sets(&p, selector, job);
     let mut compared = 0;
     let mut lacking = Vec::new();
     for (alerts, selectors) in NODE_MIXIN_INPUTS {

@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{http, require_tool, wait_until, Exporter, Exposition, KillOnDrop};
+use common::{require_tool, wait_until, Exporter, Exposition, KillOnDrop};
 
 /// A private bus (dbus-daemon with a config of its own: no service activation).
 struct Bus {
@@ -43,14 +42,10 @@ impl Bus {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line.trim().to_owned();
+        let address = common::first_line(&mut child);
         assert!(
             address.starts_with("unix:path="),
-            "dbus-daemon said {line:?}"
+            "dbus-daemon said {address:?}"
         );
         Bus {
             _daemon: KillOnDrop(child),
@@ -78,11 +73,11 @@ fn start_manager(bus: &Bus, state: &Path) -> KillOnDrop {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "the manager service did not start");
+    assert_eq!(
+        common::first_line(&mut child),
+        "ready",
+        "the manager service did not start"
+    );
     KillOnDrop(child)
 }
 
@@ -115,16 +110,9 @@ fn write_state(path: &Path, shop_state: &str) {
     std::fs::rename(tmp, path).unwrap();
 }
 
-/// Both exporters' node_systemd_* series, sorted, with their values.
+/// An exporter's node_systemd_* series, sorted, with their values.
 fn series(x: &Exposition) -> Vec<String> {
-    let mut v: Vec<String> = x
-        .samples
-        .iter()
-        .filter(|s| s.name.starts_with("node_systemd_"))
-        .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
-        .collect();
-    v.sort();
-    v
+    x.series_with_prefix(&["node_systemd_"])
 }
 
 #[test]
@@ -147,11 +135,7 @@ fn unit_states_are_node_exporters_and_a_failed_unit_shows() {
         "system:\n  systemd:\n    address: \"{}\"\n",
         bus.address
     ));
-    let peer = || {
-        Exposition::parse(&String::from_utf8_lossy(
-            &http("GET", node_port, "/metrics", &[]).body,
-        ))
-    };
+    let peer = || common::scrape_port(node_port);
     let ours = e.metrics();
     assert_eq!(
         ours.value(

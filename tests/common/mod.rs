@@ -233,6 +233,26 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     );
 }
 
+/// What a peer exporter on `port` serves now.
+#[allow(dead_code)]
+pub fn scrape_port(port: u16) -> Exposition {
+    Exposition::parse(&String::from_utf8_lossy(
+        &http("GET", port, "/metrics", &[]).body,
+    ))
+}
+
+/// The first line a child prints, read as it arrives (a daemon's address, "ready").
+#[allow(dead_code)]
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout piped")),
+        &mut line,
+    )
+    .unwrap();
+    line.trim().to_owned()
+}
+
 /// A peer process (node_exporter, mysqld_exporter), killed when dropped.
 pub struct KillOnDrop(pub Child);
 
@@ -503,6 +523,20 @@ pub struct Sample {
 }
 
 impl Exposition {
+    /// The series whose family name starts with one of `prefixes`, each as
+    /// `name{labels} value`, sorted: two exporters' lists compare with `assert_eq!`.
+    #[allow(dead_code)]
+    pub fn series_with_prefix(&self, prefixes: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .samples
+            .iter()
+            .filter(|s| prefixes.iter().any(|p| s.name.starts_with(p)))
+            .map(|s| format!("{}{:?} {}", s.name, s.labels, s.value))
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn parse(text: &str) -> Exposition {
         let mut e = Exposition::default();
         for line in text.lines() {
