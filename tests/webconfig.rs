@@ -43,6 +43,7 @@ fn start_with_web(dir: &Path, web: &str, extra: &[&str]) -> Exporter {
 
 #[test]
 fn basic_auth_guards_every_path_and_never_logs_the_password() {
+    let _cpu = cpu_bound();
     let dir = tempfile::tempdir().unwrap();
     // Cost 12 (a quarter of a second) makes a bcrypt run stand out from a scrape.
     let hash = bcrypt::hash("scrape-pass-7781", 12).unwrap();
@@ -242,8 +243,18 @@ fn client_certificates_are_required_when_asked_for() {
     assert!(body.contains("node_load1 "));
 }
 
+/// Held by the tests that keep both cores busy with bcrypt (the flood of wrong
+/// passwords) or need a scrape to finish within Prometheus' timeout, so that they do
+/// not run at once.
+fn cpu_bound() -> std::sync::MutexGuard<'static, ()> {
+    static CPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CPU.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let _cpu = cpu_bound();
     let dir = tempfile::tempdir().unwrap();
     issue(dir.path(), "server");
     let hash = bcrypt::hash("prom-pass-3312", 6).unwrap();
@@ -256,13 +267,13 @@ fn prometheus_scrapes_over_tls_with_basic_auth() {
     );
     let password_file = write(dir.path(), "prom.password", "prom-pass-3312");
     let prom = Prometheus::start(&format!(
-        "  - job_name: shoehub\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password_file: {pw}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: wrong_password\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password: not-it\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+        "  - job_name: shoehub\n    scrape_interval: 3s\n    scrape_timeout: 3s\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password_file: {pw}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n  - job_name: wrong_password\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password: not-it\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
         ca = dir.path().join("server-ca.pem").display(),
         pw = password_file.display(),
         port = e.port
     ));
-    // A minute: the other tests here run bcrypt at cost 12 meanwhile, and a scrape
-    // that a starved TLS handshake pushes past the 1 s scrape timeout is tried again.
+    // A minute, and 3 s a scrape: the other tests here run bcrypt at cost 12 meanwhile
+    // (unoptimised), which can starve a TLS handshake and a password check.
     let up = prom.wait_for("up{job=\"shoehub\"} == 1", Duration::from_secs(60));
     assert_eq!(up.len(), 1, "{}", prom.log());
     let cpu = prom.wait_for(
@@ -393,6 +404,7 @@ fn status_with(port: u16, user_password: &str) -> u16 {
 
 #[test]
 fn a_flood_of_wrong_passwords_costs_bounded_work_and_queues_no_right_one() {
+    let _cpu = cpu_bound();
     let dir = tempfile::tempdir().unwrap();
     // Cost 10, the toolkit's usual: some 50 ms a check when optimised.
     let hash = bcrypt::hash("flood-pass-5521", 10).unwrap();

@@ -753,6 +753,24 @@ impl Prometheus {
     }
 
     /// Waits until `q` returns at least one series.
+    /// Each target's job, health, last error and scrape duration, for failure messages.
+    pub fn targets(&self) -> String {
+        let r = http("GET", self.port, "/api/v1/targets", &[]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        v["data"]["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "{} {} {:?} ({}s)",
+                    t["labels"]["job"], t["health"], t["lastError"], t["lastScrapeDuration"]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     pub fn wait_for(&self, q: &str, timeout: Duration) -> Vec<serde_json::Value> {
         let t = Instant::now();
         loop {
@@ -762,7 +780,8 @@ impl Prometheus {
             }
             assert!(
                 t.elapsed() < timeout,
-                "no result for {q} within {timeout:?}; log: {}",
+                "no result for {q} within {timeout:?}; targets: {}; log: {}",
+                self.targets(),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(250));
