@@ -2,12 +2,12 @@
 //! collector names them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{fields, lines, str_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
+use crate::procfile::{Render, SharedProcFile};
 
 pub static ENTRIES: Family = Family::gauge("node_arp_entries", "ARP entries by device");
 
@@ -25,14 +25,16 @@ pub fn count(data: &[u8]) -> BTreeMap<&str, u64> {
 }
 
 pub struct Arp {
-    path: PathBuf,
+    /// Kept open and read again from offset 0.
+    file: SharedProcFile,
     timeout: Duration,
 }
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.arp;
+    let render = Render::Records(256).if_procfs(super::is_procfs(&s.system.procfs));
     Ok(super::blocking(c.enabled, || Arp {
-        path: s.system.procfs.join("net/arp"),
+        file: SharedProcFile::new(s.system.procfs.join("net/arp")).rendered(render),
         timeout: c.timeout.get(),
     }))
 }
@@ -51,12 +53,13 @@ impl Collector for Arp {
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        let data = crate::regular::read(&self.path, 16 << 20)
-            .map_err(|e| CollectError::read(&self.path, e))?;
-        for (device, n) in count(&data) {
-            w.sample_u64(&ENTRIES, &[("device", device)], n);
-        }
-        Ok(())
+        self.file.with(|path, data| {
+            let data = data.map_err(|e| CollectError::read(path, e))?;
+            for (device, n) in count(data) {
+                w.sample_u64(&ENTRIES, &[("device", device)], n);
+            }
+            Ok(())
+        })
     }
 }
 

@@ -3,12 +3,12 @@
 //! conntrack collector names them. Without the nf_conntrack module there is nothing to
 //! report, and nothing is.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
+use crate::procfile::{Render, SharedProcFile};
 
 pub static ENTRIES: Family = Family::gauge(
     "node_nf_conntrack_entries",
@@ -110,26 +110,41 @@ pub fn sum_stats(data: &[u8]) -> Option<Vec<u64>> {
     Some(sums)
 }
 
+/// The files, kept open and read again from offset 0 (the kernel renders them afresh).
 pub struct Conntrack {
-    procfs: PathBuf,
+    count: SharedProcFile,
+    max: SharedProcFile,
+    stat: SharedProcFile,
     timeout: Duration,
 }
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.conntrack;
+    let procfs = &s.system.procfs;
+    let on_procfs = super::is_procfs(procfs);
+    let nf = procfs.join("sys/net/netfilter");
     Ok(super::blocking(c.enabled, || Conntrack {
-        procfs: s.system.procfs.clone(),
+        count: SharedProcFile::new(nf.join("nf_conntrack_count"))
+            .rendered(Render::Whole.if_procfs(on_procfs)),
+        max: SharedProcFile::new(nf.join("nf_conntrack_max"))
+            .rendered(Render::Whole.if_procfs(on_procfs)),
+        // A CPU's line of hexadecimal counters is under 200 bytes.
+        stat: SharedProcFile::new(procfs.join("net/stat/nf_conntrack"))
+            .rendered(Render::Records(512).if_procfs(on_procfs)),
         timeout: c.timeout.get(),
     }))
 }
 
-/// A one-number file, or `None` when it does not exist.
-fn one(path: &std::path::Path) -> Result<Option<u64>, CollectError> {
-    match crate::regular::read(path, 4096) {
-        Ok(d) => Ok(u64_of(d.trim_ascii())),
+/// What `f` makes of the file, or `None` when it does not exist (no nf_conntrack).
+fn read<T>(
+    file: &SharedProcFile,
+    f: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<Option<T>, CollectError> {
+    file.with(|path, data| match data {
+        Ok(d) => Ok(f(d)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CollectError::read(path, e)),
-    }
+    })
 }
 
 impl Collector for Conntrack {
@@ -146,24 +161,17 @@ impl Collector for Conntrack {
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        let nf = self.procfs.join("sys/net/netfilter");
-        if let Some(n) = one(&nf.join("nf_conntrack_count"))? {
+        let one = |d: &[u8]| u64_of(d.trim_ascii());
+        if let Some(n) = read(&self.count, one)? {
             w.sample_u64(&ENTRIES, &[], n);
         }
-        if let Some(n) = one(&nf.join("nf_conntrack_max"))? {
+        if let Some(n) = read(&self.max, one)? {
             w.sample_u64(&LIMIT, &[], n);
         }
-        let stat = self.procfs.join("net/stat/nf_conntrack");
-        match crate::regular::read(&stat, 1 << 20) {
-            Ok(d) => {
-                if let Some(sums) = sum_stats(&d) {
-                    for ((_, family), v) in STATS.iter().zip(sums) {
-                        w.sample_u64(family, &[], v);
-                    }
-                }
+        if let Some(sums) = read(&self.stat, sum_stats)? {
+            for ((_, family), v) in STATS.iter().zip(sums) {
+                w.sample_u64(family, &[], v);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(CollectError::read(&stat, e)),
         }
         Ok(())
     }

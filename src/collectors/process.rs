@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::parse::{fields, lines, u64_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
+use crate::procfile::{Render, SharedProcFile};
 
 pub static CPU: Family = Family::counter(
     "process_cpu_seconds_total",
@@ -96,6 +97,9 @@ pub fn parse_limits(data: &[u8]) -> (Option<u64>, Option<u64>) {
 
 pub struct Process {
     dir: PathBuf,
+    /// `stat` and `limits`, kept open and read again from offset 0.
+    stat: SharedProcFile,
+    limits: SharedProcFile,
     boot_time: Option<u64>,
     ticks: u64,
     page: u64,
@@ -115,8 +119,11 @@ fn boot_time(procfs: &Path) -> Option<u64> {
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.process;
     let procfs = &s.system.procfs;
+    let whole = Render::Whole.if_procfs(super::is_procfs(procfs));
     Ok(super::blocking(c.enabled, || Process {
         dir: procfs.join("self"),
+        stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
+        limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
         boot_time: boot_time(procfs),
         ticks: crate::sys::clock_ticks(),
         page: crate::sys::page_size(),
@@ -138,13 +145,14 @@ impl Collector for Process {
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        let path = self.dir.join("stat");
-        let data = crate::regular::read(&path, 4096).map_err(|e| CollectError::read(&path, e))?;
-        let stat = parse_stat(&data).ok_or_else(|| CollectError::Malformed {
-            path: path.clone(),
-            line: 1,
-            count: 1,
-            reason: "not a stat line",
+        let stat = self.stat.with(|path, data| {
+            let data = data.map_err(|e| CollectError::read(path, e))?;
+            parse_stat(data).ok_or_else(|| CollectError::Malformed {
+                path: path.to_owned(),
+                line: 1,
+                count: 1,
+                reason: "not a stat line",
+            })
         })?;
         let per = self.ticks as f64;
         w.sample(&CPU, &[], stat.ticks as f64 / per);
@@ -158,10 +166,10 @@ impl Collector for Process {
                 .count() as u64,
         };
         w.sample_u64(&OPEN_FDS, &[], open);
-        let limits_path = self.dir.join("limits");
-        let limits = crate::regular::read(&limits_path, 1 << 16)
-            .map_err(|e| CollectError::read(&limits_path, e))?;
-        let (files, address) = parse_limits(&limits);
+        let (files, address) = self.limits.with(|path, data| {
+            data.map(parse_limits)
+                .map_err(|e| CollectError::read(path, e))
+        })?;
         if let Some(files) = files {
             w.sample_u64(&MAX_FDS, &[], files);
         }

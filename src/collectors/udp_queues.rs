@@ -2,12 +2,12 @@
 //! summed from /proc/net/udp and udp6, as node_exporter's udp_queues collector names it
 //! (`node_udp_queues{ip="v4",queue="rx"}`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{fields, lines};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
+use crate::procfile::{Render, SharedProcFile};
 
 pub static QUEUES: Family = Family::gauge(
     "node_udp_queues",
@@ -37,15 +37,21 @@ pub fn sum(data: &[u8]) -> (u64, u64) {
 }
 
 pub struct UdpQueues {
-    files: [(PathBuf, &'static str); 2],
+    /// Kept open: the kernel renders them afresh on every read from offset 0.
+    files: [(SharedProcFile, &'static str); 2],
     timeout: Duration,
 }
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.udp_queues;
     let net = s.system.procfs.join("net");
+    // A socket's line is 128 bytes over IPv4, under 200 over IPv6.
+    let render = Render::Records(256).if_procfs(super::is_procfs(&s.system.procfs));
     Ok(super::blocking(c.enabled, || UdpQueues {
-        files: [(net.join("udp"), "v4"), (net.join("udp6"), "v6")],
+        files: [
+            (SharedProcFile::new(net.join("udp")).rendered(render), "v4"),
+            (SharedProcFile::new(net.join("udp6")).rendered(render), "v6"),
+        ],
         timeout: c.timeout.get(),
     }))
 }
@@ -64,16 +70,17 @@ impl Collector for UdpQueues {
     }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
-        for (path, ip) in &self.files {
-            let data = match crate::regular::read(path, 64 << 20) {
-                Ok(d) => d,
+        for (file, ip) in &self.files {
+            let sums = file.with(|path, data| match data {
+                Ok(d) => Ok(Some(sum(d))),
                 // No IPv6.
-                Err(e) if *ip == "v6" && e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(CollectError::read(path, e)),
-            };
-            let (tx, rx) = sum(&data);
-            w.sample_u64(&QUEUES, &[("ip", ip), ("queue", "rx")], rx);
-            w.sample_u64(&QUEUES, &[("ip", ip), ("queue", "tx")], tx);
+                Err(e) if *ip == "v6" && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(CollectError::read(path, e)),
+            })?;
+            if let Some((tx, rx)) = sums {
+                w.sample_u64(&QUEUES, &[("ip", ip), ("queue", "rx")], rx);
+                w.sample_u64(&QUEUES, &[("ip", ip), ("queue", "tx")], tx);
+            }
         }
         Ok(())
     }
