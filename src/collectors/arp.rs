@@ -33,7 +33,7 @@ pub struct Arp {
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.arp;
     let render = Render::Records(256).if_procfs(super::is_procfs(&s.system.procfs));
-    Ok(super::blocking(c.enabled, || Arp {
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || Arp {
         file: SharedProcFile::new(s.system.procfs.join("net/arp")).rendered(render),
         timeout: c.timeout.get(),
     }))

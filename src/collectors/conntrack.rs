@@ -123,15 +123,17 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     let procfs = &s.system.procfs;
     let on_procfs = super::is_procfs(procfs);
     let nf = procfs.join("sys/net/netfilter");
-    Ok(super::blocking(c.enabled, || Conntrack {
-        count: SharedProcFile::new(nf.join("nf_conntrack_count"))
-            .rendered(Render::Whole.if_procfs(on_procfs)),
-        max: SharedProcFile::new(nf.join("nf_conntrack_max"))
-            .rendered(Render::Whole.if_procfs(on_procfs)),
-        // A CPU's line of hexadecimal counters is under 200 bytes.
-        stat: SharedProcFile::new(procfs.join("net/stat/nf_conntrack"))
-            .rendered(Render::Records(512).if_procfs(on_procfs)),
-        timeout: c.timeout.get(),
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
+        Conntrack {
+            count: SharedProcFile::new(nf.join("nf_conntrack_count"))
+                .rendered(Render::Whole.if_procfs(on_procfs)),
+            max: SharedProcFile::new(nf.join("nf_conntrack_max"))
+                .rendered(Render::Whole.if_procfs(on_procfs)),
+            // A CPU's line of hexadecimal counters is under 200 bytes.
+            stat: SharedProcFile::new(procfs.join("net/stat/nf_conntrack"))
+                .rendered(Render::Records(512).if_procfs(on_procfs)),
+            timeout: c.timeout.get(),
+        }
     }))
 }
 

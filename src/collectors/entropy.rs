@@ -23,12 +23,14 @@ pub struct Entropy {
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.entropy;
     let dir = s.system.procfs.join("sys/kernel/random");
-    Ok(super::blocking(c.enabled, || Entropy {
-        files: [
-            (SharedProcFile::new(dir.join("entropy_avail")), &AVAILABLE),
-            (SharedProcFile::new(dir.join("poolsize")), &POOL_SIZE),
-        ],
-        timeout: c.timeout.get(),
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
+        Entropy {
+            files: [
+                (SharedProcFile::new(dir.join("entropy_avail")), &AVAILABLE),
+                (SharedProcFile::new(dir.join("poolsize")), &POOL_SIZE),
+            ],
+            timeout: c.timeout.get(),
+        }
     }))
 }
 

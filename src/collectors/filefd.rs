@@ -31,6 +31,7 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     Ok(super::OneFile::build(
         "filefd",
         SERVED,
+        &s.system.procfs,
         s.system.procfs.join("sys/fs/file-nr"),
         &s.system.filefd,
         encode,

@@ -228,7 +228,7 @@ pub struct Mdadm {
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.mdadm;
-    Ok(super::blocking(c.enabled, || Mdadm {
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || Mdadm {
         path: s.system.procfs.join("mdstat"),
         timeout: c.timeout.get(),
     }))

@@ -457,11 +457,12 @@ impl OneFile {
     pub fn build(
         name: &'static str,
         served: Served,
+        procfs: &Path,
         path: PathBuf,
         toggle: &CollectorToggle,
         encode: EncodeFile,
     ) -> Option<AnyCollector> {
-        blocking(toggle.enabled, || OneFile {
+        procfs_only(toggle.enabled, procfs, || OneFile {
             name,
             served,
             file: crate::procfile::SharedProcFile::new(path),
@@ -495,6 +496,47 @@ impl Collector for OneFile {
 /// The blocking collector `c`, when `enabled`.
 fn blocking<C: Collector>(enabled: bool, c: impl FnOnce() -> C) -> Option<AnyCollector> {
     enabled.then(|| AnyCollector::Blocking(Arc::new(c())))
+}
+
+/// A collector that reads nothing but files under `system.procfs`: when that is the
+/// real procfs it cannot block (see [`Collector::may_block`]) and runs on the scrape's
+/// own thread; on a fixture tree it runs on a blocking thread like any other.
+struct ProcfsOnly<C> {
+    inner: C,
+    on_procfs: bool,
+}
+
+impl<C: Collector> Collector for ProcfsOnly<C> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn timeout(&self) -> Duration {
+        self.inner.timeout()
+    }
+    fn reentrant(&self) -> bool {
+        self.inner.reentrant()
+    }
+    fn may_block(&self) -> bool {
+        !self.on_procfs
+    }
+    fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
+        self.inner.collect(w)
+    }
+    fn served(&self) -> Served {
+        self.inner.served()
+    }
+}
+
+/// [`blocking`], for a collector that reads only files under `procfs`.
+fn procfs_only<C: Collector>(
+    enabled: bool,
+    procfs: &Path,
+    c: impl FnOnce() -> C,
+) -> Option<AnyCollector> {
+    blocking(enabled, || ProcfsOnly {
+        inner: c(),
+        on_procfs: is_procfs(procfs),
+    })
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ pub struct Netstat {
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.netstat;
-    Ok(super::blocking(c.enabled, || {
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
         let net = s.system.procfs.join("net");
         Netstat {
             files: [

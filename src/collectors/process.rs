@@ -120,14 +120,16 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     let c = &s.system.process;
     let procfs = &s.system.procfs;
     let whole = Render::Whole.if_procfs(super::is_procfs(procfs));
-    Ok(super::blocking(c.enabled, || Process {
-        dir: procfs.join("self"),
-        stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
-        limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
-        boot_time: boot_time(procfs),
-        ticks: crate::sys::clock_ticks(),
-        page: crate::sys::page_size(),
-        timeout: c.timeout.get(),
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
+        Process {
+            dir: procfs.join("self"),
+            stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
+            limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
+            boot_time: boot_time(procfs),
+            ticks: crate::sys::clock_ticks(),
+            page: crate::sys::page_size(),
+            timeout: c.timeout.get(),
+        }
     }))
 }
 

@@ -82,7 +82,7 @@ pub struct Sockstat {
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.sockstat;
-    Ok(super::blocking(c.enabled, || {
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
         let net = s.system.procfs.join("net");
         Sockstat {
             files: [

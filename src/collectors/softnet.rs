@@ -48,6 +48,7 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     Ok(super::OneFile::build(
         "softnet",
         SERVED,
+        &s.system.procfs,
         s.system.procfs.join("net/softnet_stat"),
         &s.system.softnet,
         encode,

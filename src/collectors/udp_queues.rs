@@ -47,12 +47,14 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     let net = s.system.procfs.join("net");
     // A socket's line is 128 bytes over IPv4, under 200 over IPv6.
     let render = Render::Records(256).if_procfs(super::is_procfs(&s.system.procfs));
-    Ok(super::blocking(c.enabled, || UdpQueues {
-        files: [
-            (SharedProcFile::new(net.join("udp")).rendered(render), "v4"),
-            (SharedProcFile::new(net.join("udp6")).rendered(render), "v6"),
-        ],
-        timeout: c.timeout.get(),
+    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
+        UdpQueues {
+            files: [
+                (SharedProcFile::new(net.join("udp")).rendered(render), "v4"),
+                (SharedProcFile::new(net.join("udp6")).rendered(render), "v6"),
+            ],
+            timeout: c.timeout.get(),
+        }
     }))
 }
 

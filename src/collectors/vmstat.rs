@@ -61,6 +61,7 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     Ok(super::OneFile::build(
         "vmstat",
         SERVED,
+        &s.system.procfs,
         s.system.procfs.join("vmstat"),
         &s.system.vmstat,
         |path, data, w| encode(data, w).into_result(path),
