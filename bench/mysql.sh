@@ -9,7 +9,10 @@
 # exporter: scrapes/s, p50 and p99 latency, CPU seconds per 1,000 scrapes (from
 # /proc/PID/stat, the exporter's own process only), peak RSS (VmHWM); then the ratios.
 #
-# Usage: bench/mysql.sh [ROUNDS] [SECONDS_PER_RUN]     (defaults: 3 rounds of 10 s)
+# With DEFAULTS=1, this exporter runs at its defaults too: a config with nothing but the
+# database's section (its jobs, textfile, apt, backups and BackupPC collectors on).
+#
+# Usage: [DEFAULTS=1] bench/mysql.sh [ROUNDS] [SECONDS_PER_RUN]   (3 rounds of 10 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -51,7 +54,12 @@ ours_port=$(free_port)
 prometheus-mysqld-exporter --config.my-cnf="$work/exporter.cnf" \
   --web.listen-address="127.0.0.1:$peer_port" >"$work/peer.log" 2>&1 &
 peer_pid=$!; pids+=("$peer_pid")
-printf 'mysql:\n  defaults_file: %s\n  schemas: [shoe_store_hub]\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' "$work/exporter.cnf" >"$work/shoehub.yml"
+if [ "${DEFAULTS:-0}" = 1 ]; then
+  # Both at their defaults: a config with nothing but the database, every collector on.
+  printf 'mysql:\n  defaults_file: %s\n' "$work/exporter.cnf" >"$work/shoehub.yml"
+else
+  printf 'mysql:\n  defaults_file: %s\n  schemas: [shoe_store_hub]\njobs:\n  enabled: false\ntextfile:\n  enabled: false\nupdates:\n  apt: false\nbackup:\n  enabled: false\nbackuppc:\n  enabled: false\n' "$work/exporter.cnf" >"$work/shoehub.yml"
+fi
 "$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")
