@@ -65,8 +65,12 @@ fi
 ours_pid=$!; pids+=("$ours_pid")
 wait_http "$peer_port"
 wait_http "$ours_port"
-curl -s "http://127.0.0.1:$peer_port/metrics" | grep -q '^mysql_up 1' || { echo "mysqld_exporter cannot reach the server" >&2; exit 1; }
-curl -s "http://127.0.0.1:$ours_port/metrics" | grep -q '^mysql_up 1' || { echo "shoehub-exporter cannot reach the server" >&2; cat "$work/ours.log" >&2; exit 1; }
+# Read whole before matching: grep -q stops at the first match, and curl, cut off,
+# would fail the pipeline.
+peer_body=$(curl -s "http://127.0.0.1:$peer_port/metrics")
+grep -q '^mysql_up 1' <<<"$peer_body" || { echo "mysqld_exporter cannot reach the server" >&2; exit 1; }
+ours_body=$(curl -s "http://127.0.0.1:$ours_port/metrics")
+grep -q '^mysql_up 1' <<<"$ours_body" || { echo "shoehub-exporter cannot reach the server" >&2; cat "$work/ours.log" >&2; exit 1; }
 
 for r in $(seq "$rounds"); do
   for conns in 1 4; do
