@@ -190,7 +190,8 @@ impl StatusText {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub status: StatusText,
-    pub variables: Vec<(String, String)>,
+    /// The system variables, as `name<TAB>value` lines.
+    pub variables: StatusText,
     pub replica: ReplicaStatus,
     pub tables: Vec<TableStats>,
     /// INNODB_CMP and INNODB_CMPMEM, when the account may read them (PROCESS).
@@ -362,27 +363,28 @@ fn grouped_first(f: &Family) -> usize {
         .unwrap_or(order.len())
 }
 
-fn encode_variables(w: &mut MetricWriter<'_>, variables: &[(String, String)]) {
+fn encode_variables(w: &mut MetricWriter<'_>, variables: &StatusText) {
     let mut version = ("", "", "");
     let mut isolation = None;
     let mut name = String::with_capacity(64);
-    for (var, value) in variables {
-        let key = var.to_ascii_lowercase();
-        match key.as_str() {
-            "version" => version.0 = value,
-            "version_comment" => version.1 = value,
-            "innodb_version" => version.2 = value,
+    for (var, value) in variables.pairs() {
+        // The server's spelling: lower case from SHOW VARIABLES, upper case from
+        // information_schema.
+        let is = |n: &str| var.eq_ignore_ascii_case(n);
+        if is("version") {
+            version.0 = value;
+        } else if is("version_comment") {
+            version.1 = value;
+        } else if is("innodb_version") {
+            version.2 = value;
+        } else if is("transaction_isolation") {
             // The newer name wins where a server has both.
-            "transaction_isolation" => isolation = Some(value.as_str()),
-            "tx_isolation" => {
-                isolation.get_or_insert(value.as_str());
-            }
-            _ => {
-                if let Some(v) = status_value(value) {
-                    metric_name(&mut name, "mysql_global_variables_", var);
-                    w.dynamic_sample(Kind::Gauge, &name, VARIABLE_HELP, v);
-                }
-            }
+            isolation = Some(value);
+        } else if is("tx_isolation") {
+            isolation.get_or_insert(value);
+        } else if let Some(v) = status_value(value) {
+            metric_name(&mut name, "mysql_global_variables_", var);
+            w.dynamic_sample(Kind::Gauge, &name, VARIABLE_HELP, v);
         }
     }
     if let Some(level) = isolation {
@@ -496,12 +498,6 @@ mod tests {
         String::from_utf8(buf).unwrap()
     }
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect()
-    }
-
     fn status(list: &[(&str, &str)]) -> StatusText {
         let mut s = StatusText::default();
         for (name, value) in list {
@@ -598,7 +594,7 @@ mod tests {
     #[test]
     fn variables_and_version() {
         let out = render(&Snapshot {
-            variables: pairs(&[
+            variables: status(&[
                 ("max_connections", "151"),
                 ("read_only", "OFF"),
                 ("long_query_time", "10.000000"),

@@ -45,8 +45,11 @@ struct Session {
     batch_without_replica: String,
     /// Why replication status was refused, and when it was last tried.
     replica_refused: Option<(String, Instant)>,
-    /// The system variables this server has, in the order the statement reads them.
+    /// The system variables this server has, in the order the statement reads them,
+    /// where they are read by name (MySQL).
     variables: Vec<String>,
+    /// Whether the variables come as one text value ([`VARIABLES_AS_TEXT`]).
+    variables_as_text: bool,
     /// Whether the account may read INNODB_CMP and INNODB_CMPMEM (they need PROCESS),
     /// which the batch then reads last.
     compression: bool,
@@ -63,6 +66,12 @@ struct Session {
 /// `sql_mode` changes what the literals mean.
 const STATUS_AS_TEXT: &str = "SELECT GROUP_CONCAT(VARIABLE_NAME, '\t', VARIABLE_VALUE \
      SEPARATOR '\n') FROM information_schema.GLOBAL_STATUS";
+/// The system variables the same way (MariaDB): one row of some 650 lines instead of a
+/// row of 480 columns, whose column definitions the server sends and the client decodes
+/// with every read. A tab or line break inside a value becomes a space.
+const VARIABLES_AS_TEXT: &str = "SELECT GROUP_CONCAT(VARIABLE_NAME, '\t', \
+     REPLACE(REPLACE(VARIABLE_VALUE, '\t', ' '), '\n', ' ') SEPARATOR '\n') \
+     FROM information_schema.GLOBAL_VARIABLES";
 /// The room the session gives that value: some twenty times what a server needs.
 const STATUS_TEXT_MAX: usize = 256 * 1024;
 
@@ -197,8 +206,10 @@ impl Mysql {
         // mysqld_exporter exports them, and the version strings: listed once per
         // connection, then read by name (`@@global.x`) with each scrape, which costs the
         // server far less than SHOW VARIABLES.
-        let variables: Vec<String> = conn
-            .query_map(
+        let variables: Vec<String> = if mariadb {
+            Vec::new()
+        } else {
+            conn.query_map(
                 "SHOW GLOBAL VARIABLES",
                 |(name, value): (String, Vec<u8>)| (name, value),
             )
@@ -215,13 +226,16 @@ impl Mysql {
                 plain && wanted
             })
             .map(|(name, _)| name)
-            .collect();
+            .collect()
+        };
         let status = if mariadb {
             STATUS_AS_TEXT
         } else {
             "SHOW GLOBAL STATUS"
         };
-        let select = if variables.is_empty() {
+        let select = if mariadb {
+            VARIABLES_AS_TEXT.to_owned()
+        } else if variables.is_empty() {
             "SELECT 1".to_owned()
         } else {
             let cols: Vec<String> = variables.iter().map(|v| format!("@@global.{v}")).collect();
@@ -251,6 +265,7 @@ impl Mysql {
             batch_without_replica: format!("{status}; {select}{tail}"),
             replica_refused: None,
             variables,
+            variables_as_text: mariadb,
             compression,
             status_as_text: mariadb,
         })
@@ -369,15 +384,27 @@ impl Mysql {
                 .await?;
         }
         let (names, variables) = (&session.variables, &mut snap.variables);
-        result
-            .for_each(|row| {
-                for (i, name) in names.iter().enumerate() {
-                    if let Some(v) = text(row.as_ref(i)) {
-                        variables.push((name.clone(), v.to_owned()));
+        if session.variables_as_text {
+            result
+                .for_each(|row| {
+                    if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
+                        if let Ok(text) = String::from_utf8(b) {
+                            variables.0 = text;
+                        }
                     }
-                }
-            })
-            .await?;
+                })
+                .await?;
+        } else {
+            result
+                .for_each(|row| {
+                    for (i, name) in names.iter().enumerate() {
+                        if let Some(v) = text(row.as_ref(i)) {
+                            variables.push(name, v);
+                        }
+                    }
+                })
+                .await?;
+        }
         if session.compression {
             let cmp = &mut snap.cmp;
             result
