@@ -574,6 +574,45 @@ fn compression_tables_are_read_once_process_is_granted() {
 }
 
 #[test]
+fn variables_are_reread_at_their_interval_and_the_alerted_ones_every_scrape() {
+    let db = MariaDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = password_file(dir.path(), EXPORTER_PASSWORD);
+    let every = Exporter::start(&format!(
+        "{}  variables_interval: 0s\n",
+        config(&db, &pw, "5s")
+    ));
+    let cached = Exporter::start(&config(&db, &pw, "5s"));
+    let value = |e: &Exporter, name: &str| scrape(e).value(name, &[]).unwrap();
+    for e in [&every, &cached] {
+        assert_eq!(value(e, "mysql_global_variables_wait_timeout"), 28800.0);
+        assert_eq!(value(e, "mysql_global_variables_read_only"), 0.0);
+    }
+    db.sql("SET GLOBAL wait_timeout = 1234; SET GLOBAL read_only = ON;");
+    // read_only is read with every scrape; wait_timeout at the interval.
+    for e in [&every, &cached] {
+        assert_eq!(value(e, "mysql_global_variables_read_only"), 1.0);
+    }
+    assert_eq!(value(&every, "mysql_global_variables_wait_timeout"), 1234.0);
+    assert_eq!(
+        value(&cached, "mysql_global_variables_wait_timeout"),
+        28800.0,
+        "read again before its interval"
+    );
+    // Between full reads the series are all still there.
+    let m = scrape(&cached);
+    assert!(m.family("mysql_global_variables_innodb_io_capacity").len() == 1);
+    assert!(
+        m.samples
+            .iter()
+            .filter(|s| s.name.starts_with("mysql_global_variables_"))
+            .count()
+            > 300
+    );
+    db.sql("SET GLOBAL read_only = OFF;");
+}
+
+#[test]
 fn table_sizes_are_reread_at_their_interval() {
     let db = MariaDb::start();
     let dir = tempfile::tempdir().unwrap();

@@ -28,7 +28,9 @@ use super::{
 use crate::credentials::Credentials;
 pub use crate::credentials::CredentialsError;
 use crate::exposition::{Format, MetricWriter};
-use encode::{CmpRow, CompressionRow, Snapshot, TableStats, CMPMEM_SQL, CMP_SQL, UP, VARIABLES};
+use encode::{
+    CmpRow, CompressionRow, Snapshot, StatusText, TableStats, CMPMEM_SQL, CMP_SQL, UP, VARIABLES,
+};
 
 /// Connections the exporter opens at most.
 pub const POOL_SIZE: usize = 2;
@@ -39,15 +41,22 @@ const REPLICA_RETRY: Duration = Duration::from_secs(300);
 /// A server session the pool keeps, and what it learnt when it logged in.
 struct Session {
     conn: Conn,
-    /// Replication status, global status and the variables: one round trip.
-    batch: String,
-    /// The same without replication status, for an account not allowed to read it.
-    batch_without_replica: String,
+    /// Replication status: the batch's first statement.
+    replica: &'static str,
+    /// Global status, the variables and the compression tables, in one round trip
+    /// after replication status: `{status}; {variables}{tail}`.
+    status: &'static str,
+    tail: String,
     /// Why replication status was refused, and when it was last tried.
     replica_refused: Option<(String, Instant)>,
-    /// The system variables this server has, in the order the statement reads them,
-    /// where they are read by name (MySQL).
-    variables: Vec<String>,
+    /// The variables read with every scrape ([`VARIABLES`] that this server has), and
+    /// the statement that reads them by name.
+    fresh: Vec<String>,
+    fresh_sql: String,
+    /// Every numeric variable, by name (MySQL), and the statement that reads them:
+    /// [`VARIABLES_AS_TEXT`] on MariaDB.
+    all: Vec<String>,
+    all_sql: String,
     /// Whether the variables come as one text value ([`VARIABLES_AS_TEXT`]).
     variables_as_text: bool,
     /// Whether the account may read INNODB_CMP and INNODB_CMPMEM (they need PROCESS),
@@ -84,6 +93,9 @@ pub struct Mysql {
     tables_interval: Duration,
     /// Table sizes as last read, and when.
     tables: Mutex<Option<(Instant, Vec<TableStats>)>>,
+    variables_interval: Duration,
+    /// Every numeric variable as last read, and when.
+    variables: Mutex<Option<(Instant, StatusText)>>,
     idle: Mutex<Vec<Session>>,
     permits: Semaphore,
     /// The read under way (its result is `None` until it ends), which scrapes join.
@@ -118,6 +130,8 @@ impl Mysql {
             tables_sql,
             tables_interval: cfg.table_sizes_interval.get(),
             tables: Mutex::new(None),
+            variables_interval: cfg.variables_interval.get(),
+            variables: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(POOL_SIZE),
             flight: Mutex::new(None),
@@ -134,6 +148,40 @@ impl Mysql {
                     .is_none_or(|(at, _)| at.elapsed() >= self.tables_interval),
                 Err(_) => true,
             }
+    }
+
+    /// Whether every variable is to be read in this scrape, not only [`VARIABLES`].
+    fn variables_due(&self) -> bool {
+        match self.variables.lock() {
+            Ok(v) => v
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= self.variables_interval),
+            Err(_) => true,
+        }
+    }
+
+    /// The variables to report: `read` itself when it is all of them (which are kept
+    /// for the scrapes between full reads); else `read` (the fresh few) and the last
+    /// full read's others.
+    fn with_all_variables(&self, read: StatusText, all: bool) -> StatusText {
+        let Ok(mut kept) = self.variables.lock() else {
+            return read;
+        };
+        if all {
+            *kept = Some((Instant::now(), StatusText(read.0.clone())));
+            return read;
+        }
+        let Some((_, last)) = kept.as_ref() else {
+            return read;
+        };
+        let mut out = read;
+        let fresh: Vec<String> = out.pairs().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        for (name, value) in last.pairs() {
+            if !fresh.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+                out.push(name, value);
+            }
+        }
+        out
     }
 
     fn take_idle(&self) -> Option<Session> {
@@ -204,12 +252,10 @@ impl Mysql {
         };
         // Every system variable with a number (or ON/OFF) as its value, as
         // mysqld_exporter exports them, and the version strings: listed once per
-        // connection, then read by name (`@@global.x`) with each scrape, which costs the
-        // server far less than SHOW VARIABLES.
-        let variables: Vec<String> = if mariadb {
-            Vec::new()
-        } else {
-            conn.query_map(
+        // connection. The few that matter most are read by name (`@@global.x`) with
+        // every scrape, all of them at `variables_interval`.
+        let all: Vec<String> = conn
+            .query_map(
                 "SHOW GLOBAL VARIABLES",
                 |(name, value): (String, Vec<u8>)| (name, value),
             )
@@ -226,21 +272,31 @@ impl Mysql {
                 plain && wanted
             })
             .map(|(name, _)| name)
-            .collect()
+            .collect();
+        let fresh: Vec<String> = VARIABLES
+            .iter()
+            .filter(|v| all.iter().any(|a| a == *v))
+            .map(|v| (*v).to_owned())
+            .collect();
+        let by_name = |names: &[String]| {
+            if names.is_empty() {
+                "SELECT 1".to_owned()
+            } else {
+                let cols: Vec<String> = names.iter().map(|v| format!("@@global.{v}")).collect();
+                format!("SELECT {}", cols.join(", "))
+            }
         };
         let status = if mariadb {
             STATUS_AS_TEXT
         } else {
             "SHOW GLOBAL STATUS"
         };
-        let select = if mariadb {
+        let all_sql = if mariadb {
             VARIABLES_AS_TEXT.to_owned()
-        } else if variables.is_empty() {
-            "SELECT 1".to_owned()
         } else {
-            let cols: Vec<String> = variables.iter().map(|v| format!("@@global.{v}")).collect();
-            format!("SELECT {}", cols.join(", "))
+            by_name(&all)
         };
+        let fresh_sql = by_name(&fresh);
         // The compression tables need PROCESS, which the README's grants leave out: read
         // them only where the operator granted it.
         // Asked of the grants, not by trying: a refused information_schema read leaves
@@ -259,12 +315,14 @@ impl Mysql {
         };
         Ok(Session {
             conn,
-            // Replication first: a statement the account may not run fails the batch
-            // at once, before anything else ran, and the batch is sent again without it.
-            batch: format!("{replica}; {status}; {select}{tail}"),
-            batch_without_replica: format!("{status}; {select}{tail}"),
+            replica,
+            status,
+            tail,
             replica_refused: None,
-            variables,
+            fresh,
+            fresh_sql,
+            all,
+            all_sql,
             variables_as_text: mariadb,
             compression,
             status_as_text: mariadb,
@@ -317,8 +375,18 @@ impl Mysql {
             .as_ref()
             .is_none_or(|(_, at)| at.elapsed() >= REPLICA_RETRY);
         let mut with_replica = try_replica;
+        let all_due = self.variables_due();
+        let variables_sql = if all_due {
+            &session.all_sql
+        } else {
+            &session.fresh_sql
+        };
+        let without_replica = format!("{}; {variables_sql}{}", session.status, session.tail);
+        // Replication first: a statement the account may not run fails the batch at
+        // once, before anything else ran, and the batch is sent again without it.
+        let batch = format!("{}; {without_replica}", session.replica);
         let mut result = if try_replica {
-            match session.conn.query_iter(session.batch.as_str()).await {
+            match session.conn.query_iter(batch.as_str()).await {
                 Ok(r) => {
                     session.replica_refused = None;
                     r
@@ -327,18 +395,12 @@ impl Mysql {
                     let cause = server_error("reading replication status", e)?;
                     session.replica_refused = Some((cause.to_string(), Instant::now()));
                     with_replica = false;
-                    session
-                        .conn
-                        .query_iter(session.batch_without_replica.as_str())
-                        .await?
+                    session.conn.query_iter(without_replica.as_str()).await?
                 }
                 Err(e) => return Err(e),
             }
         } else {
-            session
-                .conn
-                .query_iter(session.batch_without_replica.as_str())
-                .await?
+            session.conn.query_iter(without_replica.as_str()).await?
         };
         if let Some((cause, _)) = &session.replica_refused {
             partial = Some(CollectError::Remote(cause.clone()));
@@ -383,8 +445,13 @@ impl Mysql {
                 })
                 .await?;
         }
-        let (names, variables) = (&session.variables, &mut snap.variables);
-        if session.variables_as_text {
+        let names = if all_due {
+            &session.all
+        } else {
+            &session.fresh
+        };
+        let variables = &mut snap.variables;
+        if all_due && session.variables_as_text {
             result
                 .for_each(|row| {
                     if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
@@ -433,6 +500,7 @@ impl Mysql {
                 .await?;
         }
         drop(result);
+        snap.variables = self.with_all_variables(snap.variables, all_due);
         // A statement after the first that fails leaves its error pending instead of
         // returning it; an empty status is how that shows.
         if snap.status.is_empty() {
