@@ -428,11 +428,8 @@ impl Mysql {
         if session.status_as_text {
             result
                 .for_each(|row| {
-                    // Moved out of the row, not copied.
-                    if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
-                        if let Ok(text) = String::from_utf8(b) {
-                            status.0 = text;
-                        }
+                    if let Some(text) = one_text_value(row) {
+                        status.0 = text;
                     }
                 })
                 .await?;
@@ -454,10 +451,8 @@ impl Mysql {
         if all_due && session.variables_as_text {
             result
                 .for_each(|row| {
-                    if let Some(Value::Bytes(b)) = row.unwrap().into_iter().next() {
-                        if let Ok(text) = String::from_utf8(b) {
-                            variables.0 = text;
-                        }
+                    if let Some(text) = one_text_value(row) {
+                        variables.0 = text;
                     }
                 })
                 .await?;
@@ -561,6 +556,15 @@ fn server_error(what: &str, e: mysql_async::Error) -> Result<CollectError, mysql
 fn text(v: Option<&Value>) -> Option<&str> {
     match v? {
         Value::Bytes(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
+}
+
+/// The text of a one-value row ([`STATUS_AS_TEXT`], [`VARIABLES_AS_TEXT`]), moved out of
+/// the row, not copied.
+fn one_text_value(row: Row) -> Option<String> {
+    match row.unwrap().into_iter().next() {
+        Some(Value::Bytes(b)) => String::from_utf8(b).ok(),
         _ => None,
     }
 }
