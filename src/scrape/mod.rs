@@ -252,6 +252,12 @@ impl Engine {
             spawn_runner(&batch);
             runners += 1;
         }
+        // The tasks go first, as far as they can: a database's query is on its way
+        // before this thread is busy with the inline collectors, so that the server's
+        // work and theirs overlap instead of following each other.
+        if sources.iter().any(|s| matches!(s, Source::Task(..))) {
+            tokio::task::yield_now().await;
+        }
         // The collectors that cannot block run here meanwhile, in order.
         let inline_slots: Vec<&Arc<Slot>> = self
             .slots
