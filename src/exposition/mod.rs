@@ -164,6 +164,11 @@ impl<'a> MetricWriter<'a> {
         }
     }
 
+    /// The bytes in the buffer so far.
+    pub fn written(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn format(&self) -> Format {
         self.format
     }
@@ -234,6 +239,23 @@ impl<'a> MetricWriter<'a> {
     pub fn dynamic_sample(&mut self, kind: Kind, name: &str, help: &str, value: Number<'_>) {
         self.dynamic_family(kind, name, help);
         self.dynamic_series(name, &[], value);
+    }
+
+    /// The part of [`MetricWriter::dynamic_sample`] that does not change from one
+    /// scrape to the next (metadata, then the series name up to the value), for a
+    /// caller that keeps it and writes samples with [`MetricWriter::prefixed_sample`].
+    pub fn dynamic_prefix(&mut self, kind: Kind, name: &str, help: &str) {
+        self.dynamic_family(kind, name, help);
+        self.series(name, &[]);
+    }
+
+    /// A one-sample family from a prefix that [`MetricWriter::dynamic_prefix`] wrote in
+    /// this format, and its value: the same bytes as [`MetricWriter::dynamic_sample`].
+    pub fn prefixed_sample(&mut self, prefix: &[u8], value: Number<'_>) {
+        self.current = None;
+        self.buf.extend_from_slice(prefix);
+        value.write(self.buf);
+        self.buf.push(b'\n');
     }
 
     /// Starts a family whose name is only known at run time; its samples follow with

@@ -29,7 +29,8 @@ use crate::credentials::Credentials;
 pub use crate::credentials::CredentialsError;
 use crate::exposition::{Format, MetricWriter};
 use encode::{
-    CmpRow, CompressionRow, Snapshot, StatusText, TableStats, CMPMEM_SQL, CMP_SQL, UP, VARIABLES,
+    CmpRow, CompressionRow, Headers, Snapshot, StatusText, TableStats, CMPMEM_SQL, CMP_SQL, UP,
+    VARIABLES,
 };
 
 /// Connections the exporter opens at most.
@@ -101,6 +102,8 @@ pub struct Mysql {
     /// The read under way (its result is `None` until it ends), which scrapes join.
     flight: Mutex<Option<tokio::sync::watch::Receiver<Option<Arc<Reading>>>>>,
     last_len: std::sync::atomic::AtomicUsize,
+    /// What encoding keeps between scrapes, in the text format and in OpenMetrics.
+    headers: Mutex<[Headers; 2]>,
 }
 
 impl Mysql {
@@ -136,6 +139,7 @@ impl Mysql {
             permits: Semaphore::new(POOL_SIZE),
             flight: Mutex::new(None),
             last_len: std::sync::atomic::AtomicUsize::new(32 * 1024),
+            headers: Mutex::new(Default::default()),
         })
     }
 
@@ -161,8 +165,8 @@ impl Mysql {
     }
 
     /// The variables to report: `read` itself when it is all of them (which are kept
-    /// for the scrapes between full reads); else `read` (the fresh few) and the last
-    /// full read's others.
+    /// for the scrapes between full reads); else the last full read, in its order, with
+    /// the values of `read` (the fresh few) in place of its own.
     fn with_all_variables(&self, read: StatusText, all: bool) -> StatusText {
         let Ok(mut kept) = self.variables.lock() else {
             return read;
@@ -174,12 +178,21 @@ impl Mysql {
         let Some((_, last)) = kept.as_ref() else {
             return read;
         };
-        let mut out = read;
-        let fresh: Vec<String> = out.pairs().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let fresh: Vec<(&str, &str)> = read.pairs().collect();
+        let mut out = StatusText(String::with_capacity(last.0.len() + read.0.len()));
+        let mut used = vec![false; fresh.len()];
         for (name, value) in last.pairs() {
-            if !fresh.iter().any(|f| f.eq_ignore_ascii_case(name)) {
-                out.push(name, value);
-            }
+            let value = match fresh.iter().position(|(f, _)| f.eq_ignore_ascii_case(name)) {
+                Some(i) => {
+                    used[i] = true;
+                    fresh[i].1
+                }
+                None => value,
+            };
+            out.push(name, value);
+        }
+        for ((name, value), _) in fresh.iter().zip(&used).filter(|(_, u)| !**u) {
+            out.push(name, value);
         }
         out
     }
@@ -605,24 +618,24 @@ impl Reading {
         })
     }
 
-    fn encode(&self, format: Format, size_hint: usize) -> Bytes {
-        let slot = match format {
-            Format::Text => &self.encoded[0],
-            Format::OpenMetrics { .. } => &self.encoded[1],
-        };
-        slot.get_or_init(|| {
-            let mut out = Vec::with_capacity(size_hint + 256);
-            let mut w = MetricWriter::new(&mut out, format);
-            match &self.result {
-                Ok((snap, _)) => {
-                    w.sample_u64(&UP, &[], 1);
-                    encode::encode(&mut w, snap);
+    /// Its families in `format`, encoded with what `headers` kept in that format.
+    fn encode(&self, format: Format, size_hint: usize, headers: &Mutex<[Headers; 2]>) -> Bytes {
+        let i = format.slot();
+        self.encoded[i]
+            .get_or_init(|| {
+                let mut out = Vec::with_capacity(size_hint + 256);
+                let mut w = MetricWriter::new(&mut out, format);
+                match &self.result {
+                    Ok((snap, _)) => {
+                        w.sample_u64(&UP, &[], 1);
+                        let mut kept = headers.lock().unwrap_or_else(|p| p.into_inner());
+                        encode::encode_with(&mut w, snap, &mut kept[i]);
+                    }
+                    Err(_) => w.sample_u64(&UP, &[], 0),
                 }
-                Err(_) => w.sample_u64(&UP, &[], 0),
-            }
-            Bytes::from(out)
-        })
-        .clone()
+                Bytes::from(out)
+            })
+            .clone()
     }
 
     fn outcome(&self) -> Result<(), CollectError> {
@@ -715,7 +728,7 @@ impl AsyncCollector for Mysql {
         Box::pin(async move {
             let reading = Arc::clone(&self).join_or_start(deadline).await;
             let hint = self.last_len.load(std::sync::atomic::Ordering::Relaxed);
-            let out = reading.encode(format, hint);
+            let out = reading.encode(format, hint, &self.headers);
             self.last_len
                 .store(out.len(), std::sync::atomic::Ordering::Relaxed);
             (out, reading.outcome())
