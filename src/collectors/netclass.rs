@@ -6,10 +6,11 @@
 //!
 //! The attribute files stay open between scrapes and are read again from offset 0,
 //! which makes sysfs render them afresh: one system call per attribute instead of four.
-//! They are opened again when the list of devices changes.
+//! They are opened again when the list of devices changes, or a device is removed and
+//! created again under its name (its entry in the class directory is another then).
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirEntryExt, FileExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -204,13 +205,22 @@ const TEXT: &[&str] = &["operstate", "address", "broadcast", "duplex", "ifalias"
 /// One device's attribute files, open: numeric ones first, then the text ones.
 pub struct DeviceFiles {
     name: String,
+    /// The inode of the device's entry in the class directory when the files were
+    /// opened: a device removed and created again under its name has a new one, and
+    /// the files of the old are not read for it.
+    ino: u64,
     files: Vec<Option<File>>,
 }
 
 impl DeviceFiles {
     pub fn open(dir: &Path, name: &str) -> DeviceFiles {
+        Self::open_entry(dir, name, 0)
+    }
+
+    fn open_entry(dir: &Path, name: &str, ino: u64) -> DeviceFiles {
         DeviceFiles {
             name: name.to_owned(),
+            ino,
             files: NUMERIC
                 .iter()
                 .map(|(f, _, _)| *f)
@@ -323,19 +333,23 @@ impl Collector for Netclass {
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| CollectError::read(&self.dir, e))?;
-        let mut names: Vec<String> = entries
+        let mut names: Vec<(String, u64)> = entries
             .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|e| Some((e.file_name().into_string().ok()?, e.ino())))
             .collect();
         names.sort();
         let mut open = match self.open.lock() {
             Ok(o) => o,
             Err(p) => p.into_inner(),
         };
-        if !open.iter().map(|d| &d.name).eq(names.iter()) {
+        if !open
+            .iter()
+            .map(|d| (&d.name, d.ino))
+            .eq(names.iter().map(|(n, i)| (n, *i)))
+        {
             *open = names
                 .iter()
-                .map(|n| DeviceFiles::open(&self.dir.join(n), n))
+                .map(|(n, ino)| DeviceFiles::open_entry(&self.dir.join(n), n, *ino))
                 .collect();
         }
         let devices: Vec<Device> = open.iter().map(DeviceFiles::read).collect();
@@ -389,6 +403,39 @@ mod tests {
             assert!(text.contains(want), "{want} not in {text}");
         }
         assert!(!text.contains("node_network_carrier{"), "{text}");
+    }
+
+    #[test]
+    fn a_device_created_again_under_its_name_is_read_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = dir.path().join("class");
+        std::fs::create_dir(&class).unwrap();
+        let device = |mtu: &str| {
+            std::fs::create_dir(class.join("eth0")).unwrap();
+            std::fs::write(class.join("eth0/mtu"), mtu).unwrap();
+        };
+        let scrape = |c: &Netclass| {
+            let mut buf = Vec::new();
+            c.collect(&mut MetricWriter::new(&mut buf, Format::Text))
+                .unwrap();
+            String::from_utf8(buf).unwrap()
+        };
+        let c = Netclass {
+            dir: class.clone(),
+            open: Mutex::new(Vec::new()),
+            timeout: Duration::from_secs(1),
+        };
+        device("1500\n");
+        assert!(scrape(&c).contains("node_network_mtu_bytes{device=\"eth0\"} 1500\n"));
+        // The old device leaves the class directory (its files stay, as an open
+        // attribute of a removed device does) and a new one takes its name.
+        std::fs::rename(class.join("eth0"), dir.path().join("removed")).unwrap();
+        device("1400\n");
+        let text = scrape(&c);
+        assert!(
+            text.contains("node_network_mtu_bytes{device=\"eth0\"} 1400\n"),
+            "{text}"
+        );
     }
 
     #[test]
