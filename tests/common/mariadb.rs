@@ -95,7 +95,7 @@ impl MariaDb {
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
-        db.launch();
+        db.launch_first();
         db.sql(&format!(
             "CREATE DATABASE shoe_store_hub;
              CREATE USER '{EXPORTER_USER}'@'localhost' IDENTIFIED BY '{EXPORTER_PASSWORD}' WITH MAX_USER_CONNECTIONS 3;
@@ -125,7 +125,30 @@ impl MariaDb {
         self.dir.path().join("data")
     }
 
+    /// The first start. The port was free when it was chosen, but on a busy machine a
+    /// client's connection elsewhere can take it as its own port before mariadbd binds
+    /// it: then the server starts again on another.
+    fn launch_first(&mut self) {
+        for _ in 0..4 {
+            // Each attempt's own log: a failed one's lines are not read as the next's.
+            let _ = std::fs::remove_file(self.dir.path().join("error.log"));
+            match self.try_launch() {
+                Ok(()) => return,
+                Err(log) if log.contains("Address already in use") => self.port = free_port(),
+                Err(log) => panic!("{log}"),
+            }
+        }
+        self.launch();
+    }
+
     fn launch(&mut self) {
+        if let Err(log) = self.try_launch() {
+            panic!("{log}");
+        }
+    }
+
+    /// Starts the server and waits until it answers; the error log when it exits first.
+    fn try_launch(&mut self) -> Result<(), String> {
         let server = require_tool("mariadbd", "mariadb-server");
         let log = self.dir.path().join("error.log");
         // Its temporary tables in a directory of its own, not the shared /tmp, where a
@@ -158,13 +181,14 @@ impl MariaDb {
         let t = Instant::now();
         loop {
             if self.try_sql("SELECT 1").is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!(
+                self.child = None;
+                return Err(format!(
                     "mariadbd exited at start ({status}):\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                ));
             }
             assert!(
                 t.elapsed() < Duration::from_secs(60),
