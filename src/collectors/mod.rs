@@ -241,7 +241,7 @@ pub trait Collector: Send + Sync + 'static {
     /// outside a real procfs (a fixture tree, a FUSE mount). Files on procfs are
     /// rendered from kernel memory in microseconds and never wait on a device or the
     /// network; collectors that read only those say no, and a scrape runs them on its
-    /// own thread (inside `block_in_place`), which costs less than a thread hand-off.
+    /// own thread, which costs less than a thread hand-off.
     fn may_block(&self) -> bool {
         true
     }
