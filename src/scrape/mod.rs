@@ -252,21 +252,28 @@ impl Engine {
             spawn_runner(&batch);
             runners += 1;
         }
-        // The tasks go first, as far as they can: a database's query is on its way
-        // before this thread is busy with the inline collectors, so that the server's
-        // work and theirs overlap instead of following each other.
-        if sources.iter().any(|s| matches!(s, Source::Task(..))) {
-            tokio::task::yield_now().await;
-        }
-        // The collectors that cannot block run here meanwhile, in order.
-        let inline_slots: Vec<&Arc<Slot>> = self
+        // The collectors that cannot block run here meanwhile, in order, on the async
+        // worker itself: they read procfs, which answers from kernel memory in
+        // microseconds, so running them costs less than handing the worker's duties to
+        // another thread and back (`block_in_place`) would. The tasks go
+        // first, as far as they can, and get the thread back between two collectors: a
+        // database's query is on its way before this thread is busy, and its answer is
+        // read and the next query sent as soon as it comes, so that the server's work
+        // and theirs overlap instead of following each other.
+        let tasks = sources.iter().any(|s| matches!(s, Source::Task(..)));
+        let mut inline_outcomes = Vec::new();
+        for (slot, _) in self
             .slots
             .iter()
             .zip(&sources)
             .filter(|(_, s)| matches!(s, Source::Inline))
-            .map(|(slot, _)| slot)
-            .collect();
-        let mut inline_outcomes = run_inline(&inline_slots, format).into_iter();
+        {
+            if tasks {
+                tokio::task::yield_now().await;
+            }
+            inline_outcomes.push(run_one(slot, format));
+        }
+        let mut inline_outcomes = inline_outcomes.into_iter();
         let mut last_progress = (0, Instant::now());
         loop {
             let finished = batch.finished.load(Ordering::Acquire);
@@ -431,14 +438,6 @@ fn run_one(slot: &Slot, format: Format) -> Outcome {
         output: output.into(),
         cause: result.err().map(|e| crate::error_chain(&e)),
     }
-}
-
-/// Runs the collectors that cannot block on this thread, one after another. They read
-/// procfs only, which answer from kernel memory in microseconds, so this is
-/// shorter than handing the async worker to another thread and back would be
-/// (`block_in_place`): meanwhile other connections wait well under a millisecond.
-fn run_inline(slots: &[&Arc<Slot>], format: Format) -> Vec<Outcome> {
-    slots.iter().map(|s| run_one(s, format)).collect()
 }
 
 fn spawn_runner(batch: &Arc<Batch>) {
