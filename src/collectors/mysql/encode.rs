@@ -303,10 +303,7 @@ impl List {
         classify: fn(&str, &mut MetricWriter<'_>) -> Class,
     ) -> (&Class, &[u8]) {
         if self.names.get(i).is_none_or(|kept| **kept != *name) {
-            self.names.truncate(i);
-            self.classes.truncate(i);
-            self.ends.truncate(i);
-            self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+            self.keep(i);
             let class = classify(name, &mut MetricWriter::new(&mut self.bytes, format));
             self.names.push(name.into());
             self.classes.push(class);
