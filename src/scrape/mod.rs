@@ -253,7 +253,7 @@ impl Engine {
             runners += 1;
         }
         // The collectors that cannot block run here meanwhile, in order, on the async
-        // worker itself: they read procfs, which answers from kernel memory in
+        // worker itself: they read procfs or ask the kernel directly, which answers in
         // microseconds, so running them costs less than handing the worker's duties to
         // another thread and back (`block_in_place`) would. The tasks go
         // first, as far as they can, and get the thread back between two collectors: a
