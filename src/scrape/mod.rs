@@ -255,11 +255,11 @@ impl Engine {
         // The collectors that cannot block run here meanwhile, in order, on the async
         // worker itself: they read procfs or ask the kernel directly, which answers in
         // microseconds, so running them costs less than handing the worker's duties to
-        // another thread and back (`block_in_place`) would. The tasks go
-        // first, as far as they can, and get the thread back between two collectors: a
-        // database's query is on its way before this thread is busy, and its answer is
-        // read and the next query sent as soon as it comes, so that the server's work
-        // and theirs overlap instead of following each other.
+        // another thread and back (`block_in_place`) would. The tasks go first, as far
+        // as they can, and get the thread back between two collectors: a database's
+        // query is on its way before this thread is busy, and its answer is read and the
+        // next query sent as soon as it comes, so that the server's work and theirs
+        // overlap instead of following each other.
         let tasks = sources.iter().any(|s| matches!(s, Source::Task(..)));
         let mut inline_outcomes = Vec::new();
         for (slot, _) in self

@@ -122,8 +122,8 @@ pub fn run(loaded: Loaded, loader: Loader) -> Result<(), RunError> {
     let (settings_tls, settings_auth) = (access_now.tls.is_some(), access_now.auth.is_some());
     // One worker answers HTTP and drives the database collector's socket; the host
     // collectors run on the blocking pool, or on the worker itself when they only read
-    // procfs (well under a millisecond per scrape). More workers only
-    // add wake-ups on a small host, and the exporter should stay out of the shop's way.
+    // procfs (well under a millisecond per scrape). More workers only add wake-ups on a
+    // small host, and the exporter should stay out of the shop's way.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         // 1 MiB of stack per thread is ample (gzip's compressor state is the deepest
