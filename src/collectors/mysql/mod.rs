@@ -100,7 +100,7 @@ pub struct Mysql {
     idle: Mutex<Vec<Session>>,
     permits: Semaphore,
     /// The read under way (its result is `None` until it ends), which scrapes join.
-    flight: Mutex<Option<tokio::sync::watch::Receiver<Option<Arc<Reading>>>>>,
+    flight: Mutex<Option<Flight>>,
     last_len: std::sync::atomic::AtomicUsize,
     /// What encoding keeps between scrapes, in the text format and in OpenMetrics.
     headers: Mutex<[Headers; 2]>,
@@ -601,6 +601,12 @@ fn table_row(row: &Row) -> Option<TableStats> {
     })
 }
 
+/// A read under way: where its reading will appear, and when it gives up.
+struct Flight {
+    reading: tokio::sync::watch::Receiver<Option<Arc<Reading>>>,
+    deadline: Instant,
+}
+
 /// One read of the server as every scrape that waited for it sees it.
 struct Reading {
     /// The snapshot and the cause of a partial failure, or why there is no snapshot.
@@ -658,10 +664,17 @@ impl Mysql {
                 Err(p) => p.into_inner(),
             };
             match flight.as_ref() {
-                Some(rx) if rx.borrow().is_none() => rx.clone(),
+                // Not one past its deadline: its task may not have said so yet, and a
+                // scrape that joined it would answer at once with the last one's timeout.
+                Some(f) if f.reading.borrow().is_none() && f.deadline > Instant::now() => {
+                    f.reading.clone()
+                }
                 _ => {
                     let (tx, rx) = tokio::sync::watch::channel(None);
-                    *flight = Some(rx.clone());
+                    *flight = Some(Flight {
+                        reading: rx.clone(),
+                        deadline,
+                    });
                     let me = Arc::clone(&self);
                     // A task of its own: the read ends at its deadline even if the
                     // scrape that started it is gone.
