@@ -62,3 +62,35 @@ linkage() {
 machine() {
   echo "machine: $(nproc) CPUs, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
 }
+
+# start_mariadb — a scratch MariaDB server in $work on a free loopback port (db_port),
+# run as this user (db_user); its pid joins `pids`. Returns once it answers.
+start_mariadb() {
+  db_user=root
+  [ "$(id -u)" = 0 ] || db_user=$(id -un)
+  db_port=$(free_port)
+  mariadb-install-db --no-defaults --datadir="$work/data" --user="$db_user" \
+    --auth-root-authentication-method=socket --skip-test-db >"$work/install.log" 2>&1
+  mariadbd --no-defaults --datadir="$work/data" --socket="$work/mysqld.sock" --port="$db_port" \
+    --bind-address=127.0.0.1 --user="$db_user" --innodb-buffer-pool-size=64M \
+    --log-error="$work/mysqld.log" &
+  pids+=("$!")
+  for _ in $(seq 100); do sql 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "MariaDB did not answer; see $work/mysqld.log" >&2
+  return 1
+}
+sql() { mariadb --no-defaults --socket="$work/mysqld.sock" --user="$db_user" --batch -e "$1"; }
+
+# exporter_account FILE — the exporters' account with the README's grants and a random
+# password, the shop's schema with two tables, and FILE: a my.cnf-style client file.
+exporter_account() {
+  local password
+  password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  sql "CREATE USER 'exporter'@'127.0.0.1' IDENTIFIED BY '$password';
+       GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'exporter'@'127.0.0.1';
+       CREATE DATABASE shoe_store_hub;
+       CREATE TABLE shoe_store_hub.products (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100));
+       CREATE TABLE shoe_store_hub.orders (id INT PRIMARY KEY AUTO_INCREMENT, product INT, KEY (product));"
+  (umask 077; printf '[client]\nuser = exporter\npassword = "%s"\nhost = 127.0.0.1\nport = %s\n' \
+    "$password" "$db_port" >"$1")
+}
