@@ -207,6 +207,20 @@ pub fn page_size() -> u64 {
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }
 
+/// The soft limit of `resource` (`libc::RLIMIT_*`) for this process: `None` when it is
+/// unlimited, as /proc/self/limits writes `unlimited`.
+pub fn soft_limit(resource: libc::__rlimit_resource_t) -> io::Result<Option<u64>> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one struct rlimit, which `r` is.
+    if unsafe { libc::getrlimit(resource, &mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur))
+}
+
 /// Clock ticks per second, the unit of /proc's CPU times (100 where unknown).
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf(3) has no preconditions; it returns -1 for an unknown name.

@@ -138,23 +138,151 @@ pub fn encode(stats: &[Stat<'_>], w: &mut MetricWriter<'_>) {
         let Some(value) = Number::parse(s.value) else {
             continue;
         };
-        name.clear();
-        name.push_str(PREFIX);
-        name.push_str(s.proto);
-        name.push('_');
-        name.push_str(s.field);
-        help.clear();
-        help.push_str("Statistic ");
-        help.push_str(s.proto);
-        help.push_str(s.field);
-        help.push('.');
+        family_of(s.proto, s.field, &mut name, &mut help);
         w.dynamic_sample(Kind::Untyped, &name, &help, value);
+    }
+}
+
+/// The family of a wanted counter: name and help text as node_exporter has them.
+fn family_of(proto: &str, field: &str, name: &mut String, help: &mut String) {
+    name.clear();
+    name.push_str(PREFIX);
+    name.push_str(proto);
+    name.push('_');
+    name.push_str(field);
+    help.clear();
+    help.push_str("Statistic ");
+    help.push_str(proto);
+    help.push_str(field);
+    help.push('.');
+}
+
+/// One file's layout as last read, with what its wanted counters render to in one format
+/// (metadata lines and sample name up to the value). The kernel writes the same names in
+/// the same order on every read, so a scrape that finds them again copies those bytes and
+/// the values, and skips the names it does not want without looking at them.
+#[derive(Default)]
+pub struct Layout {
+    /// Per names line (/proc/net/netstat, /proc/net/snmp) or per line (snmp6): the
+    /// text that must be found again (the names line; snmp6's key with the space or tab
+    /// after it), how many values follow (pairs; 1 for snmp6), and the wanted values'
+    /// places with their rendered prefixes.
+    lines: Vec<KeptLine>,
+}
+
+struct KeptLine {
+    key: Box<[u8]>,
+    count: usize,
+    wanted: Vec<(usize, Box<[u8]>)>,
+}
+
+impl Layout {
+    /// The layout of a file that parsed without errors, in `format`.
+    fn of(data: &[u8], pairs: bool, format: crate::exposition::Format) -> Layout {
+        let (mut name, mut help) = (String::new(), String::new());
+        let mut prefix = |proto: &str, field: &str| -> Box<[u8]> {
+            family_of(proto, field, &mut name, &mut help);
+            let mut head = Vec::with_capacity(128);
+            MetricWriter::new(&mut head, format).dynamic_prefix(Kind::Untyped, &name, &help);
+            head.into()
+        };
+        let mut lines_out = Vec::new();
+        let mut ls = lines(data).map(|(_, l)| l);
+        while let Some(line) = ls.next() {
+            let Some(text) = str_of(line) else {
+                return Layout::default();
+            };
+            if pairs {
+                let Some((proto, rest)) = text.split_once(':') else {
+                    return Layout::default();
+                };
+                let names: Vec<&str> = rest.split_ascii_whitespace().collect();
+                let wanted = names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| wanted(proto, f))
+                    .map(|(i, f)| (i, prefix(proto, f)))
+                    .collect();
+                lines_out.push(KeptLine {
+                    key: line.into(),
+                    count: names.len(),
+                    wanted,
+                });
+                ls.next();
+            } else {
+                let Some(key) = text.split([' ', '\t']).next() else {
+                    return Layout::default();
+                };
+                let Some(at) = key.find('6') else {
+                    return Layout::default();
+                };
+                let (proto, field) = (&key[..=at], &key[at + 1..]);
+                let wanted = if wanted(proto, field) {
+                    vec![(0, prefix(proto, field))]
+                } else {
+                    Vec::new()
+                };
+                let Some(key_and_space) = line.get(..key.len() + 1) else {
+                    return Layout::default();
+                };
+                lines_out.push(KeptLine {
+                    key: key_and_space.into(),
+                    count: 1,
+                    wanted,
+                });
+            }
+        }
+        Layout { lines: lines_out }
+    }
+
+    /// The wanted values of `data`, with their prefixes, when `data` has this layout
+    /// and every value is a number; `None` sends the file through the full parse.
+    fn values<'k, 'd>(
+        &'k self,
+        data: &'d [u8],
+        pairs: bool,
+    ) -> Option<Vec<(&'k [u8], Number<'d>)>> {
+        let mut out = Vec::with_capacity(64);
+        let mut ls = lines(data).map(|(_, l)| l);
+        let mut kept = self.lines.iter();
+        while let Some(line) = ls.next() {
+            let k = kept.next()?;
+            let values = if pairs {
+                if *line != *k.key {
+                    return None;
+                }
+                let values = ls.next()?;
+                // The values line starts with the same `Proto:` as its names line.
+                let colon = line.iter().position(|&b| b == b':')?;
+                if values.get(..=colon)? != &line[..=colon] {
+                    return None;
+                }
+                &values[colon + 1..]
+            } else {
+                line.strip_prefix(&*k.key)?
+            };
+            let mut wanted = k.wanted.iter().peekable();
+            let mut count = 0;
+            for (i, v) in fields(values).enumerate() {
+                let v = Number::parse(str_of(v)?)?;
+                if let Some((_, prefix)) = wanted.next_if(|(at, _)| *at == i) {
+                    out.push((&**prefix, v));
+                }
+                count = i + 1;
+            }
+            if count != k.count || wanted.next().is_some() {
+                return None;
+            }
+        }
+        kept.next().is_none().then_some(out)
     }
 }
 
 pub struct Netstat {
     files: [(SharedProcFile, bool); 3],
     timeout: std::time::Duration,
+    /// Each file's layout per format (text, OpenMetrics), as last read.
+    layouts: std::sync::Mutex<[[Layout; 2]; 3]>,
 }
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
@@ -168,6 +296,7 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
                 (SharedProcFile::new(net.join("snmp6")), false),
             ],
             timeout: c.timeout.get(),
+            layouts: Default::default(),
         }
     }))
 }
@@ -187,12 +316,24 @@ impl Collector for Netstat {
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut result = Ok(());
-        for (file, pairs) in &self.files {
+        // A scrape running at the same time has them: this one does without.
+        let mut kept = self.layouts.try_lock().ok();
+        let mut spare: [[Layout; 2]; 3] = Default::default();
+        let layouts = kept.as_deref_mut().unwrap_or(&mut spare);
+        let slot = w.format().slot();
+        for ((file, pairs), layouts) in self.files.iter().zip(layouts.iter_mut()) {
+            let layout = &mut layouts[slot];
             let r = file.with(|path: &Path, data| match data {
                 // No IPv6 on this host: no snmp6, as node_exporter has it.
                 Err(e) if !pairs && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(CollectError::read(path, e)),
                 Ok(data) => {
+                    if let Some(values) = layout.values(data, *pairs) {
+                        for (prefix, value) in values {
+                            w.prefixed_sample(prefix, value);
+                        }
+                        return Ok(());
+                    }
                     let mut errors = LineErrors::default();
                     let mut stats = Vec::with_capacity(256);
                     if *pairs {
@@ -201,6 +342,11 @@ impl Collector for Netstat {
                         parse_snmp6(data, &mut errors, &mut stats);
                     }
                     encode(&stats, w);
+                    *layout = if errors.summary().is_none() {
+                        Layout::of(data, *pairs, w.format())
+                    } else {
+                        Layout::default()
+                    };
                     errors.into_result(path)
                 }
             });
@@ -252,5 +398,113 @@ mod tests {
         parse_pairs(b"Tcp: A B\nTcp: 1\nUdp: X\n", &mut errors, &mut stats);
         assert!(stats.is_empty());
         assert_eq!(errors.summary().map(|(_, count, _)| count), Some(2));
+    }
+
+    fn collector(procfs: &Path) -> Netstat {
+        let net = procfs.join("net");
+        Netstat {
+            files: [
+                (SharedProcFile::new(net.join("netstat")), true),
+                (SharedProcFile::new(net.join("snmp")), true),
+                (SharedProcFile::new(net.join("snmp6")), false),
+            ],
+            timeout: std::time::Duration::from_secs(1),
+            layouts: Default::default(),
+        }
+    }
+
+    fn scrape(c: &Netstat, format: Format) -> (String, bool) {
+        let mut buf = Vec::new();
+        let ok = c.collect(&mut MetricWriter::new(&mut buf, format)).is_ok();
+        (String::from_utf8(buf).unwrap(), ok)
+    }
+
+    #[test]
+    fn a_kept_layout_writes_what_a_fresh_parse_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("net");
+        std::fs::create_dir(&net).unwrap();
+        let write = |netstat: &str, snmp: &str, snmp6: &str| {
+            std::fs::write(net.join("netstat"), netstat).unwrap();
+            std::fs::write(net.join("snmp"), snmp).unwrap();
+            std::fs::write(net.join("snmp6"), snmp6).unwrap();
+        };
+        let formats = [Format::Text, Format::OpenMetrics { version: "1.0.0" }];
+        let kept = collector(dir.path());
+        // Each state is scraped by the collector that keeps layouts and by a fresh one;
+        // the kept one has seen every earlier state.
+        for (netstat, snmp, snmp6) in [
+            (
+                "TcpExt: SyncookiesSent ListenDrops PruneCalled\nTcpExt: 1 2 3\nIpExt: InOctets OutOctets\nIpExt: 10 20\n",
+                "Tcp: ActiveOpens RetransSegs\nTcp: 7 3\nUdp: InDatagrams InErrors\nUdp: 5 0\n",
+                "Ip6InOctets                     \t900\nIp6InReceives 5\nIcmp6InMsgs 4\n",
+            ),
+            // New values in the same layout.
+            (
+                "TcpExt: SyncookiesSent ListenDrops PruneCalled\nTcpExt: 11 -2 33\nIpExt: InOctets OutOctets\nIpExt: 18446744073709551615 20\n",
+                "Tcp: ActiveOpens RetransSegs\nTcp: 8 4\nUdp: InDatagrams InErrors\nUdp: 6 1\n",
+                "Ip6InOctets                     \t901\nIp6InReceives 6\nIcmp6InMsgs 5\n",
+            ),
+            // A field added in the middle, a protocol more, a line less.
+            (
+                "TcpExt: SyncookiesSent TCPTimeouts ListenDrops PruneCalled\nTcpExt: 1 9 2 3\nIpExt: InOctets OutOctets\nIpExt: 10 20\nMPTcpExt: MPCapableSYNRX\nMPTcpExt: 0\n",
+                "Tcp: ActiveOpens RetransSegs\nTcp: 7 3\n",
+                "Ip6InOctets 900\nIcmp6InMsgs 4\nIcmp6OutMsgs 2\n",
+            ),
+            // A value that is not a number, a values line short of one, a float.
+            (
+                "TcpExt: SyncookiesSent ListenDrops PruneCalled\nTcpExt: 1 x 3\nIpExt: InOctets OutOctets\nIpExt: 10\n",
+                "Tcp: ActiveOpens RetransSegs\nTcp: 7.5 3\n",
+                "Ip6InOctets 900 1\nIcmp6InMsgs 4\n",
+            ),
+            // Back to the first, twice: the layout is learnt again and then kept.
+            (
+                "TcpExt: SyncookiesSent ListenDrops PruneCalled\nTcpExt: 1 2 3\nIpExt: InOctets OutOctets\nIpExt: 10 20\n",
+                "Tcp: ActiveOpens RetransSegs\nTcp: 7 3\nUdp: InDatagrams InErrors\nUdp: 5 0\n",
+                "Ip6InOctets                     \t900\nIp6InReceives 5\nIcmp6InMsgs 4\n",
+            ),
+        ] {
+            write(netstat, snmp, snmp6);
+            for format in formats {
+                let fresh = scrape(&collector(dir.path()), format);
+                assert_eq!(scrape(&kept, format), fresh, "{netstat}{snmp}{snmp6}");
+                assert_eq!(scrape(&kept, format), fresh, "{netstat}{snmp}{snmp6}");
+            }
+        }
+        {
+            let layouts = kept.layouts.lock().unwrap();
+            let lines = |file: usize, format: usize| layouts[file][format].lines.len();
+            assert_eq!([lines(0, 0), lines(1, 0), lines(2, 0)], [2, 2, 3]);
+            assert_eq!([lines(0, 1), lines(1, 1), lines(2, 1)], [2, 2, 3]);
+        }
+        let (text, ok) = scrape(&kept, Format::Text);
+        assert!(ok);
+        assert!(
+            text.contains("node_netstat_TcpExt_ListenDrops 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("node_netstat_Ip6_InOctets 900\n"), "{text}");
+        assert!(!text.contains("PruneCalled"), "{text}");
+    }
+
+    #[test]
+    fn the_live_files_keep_their_layout() {
+        let c = collector(Path::new("/proc"));
+        let names = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.split(' ').next().unwrap().to_owned())
+                .collect()
+        };
+        let (first, ok) = scrape(&c, Format::Text);
+        assert!(ok);
+        assert!(first.contains("node_netstat_Tcp_RetransSegs "), "{first}");
+        assert!(
+            c.layouts.lock().unwrap()[0][0].lines.len() >= 2,
+            "a layout is kept"
+        );
+        let (again, ok) = scrape(&c, Format::Text);
+        assert!(ok);
+        assert_eq!(names(&again), names(&first));
     }
 }

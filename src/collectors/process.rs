@@ -100,6 +100,9 @@ pub struct Process {
     /// `stat` and `limits`, kept open and read again from offset 0.
     stat: SharedProcFile,
     limits: SharedProcFile,
+    /// On the real procfs the limits are this process's own, and getrlimit(2) gives
+    /// them without the kernel rendering the whole table as text.
+    own_limits: bool,
     boot_time: Option<u64>,
     ticks: u64,
     page: u64,
@@ -125,6 +128,7 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
             dir: procfs.join("self"),
             stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
             limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
+            own_limits: super::is_procfs(procfs),
             boot_time: boot_time(procfs),
             ticks: crate::sys::clock_ticks(),
             page: crate::sys::page_size(),
@@ -168,10 +172,21 @@ impl Collector for Process {
                 .count() as u64,
         };
         w.sample_u64(&OPEN_FDS, &[], open);
-        let (files, address) = self.limits.with(|path, data| {
-            data.map(parse_limits)
-                .map_err(|e| CollectError::read(path, e))
-        })?;
+        let (files, address) = if self.own_limits {
+            let limit = |resource, name| {
+                crate::sys::soft_limit(resource)
+                    .map_err(|e| CollectError::Remote(format!("getrlimit({name}): {e}")))
+            };
+            (
+                limit(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE")?,
+                limit(libc::RLIMIT_AS, "RLIMIT_AS")?,
+            )
+        } else {
+            self.limits.with(|path, data| {
+                data.map(parse_limits)
+                    .map_err(|e| CollectError::read(path, e))
+            })?
+        };
         if let Some(files) = files {
             w.sample_u64(&MAX_FDS, &[], files);
         }
@@ -211,6 +226,17 @@ mod tests {
     fn limits_give_the_soft_values() {
         let limits = b"Limit                     Soft Limit           Hard Limit           Units     \nMax open files            20000                20000                files     \nMax address space         unlimited            unlimited            bytes     \n";
         assert_eq!(parse_limits(limits), (Some(20000), None));
+    }
+
+    #[test]
+    fn getrlimit_gives_what_proc_self_limits_shows() {
+        let file = std::fs::read("/proc/self/limits").unwrap();
+        let syscall = (
+            crate::sys::soft_limit(libc::RLIMIT_NOFILE).unwrap(),
+            crate::sys::soft_limit(libc::RLIMIT_AS).unwrap(),
+        );
+        assert_eq!(syscall, parse_limits(&file));
+        assert!(syscall.0.is_some(), "a process has an open-files limit");
     }
 
     #[test]
