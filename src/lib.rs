@@ -15,6 +15,7 @@ pub mod exposition;
 pub mod jobs;
 pub mod procfile;
 pub mod regular;
+pub mod rtnetlink;
 pub mod scrape;
 pub mod server;
 pub mod state;

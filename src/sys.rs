@@ -221,6 +221,94 @@ pub fn soft_limit(resource: libc::__rlimit_resource_t) -> io::Result<Option<u64>
     Ok((r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur))
 }
 
+/// A NETLINK_ROUTE socket (rtnetlink(7)) whose reads give up after `timeout`. Fails
+/// where the address family is not allowed (a unit's `RestrictAddressFamilies=`).
+pub fn netlink_route_socket(timeout: std::time::Duration) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) has no memory arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: SO_RCVTIMEO takes a struct timeval, which `tv` is, with its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Sends `msg` whole to the kernel (netlink port 0) on the netlink socket `fd`.
+pub fn send_to_kernel(fd: BorrowedFd<'_>, msg: &[u8]) -> io::Result<()> {
+    // SAFETY: a zeroed sockaddr_nl is valid; port 0 and no groups address the kernel.
+    let mut to: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    to.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `msg` and `to` are valid for the lengths given.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&to as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    match sent {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != msg.len() => Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "the kernel took part of the message",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One datagram from the socket `fd` into `buf`: its length. A datagram longer than
+/// `buf` is an error, not cut short.
+pub fn recv_datagram(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length. With MSG_TRUNC the call returns
+    // the datagram's whole length and still writes at most `buf.len()` bytes.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_TRUNC,
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    if n > buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a datagram of {n} bytes, longer than the {} expected",
+                buf.len()
+            ),
+        ));
+    }
+    Ok(n)
+}
+
 /// Clock ticks per second, the unit of /proc's CPU times (100 where unknown).
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf(3) has no preconditions; it returns -1 for an unknown name.

@@ -1094,6 +1094,60 @@ fn raid_arrays_are_node_exporters_series() {
 }
 
 #[test]
+fn network_device_series_are_node_exporters_on_this_host() {
+    // The host's own devices through the real sysfs, where this exporter takes most
+    // attributes from the kernel's list over rtnetlink and node_exporter 1.5 reads
+    // sysfs alone: the series and their values must be the same.
+    let (_node, node_port) =
+        common::start_node_exporter_with(&["--collector.disable-defaults", "--collector.netclass"]);
+    let e = Exporter::start("");
+    let mut last = String::new();
+    // A counter (carrier changes) may move between the two scrapes: a few tries.
+    let same = (0..5).any(|_| {
+        let peer = common::scrape_port(node_port);
+        let families: Vec<&str> = peer
+            .types
+            .keys()
+            .map(String::as_str)
+            .filter(|f| f.starts_with("node_network_"))
+            .collect();
+        assert!(families.len() >= 15, "node_exporter gave {families:?}");
+        let theirs = peer.series_with_prefix(&families);
+        let ours: Vec<String> = e
+            .metrics()
+            .series_with_prefix(&families)
+            .into_iter()
+            // A family name is a prefix of another's (`node_network_carrier` of
+            // `node_network_carrier_changes_total`): only the peer's families count.
+            .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
+            .collect();
+        let theirs: Vec<String> = theirs
+            .into_iter()
+            .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
+            .collect();
+        assert!(theirs.iter().any(|s| s.contains("\"lo\"")), "{theirs:#?}");
+        last = format!("node_exporter: {theirs:#?}\nthis exporter: {ours:#?}");
+        ours == theirs
+    });
+    assert!(same, "{last}");
+    let m = e.metrics();
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "netclass")]
+        ),
+        Some(1.0),
+        "{}",
+        e.stderr()
+    );
+    assert!(
+        !e.stderr().contains("no rtnetlink socket"),
+        "{}",
+        e.stderr()
+    );
+}
+
+#[test]
 fn sensors_and_thermal_zones_are_node_exporters_series() {
     // A sysfs tree with the hwmon chips and thermal zones of a desktop board (see
     // tests/fixtures/sysfs/README.md): the test machines have no sensors.

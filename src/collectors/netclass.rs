@@ -4,6 +4,14 @@
 //! the device does not have (a virtual device's speed, a down device's carrier: the
 //! kernel answers EINVAL) is left out, as there.
 //!
+//! Where `system.sysfs` is the real sysfs, most attributes come from the kernel's device
+//! list over rtnetlink ([`crate::rtnetlink`]), one request for every device, with the
+//! same values sysfs shows; sysfs is read for the six it lacks (address and name assign
+//! types, device id, flags, speed, duplex). The device's index in sysfs, read when its
+//! files are opened, must be the list entry's (a sysfs of another network namespace is
+//! read whole). Where the
+//! netlink socket is not allowed, or the list cannot be had, sysfs is read whole.
+//!
 //! The attribute files stay open between scrapes and are read again from offset 0,
 //! which makes sysfs render them afresh: one system call per attribute instead of four.
 //! They are opened again when the list of devices changes, or a device is removed and
@@ -17,6 +25,7 @@ use std::time::Duration;
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
+use crate::rtnetlink::Link;
 
 macro_rules! gauge {
     ($id:ident, $name:literal, $help:literal) => {
@@ -188,7 +197,7 @@ pub fn number(text: &str) -> Option<i64> {
 }
 
 /// One device as read.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Device {
     pub name: String,
     pub numbers: Vec<Option<i64>>,
@@ -210,6 +219,8 @@ pub struct DeviceFiles {
     /// the files of the old are not read for it.
     ino: u64,
     files: Vec<Option<File>>,
+    /// Its index when the files were opened: a device keeps its index while it exists.
+    ifindex: Option<i64>,
 }
 
 impl DeviceFiles {
@@ -218,9 +229,10 @@ impl DeviceFiles {
     }
 
     fn open_entry(dir: &Path, name: &str, ino: u64) -> DeviceFiles {
-        DeviceFiles {
+        let mut d = DeviceFiles {
             name: name.to_owned(),
             ino,
+            ifindex: None,
             files: NUMERIC
                 .iter()
                 .map(|(f, _, _)| *f)
@@ -229,7 +241,12 @@ impl DeviceFiles {
                 // tree must not stall the scrape with a FIFO.
                 .map(|f| crate::regular::open(&dir.join(f)).ok())
                 .collect(),
-        }
+        };
+        d.ifindex = NUMERIC
+            .iter()
+            .position(|(f, _, _)| *f == "ifindex")
+            .and_then(|i| d.number(i, &mut [0u8; 64]));
+        d
     }
 
     /// The attribute at `i` as text, read afresh; `None` when the device does not have
@@ -239,6 +256,75 @@ impl DeviceFiles {
         let n = file.read_at(buf, 0).ok()?;
         let s = std::str::from_utf8(&buf[..n]).ok()?;
         Some(s.trim_end_matches('\n').to_owned())
+    }
+
+    /// The numeric attribute at `i`, read afresh, as its sample.
+    fn number(&self, i: usize, buf: &mut [u8]) -> Option<i64> {
+        let factor = NUMERIC.get(i)?.2;
+        self.text(i, buf)
+            .and_then(|t| number(&t))
+            .map(|v| v.saturating_mul(factor))
+    }
+
+    /// The device with what `link`, the kernel's list entry of its name, says, and sysfs
+    /// for what the list lacks: the same values [`DeviceFiles::read`] gives, from 6
+    /// reads instead of 23. When the device's index in sysfs is not the entry's, the
+    /// entry is another device's (another network namespace's): sysfs is read whole.
+    pub fn read_with(&self, link: &Link) -> Device {
+        if self.ifindex != Some(i64::from(link.index)) {
+            return self.read();
+        }
+        let mut buf = [0u8; 512];
+        // sysfs answers EINVAL for carrier and dormant unless the device is running,
+        // which its UP flag says (both change together, under the same lock).
+        let running = link.flags & libc::IFF_UP as u32 != 0;
+        // sysfs writes these `unsigned int`s with "%d".
+        let int = |n: Option<u32>| n.map(|n| i64::from(n as i32));
+        let numbers = NUMERIC
+            .iter()
+            .enumerate()
+            .map(|(i, (file, _, _))| match *file {
+                "carrier" => link.carrier.filter(|_| running).map(i64::from),
+                "carrier_changes" => int(link.carrier_changes),
+                "carrier_down_count" => int(link.carrier_down),
+                "carrier_up_count" => int(link.carrier_up),
+                "dormant" => {
+                    running.then_some(i64::from(link.flags & libc::IFF_DORMANT as u32 != 0))
+                }
+                "ifindex" => Some(i64::from(link.index)),
+                "iflink" => Some(i64::from(link.link.unwrap_or(link.index))),
+                "link_mode" => link.link_mode.map(i64::from),
+                "mtu" => int(link.mtu),
+                "netdev_group" => int(link.group),
+                "type" => Some(i64::from(link.kind)),
+                "tx_queue_len" => int(link.tx_queue_len),
+                "statistics/rx_nohandler" => link.rx_nohandler.and_then(|n| i64::try_from(n).ok()),
+                // addr_assign_type, dev_id, flags, name_assign_type, speed.
+                _ => self.number(i, &mut buf),
+            })
+            .collect();
+        let mut text = |k: usize| self.text(NUMERIC.len() + k, &mut buf).unwrap_or_default();
+        let operstate = match link.operstate {
+            Some(state) => OPERSTATES
+                .get(usize::from(state))
+                .unwrap_or(&"unknown")
+                .to_string(),
+            None => text(0),
+        };
+        Device {
+            name: self.name.clone(),
+            numbers,
+            operstate,
+            address: link.address.as_deref().map(mac).unwrap_or_default(),
+            broadcast: link.broadcast.as_deref().map(mac).unwrap_or_default(),
+            duplex: text(3),
+            ifalias: link
+                .alias
+                .as_deref()
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .map(|a| a.trim_end_matches('\n').to_owned())
+                .unwrap_or_default(),
+        }
     }
 
     pub fn read(&self) -> Device {
@@ -263,6 +349,31 @@ impl DeviceFiles {
             ifalias: text(4),
         }
     }
+}
+
+/// The names sysfs gives the kernel's operational states (RFC 2863), by number.
+const OPERSTATES: [&str; 7] = [
+    "unknown",
+    "notpresent",
+    "down",
+    "lowerlayerdown",
+    "testing",
+    "dormant",
+    "up",
+];
+
+/// A hardware address as sysfs writes it: lowercase hex bytes joined by colons.
+fn mac(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// Reads a device's attributes once.
@@ -303,15 +414,72 @@ pub struct Netclass {
     /// The devices' open attribute files, by name, as last listed.
     open: Mutex<Vec<DeviceFiles>>,
     timeout: Duration,
+    /// The rtnetlink socket, when `dir` is the real sysfs's.
+    netlink: Mutex<Netlink>,
+}
+
+enum Netlink {
+    /// Not to be used: a fixture tree, or the socket is not allowed.
+    Off,
+    /// To be opened by the next scrape.
+    Closed,
+    Open(crate::rtnetlink::Socket),
+}
+
+/// Whether `dir` is on a mounted sysfs.
+fn is_sysfs(dir: &Path) -> bool {
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    crate::sys::fs_type(dir).is_ok_and(|t| t == SYSFS_MAGIC)
 }
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = &s.system.netclass;
+    let dir = s.system.sysfs.join("class/net");
+    let netlink = if is_sysfs(&dir) {
+        Netlink::Closed
+    } else {
+        Netlink::Off
+    };
     Ok(super::blocking(c.enabled, || Netclass {
-        dir: s.system.sysfs.join("class/net"),
+        dir,
         open: Mutex::new(Vec::new()),
         timeout: c.timeout.get(),
+        netlink: Mutex::new(netlink),
     }))
+}
+
+impl Netclass {
+    /// The kernel's device list, when rtnetlink is to be used and answers. A socket
+    /// that cannot be opened turns it off for good (with one log line); a list that
+    /// cannot be had closes the socket, and the next scrape opens another.
+    fn links(&self) -> Option<Vec<Link>> {
+        let mut netlink = match self.netlink.lock() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        if let Netlink::Closed = *netlink {
+            *netlink = match crate::rtnetlink::Socket::open(self.timeout) {
+                Ok(socket) => Netlink::Open(socket),
+                Err(e) => {
+                    tracing::info!(
+                        "netclass: no rtnetlink socket ({e}); every attribute is read from sysfs"
+                    );
+                    Netlink::Off
+                }
+            };
+        }
+        let Netlink::Open(socket) = &mut *netlink else {
+            return None;
+        };
+        match socket.links() {
+            Ok(links) => Some(links),
+            Err(e) => {
+                tracing::debug!("netclass: the device list over rtnetlink failed: {e}");
+                *netlink = Netlink::Closed;
+                None
+            }
+        }
+    }
 }
 
 impl Collector for Netclass {
@@ -335,6 +503,9 @@ impl Collector for Netclass {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| CollectError::read(&self.dir, e))?;
         let mut names: Vec<(String, u64)> = entries
             .flatten()
+            // Devices are links to their directories; a regular file there is not one
+            // (bonding's `bonding_masters`), and node_exporter passes it over too.
+            .filter(|e| !e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| Some((e.file_name().into_string().ok()?, e.ino())))
             .collect();
         names.sort();
@@ -352,7 +523,25 @@ impl Collector for Netclass {
                 .map(|(n, ino)| DeviceFiles::open_entry(&self.dir.join(n), n, *ino))
                 .collect();
         }
-        let devices: Vec<Device> = open.iter().map(DeviceFiles::read).collect();
+        // The list is used only when it names the devices sysfs lists: else it is
+        // another network namespace's.
+        let links = self.links().filter(|links| {
+            links.len() == names.len()
+                && links.iter().all(|l| {
+                    names
+                        .binary_search_by(|(n, _)| n.as_str().cmp(&l.name))
+                        .is_ok()
+                })
+        });
+        let devices: Vec<Device> = open
+            .iter()
+            .map(
+                |d| match links.iter().flatten().find(|l| l.name == d.name) {
+                    Some(link) => d.read_with(link),
+                    None => d.read(),
+                },
+            )
+            .collect();
         drop(open);
         encode(&devices, w);
         Ok(())
@@ -424,6 +613,7 @@ mod tests {
             dir: class.clone(),
             open: Mutex::new(Vec::new()),
             timeout: Duration::from_secs(1),
+            netlink: Mutex::new(Netlink::Off),
         };
         device("1500\n");
         assert!(scrape(&c).contains("node_network_mtu_bytes{device=\"eth0\"} 1500\n"));
@@ -439,6 +629,29 @@ mod tests {
     }
 
     #[test]
+    fn a_regular_file_in_the_class_directory_is_not_a_device() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("eth0")).unwrap();
+        std::fs::write(dir.path().join("eth0/mtu"), "1500\n").unwrap();
+        std::fs::write(dir.path().join("bonding_masters"), "bond0\n").unwrap();
+        let c = Netclass {
+            dir: dir.path().to_owned(),
+            open: Mutex::new(Vec::new()),
+            timeout: Duration::from_secs(1),
+            netlink: Mutex::new(Netlink::Off),
+        };
+        let mut buf = Vec::new();
+        c.collect(&mut MetricWriter::new(&mut buf, Format::Text))
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.contains("node_network_up{device=\"eth0\"} 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("bonding_masters"), "{text}");
+    }
+
+    #[test]
     fn a_fifo_in_place_of_an_attribute_is_passed_over_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let eth = dir.path().join("eth0");
@@ -451,5 +664,81 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         assert!(text.contains("node_network_mtu_bytes{device=\"eth0\"} 1500\n"));
         assert!(!text.contains("node_network_speed_bytes"), "{text}");
+    }
+
+    #[test]
+    fn the_kernel_list_gives_what_sysfs_gives_for_every_live_device() {
+        let class = Path::new("/sys/class/net");
+        assert!(is_sysfs(class));
+        let mut socket = crate::rtnetlink::Socket::open(Duration::from_secs(5)).unwrap();
+        let mut compared = 0;
+        for entry in std::fs::read_dir(class).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let files = DeviceFiles::open(&class.join(&name), &name);
+            // A counter may move between the two reads: a few tries.
+            let same = (0..5).any(|_| {
+                let links = socket.links().unwrap();
+                let link = links.iter().find(|l| l.name == name).expect("listed");
+                let (netlink, sysfs) = (files.read_with(link), files.read());
+                netlink == sysfs || {
+                    eprintln!("{name}: {netlink:?}\n  != {sysfs:?}");
+                    false
+                }
+            });
+            assert!(same, "{name}: netlink and sysfs differ");
+            compared += 1;
+        }
+        assert!(compared >= 1, "no device to compare");
+    }
+
+    #[test]
+    fn the_collector_on_the_real_sysfs_uses_the_kernel_list_and_writes_the_same() {
+        let scrape = |c: &Netclass| {
+            let mut buf = Vec::new();
+            c.collect(&mut MetricWriter::new(&mut buf, Format::Text))
+                .unwrap();
+            String::from_utf8(buf).unwrap()
+        };
+        let collector = |netlink| Netclass {
+            dir: PathBuf::from("/sys/class/net"),
+            open: Mutex::new(Vec::new()),
+            timeout: Duration::from_secs(5),
+            netlink: Mutex::new(netlink),
+        };
+        let (with, without) = (collector(Netlink::Closed), collector(Netlink::Off));
+        let same = (0..5).any(|_| scrape(&with) == scrape(&without));
+        assert!(same, "{}\n!=\n{}", scrape(&with), scrape(&without));
+        assert!(matches!(*with.netlink.lock().unwrap(), Netlink::Open(_)));
+        assert!(scrape(&with).contains("node_network_mtu_bytes{device=\"lo\"}"));
+    }
+
+    #[test]
+    fn a_list_entry_of_another_device_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let eth = dir.path().join("eth0");
+        std::fs::create_dir(&eth).unwrap();
+        for (f, v) in [("ifindex", "5\n"), ("mtu", "1400\n"), ("operstate", "up\n")] {
+            std::fs::write(eth.join(f), v).unwrap();
+        }
+        let files = DeviceFiles::open(&eth, "eth0");
+        let mut link = Link {
+            name: "eth0".into(),
+            index: 6,
+            flags: libc::IFF_UP as u32,
+            mtu: Some(9000),
+            operstate: Some(2),
+            ..Link::default()
+        };
+        assert_eq!(files.read_with(&link), files.read());
+        link.index = 5;
+        let d = files.read_with(&link);
+        let mtu = NUMERIC.iter().position(|(f, _, _)| *f == "mtu").unwrap();
+        assert_eq!((d.numbers[mtu], d.operstate.as_str()), (Some(9000), "down"));
+    }
+
+    #[test]
+    fn hardware_addresses_are_written_as_sysfs_writes_them() {
+        assert_eq!(mac(&[0x02, 0xfc, 0, 0xab, 0, 1]), "02:fc:00:ab:00:01");
+        assert_eq!(mac(&[]), "");
     }
 }
