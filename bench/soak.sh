@@ -26,17 +26,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-user=root
-[ "$(id -u)" = 0 ] || user=$(id -un)
-db_port=$(free_port)
-mariadb-install-db --no-defaults --datadir="$work/data" --user="$user" \
-  --auth-root-authentication-method=socket --skip-test-db >"$work/install.log" 2>&1
-mariadbd --no-defaults --datadir="$work/data" --socket="$work/mysqld.sock" --port="$db_port" \
-  --bind-address=127.0.0.1 --user="$user" --innodb-buffer-pool-size=32M \
-  --log-error="$work/mysqld.log" 2>/dev/null &
-pids+=("$!")
-sql() { mariadb --no-defaults --socket="$work/mysqld.sock" --user="$user" --batch -e "$1"; }
-for _ in $(seq 100); do sql 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+start_mariadb
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 sql "CREATE USER 'exporter'@'127.0.0.1' IDENTIFIED BY '$password';
      GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'exporter'@'127.0.0.1';
