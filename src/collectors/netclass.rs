@@ -9,8 +9,8 @@
 //! same values sysfs shows; sysfs is read for the six it lacks (address and name assign
 //! types, device id, flags, speed, duplex). The device's index in sysfs, read when its
 //! files are opened, must be the list entry's (a sysfs of another network namespace is
-//! read whole). Where the
-//! netlink socket is not allowed, or the list cannot be had, sysfs is read whole.
+//! read whole). Where the netlink socket is not allowed, or the list cannot be had,
+//! sysfs is read whole.
 //!
 //! The attribute files stay open between scrapes and are read again from offset 0,
 //! which makes sysfs render them afresh: one system call per attribute instead of four.
