@@ -237,6 +237,8 @@ pub fn netlink_route_socket(timeout: std::time::Duration) -> io::Result<OwnedFd>
     }
     // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // A zero timeout would mean none at all.
+    let timeout = timeout.max(std::time::Duration::from_millis(1));
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
