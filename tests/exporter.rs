@@ -1148,6 +1148,51 @@ fn network_device_series_are_node_exporters_on_this_host() {
 }
 
 #[test]
+fn network_devices_read_the_same_in_the_units_sandbox_with_and_without_netlink() {
+    // As the shipped unit runs it (its RestrictAddressFamilies= applied with seccomp,
+    // as systemd does), and as a unit that leaves AF_NETLINK out would: netclass reads
+    // the kernel's list in the first, sysfs alone in the second, and says so once.
+    let shipped = common::unit_address_families();
+    assert!(shipped.iter().any(|f| f == "AF_NETLINK"), "{shipped:?}");
+    let without: Vec<String> = shipped.into_iter().filter(|f| f != "AF_NETLINK").collect();
+    let with = Exporter::start_sandboxed("");
+    let sandbox = common::sandbox_allowing(common::SANDBOX_USER, &without);
+    let sandbox: Vec<&str> = sandbox.iter().map(String::as_str).collect();
+    let plain = Exporter::start_under(&sandbox, "", &[]);
+    let network = |e: &Exporter| {
+        let m = e.metrics();
+        assert_eq!(
+            m.value(
+                "shoehub_scrape_collector_success",
+                &[("collector", "netclass")]
+            ),
+            Some(1.0),
+            "{}",
+            e.stderr()
+        );
+        m.series_with_prefix(&[
+            "node_network_mtu_bytes",
+            "node_network_up",
+            "node_network_info",
+            "node_network_iface_id",
+            "node_network_protocol_type",
+            "node_network_transmit_queue_length",
+        ])
+    };
+    let theirs = network(&with);
+    assert!(theirs.iter().any(|s| s.contains("\"lo\"")), "{theirs:#?}");
+    assert_eq!(network(&plain), theirs);
+    assert!(
+        !with.stderr().contains("no rtnetlink socket"),
+        "{}",
+        with.stderr()
+    );
+    let said = plain.stderr();
+    assert_eq!(said.matches("no rtnetlink socket").count(), 1, "{said}");
+    assert!(said.contains("Address family not supported"), "{said}");
+}
+
+#[test]
 fn sensors_and_thermal_zones_are_node_exporters_series() {
     // A sysfs tree with the hwmon chips and thermal zones of a desktop board (see
     // tests/fixtures/sysfs/README.md): the test machines have no sensors.

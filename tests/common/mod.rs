@@ -40,10 +40,42 @@ pub fn free_port() -> u16 {
 ///   hold the binary itself), as `BindReadOnlyPaths=` would; the old `/tmp` is reached
 ///   through the working directory, which the mount does not move;
 /// - `/dev` holds only the pseudo devices (`PrivateDevices=`): null, zero, full,
-///   random, urandom, tty, and a `/dev/shm` of its own.
+///   random, urandom, tty, and a `/dev/shm` of its own;
+/// - socket(2) fails for the address families the shipped unit's
+///   `RestrictAddressFamilies=` leaves out, through a seccomp filter as systemd installs
+///   one (tests/systemd/restrict_address_families.py).
 ///
 /// Then the check that `/` is read-only in there, and the user switch.
 pub fn sandbox(setpriv_user: &str) -> Vec<String> {
+    sandbox_allowing(setpriv_user, &unit_address_families())
+}
+
+/// The address families the shipped exporter unit allows (`RestrictAddressFamilies=`).
+pub fn unit_address_families() -> Vec<String> {
+    let unit =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/shoehub-exporter.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RestrictAddressFamilies="))
+        .unwrap_or_else(|| panic!("{} has no RestrictAddressFamilies=", unit.display()));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// [`sandbox`], with socket(2) allowed for `families` only.
+pub fn sandbox_allowing(setpriv_user: &str, families: &[String]) -> Vec<String> {
+    let python = Path::new("/usr/bin/python3");
+    let seccomp = Command::new(python)
+        .args(["-c", "import seccomp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        seccomp,
+        "Debian's python3-seccomp is needed for the unit's RestrictAddressFamilies= \
+         (scripts/test installs it)"
+    );
+    let restrict =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/systemd/restrict_address_families.py");
     assert_eq!(
         shoehub_exporter::sys::euid(),
         0,
@@ -66,7 +98,10 @@ pub fn sandbox(setpriv_user: &str) -> Vec<String> {
         && mkdir /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev private-shm /dev/shm \
         && [ -c /dev/null ] \
         && cd / && grep -q ' / / ro' /proc/self/mountinfo \
-        && exec setpriv {setpriv_user} \"$0\" \"$@\""
+        && exec setpriv {setpriv_user} {python} \"{restrict}\" {families} -- \"$0\" \"$@\"",
+        python = python.display(),
+        restrict = restrict.display(),
+        families = families.join(" "),
     );
     [
         "unshare",
