@@ -1093,6 +1093,19 @@ fn raid_arrays_are_node_exporters_series() {
     }
 }
 
+/// That `collector`'s last run in `m` succeeded; else what the exporter logged.
+fn assert_collector_succeeded(e: &Exporter, m: &Exposition, collector: &str) {
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", collector)]
+        ),
+        Some(1.0),
+        "{collector}: {}",
+        e.stderr()
+    );
+}
+
 #[test]
 fn network_device_series_are_node_exporters_on_this_host() {
     // The host's own devices through the real sysfs, where this exporter takes most
@@ -1112,34 +1125,21 @@ fn network_device_series_are_node_exporters_on_this_host() {
             .filter(|f| f.starts_with("node_network_"))
             .collect();
         assert!(families.len() >= 15, "node_exporter gave {families:?}");
-        let theirs = peer.series_with_prefix(&families);
-        let ours: Vec<String> = e
-            .metrics()
-            .series_with_prefix(&families)
-            .into_iter()
-            // A family name is a prefix of another's (`node_network_carrier` of
-            // `node_network_carrier_changes_total`): only the peer's families count.
-            .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
-            .collect();
-        let theirs: Vec<String> = theirs
-            .into_iter()
-            .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
-            .collect();
+        // A family name is a prefix of another's (`node_network_carrier` of
+        // `node_network_carrier_changes_total`): only the peer's families count.
+        let of_families = |m: &Exposition| -> Vec<String> {
+            m.series_with_prefix(&families)
+                .into_iter()
+                .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
+                .collect()
+        };
+        let (theirs, ours) = (of_families(&peer), of_families(&e.metrics()));
         assert!(theirs.iter().any(|s| s.contains("\"lo\"")), "{theirs:#?}");
         last = format!("node_exporter: {theirs:#?}\nthis exporter: {ours:#?}");
         ours == theirs
     });
     assert!(same, "{last}");
-    let m = e.metrics();
-    assert_eq!(
-        m.value(
-            "shoehub_scrape_collector_success",
-            &[("collector", "netclass")]
-        ),
-        Some(1.0),
-        "{}",
-        e.stderr()
-    );
+    assert_collector_succeeded(&e, &e.metrics(), "netclass");
     assert!(
         !e.stderr().contains("no rtnetlink socket"),
         "{}",
@@ -1161,15 +1161,7 @@ fn network_devices_read_the_same_in_the_units_sandbox_with_and_without_netlink()
     let plain = Exporter::start_under(&sandbox, "", &[]);
     let network = |e: &Exporter| {
         let m = e.metrics();
-        assert_eq!(
-            m.value(
-                "shoehub_scrape_collector_success",
-                &[("collector", "netclass")]
-            ),
-            Some(1.0),
-            "{}",
-            e.stderr()
-        );
+        assert_collector_succeeded(e, &m, "netclass");
         m.series_with_prefix(&[
             "node_network_mtu_bytes",
             "node_network_up",
@@ -1217,14 +1209,6 @@ fn sensors_and_thermal_zones_are_node_exporters_series() {
         "node_exporter's only: {missing:#?}\nthis exporter's only: {extra:#?}"
     );
     for collector in ["hwmon", "thermal_zone"] {
-        assert_eq!(
-            m.value(
-                "shoehub_scrape_collector_success",
-                &[("collector", collector)]
-            ),
-            Some(1.0),
-            "{}",
-            e.stderr()
-        );
+        assert_collector_succeeded(&e, &m, collector);
     }
 }
