@@ -5,8 +5,11 @@
 //! The wire format is the D-Bus specification's: a 16-byte fixed header (byte order,
 //! message type, flags, version, body length, serial), an array of header fields
 //! padded to 8 bytes, then the body, every value aligned to its size. Calls are
-//! pipelined: [`Connection::call_all`] writes every call at once and then reads the
-//! replies, matched by serial, so a hundred property reads cost one round trip.
+//! pipelined: [`Connection::call_all`] keeps up to [`MAX_PENDING`] calls in flight and
+//! reads the replies, matched by serial, so a hundred property reads cost a few round
+//! trips. The window stays well under the bus's own limit on a connection's pending
+//! replies (dbus-daemon's `max_replies_per_connection`, 128 on Debian's system bus),
+//! past which the bus answers `LimitsExceeded` instead of passing the call on.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,6 +19,10 @@ use std::time::{Duration, Instant};
 /// The largest message accepted: the specification's limit is 128 MiB; a reply the
 /// collector asks for is far below this one.
 const MAX_MESSAGE: usize = 16 << 20;
+
+/// The most calls one connection has waiting for a reply. The system bus refuses the
+/// 129th; half of that leaves room for anything else the bus counts.
+pub const MAX_PENDING: usize = 64;
 
 const METHOD_CALL: u8 = 1;
 const METHOD_RETURN: u8 = 2;
@@ -107,8 +114,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends every call at once, then waits for each one's reply: its body, or the
-    /// error the callee answered with.
+    /// Sends the calls, at most [`MAX_PENDING`] in flight at a time, and waits for each
+    /// one's reply: its body, or the error the callee answered with.
     pub fn call_all(
         &mut self,
         calls: &[Call<'_>],
@@ -116,16 +123,26 @@ impl Connection {
     ) -> Result<Vec<Result<Body, Error>>, Error> {
         let mut out = Vec::new();
         let mut waiting: HashMap<u32, usize> = HashMap::new();
-        for (i, call) in calls.iter().enumerate() {
-            self.serial = self.serial.wrapping_add(1).max(1);
-            encode_call(&mut out, self.serial, call);
-            waiting.insert(self.serial, i);
-        }
-        self.writer.write_all(&out)?;
+        let mut next = 0;
         let mut replies: Vec<Option<Result<Body, Error>>> =
             (0..calls.len()).map(|_| None).collect();
         let deadline = Instant::now() + timeout;
-        while !waiting.is_empty() {
+        loop {
+            // The window is topped up once half of it has been answered: fewer writes
+            // than one per reply, and never more than MAX_PENDING outstanding.
+            if next < calls.len() && waiting.len() <= MAX_PENDING / 2 {
+                out.clear();
+                while next < calls.len() && waiting.len() < MAX_PENDING {
+                    self.serial = self.serial.wrapping_add(1).max(1);
+                    encode_call(&mut out, self.serial, &calls[next]);
+                    waiting.insert(self.serial, next);
+                    next += 1;
+                }
+                self.writer.write_all(&out)?;
+            }
+            if waiting.is_empty() {
+                break;
+            }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(timeout));
             }

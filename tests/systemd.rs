@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 
 use common::{require_tool, wait_until, Exporter, Exposition, KillOnDrop};
 
-/// A private bus (dbus-daemon with a config of its own: no service activation).
+/// A private bus (dbus-daemon with a config of its own: no service activation), with
+/// the system bus's limit on a connection's pending replies (dbus-daemon's built-in
+/// default, which Debian's system.conf keeps: 128).
 struct Bus {
     _daemon: KillOnDrop,
     address: String,
@@ -30,7 +32,8 @@ impl Bus {
                  <busconfig><type>session</type><listen>unix:path={}</listen>\
                  <auth>EXTERNAL</auth><policy context=\"default\">\
                  <allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/>\
-                 <allow own=\"*\"/></policy></busconfig>\n",
+                 <allow own=\"*\"/></policy>\
+                 <limit name=\"max_replies_per_connection\">128</limit></busconfig>\n",
                 dir.join("bus").display()
             ),
         )
@@ -212,6 +215,50 @@ fn unit_states_are_node_exporters_and_a_failed_unit_shows() {
         ) == Some(1.0)
     });
     drop(manager);
+}
+
+/// A host has hundreds of units, and the collector asks for two or three properties of
+/// each: far more calls than the bus lets one connection have waiting. Every one must
+/// still be answered, scrape after scrape.
+#[test]
+fn hundreds_of_units_stay_within_the_bus_limit_on_pending_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path());
+    let state = dir.path().join("state.json");
+    let units: Vec<_> = (0..300)
+        .map(|i| {
+            serde_json::json!({"name": format!("app{i}.service"), "load": "loaded",
+                "active": "active", "props": {"Type": "s:simple", "NRestarts": format!("u:{i}")}})
+        })
+        .collect();
+    let text = serde_json::json!({"version": "252.39-1~deb12u1", "system_state": "running",
+        "units": units});
+    std::fs::write(&state, text.to_string()).unwrap();
+    let _manager = start_manager(&bus, &state);
+    let e = Exporter::start(&format!(
+        "system:\n  systemd:\n    address: \"{}\"\n",
+        bus.address
+    ));
+    for _ in 0..3 {
+        let ours = e.metrics();
+        assert_eq!(
+            ours.value(
+                "shoehub_scrape_collector_success",
+                &[("collector", "systemd")]
+            ),
+            Some(1.0),
+            "{}",
+            e.stderr()
+        );
+        assert_eq!(ours.family("node_systemd_unit_state").len(), 300 * 5);
+        assert_eq!(
+            ours.value(
+                "node_systemd_service_restart_total",
+                &[("name", "app299.service")]
+            ),
+            Some(299.0)
+        );
+    }
 }
 
 #[test]

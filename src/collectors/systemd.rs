@@ -5,7 +5,8 @@
 //!
 //! One connection to the system bus is kept between scrapes. A scrape makes two round
 //! trips: the manager's properties with the unit list, then every unit property it
-//! needs, all calls written at once ([`crate::dbus::Connection::call_all`]).
+//! needs, pipelined within the bus's limit on pending replies
+//! ([`crate::dbus::Connection::call_all`]).
 //!
 //! Where systemd is not PID 1 (no /run/systemd/system) there is no manager to ask: the
 //! collector is off, which one log line says at start. An `address:` in the config
