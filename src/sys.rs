@@ -341,12 +341,14 @@ pub struct Timex {
     pub tai: i32,
 }
 
-/// Reads the clock's discipline with adjtimex(2), `modes` 0: a read, never a change.
+/// Reads the clock's discipline with clock_adjtime(2) on `CLOCK_REALTIME`, `modes` 0: a
+/// read, never a change. This is the system call glibc's own adjtimex(3) makes, named
+/// here so that it is the one a unit's `SystemCallFilter=` must allow, whatever the libc.
 pub fn adjtimex() -> io::Result<Timex> {
     // SAFETY: timex is plain data; all-zero is a valid value (modes 0: read only).
     let mut t: libc::timex = unsafe { std::mem::zeroed() };
     // SAFETY: `t` is a valid, writable timex for the call's duration.
-    let state = unsafe { libc::adjtimex(&mut t) };
+    let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, &mut t) };
     if state < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -197,7 +197,7 @@ impl Collector for TimexCollector {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let t = crate::sys::adjtimex().map_err(|e| {
             CollectError::Remote(format!(
-                "adjtimex(2): {e} (a sandbox must allow the adjtimex system call)"
+                "clock_adjtime(2): {e} (a sandbox must allow the clock_adjtime system call)"
             ))
         })?;
         encode(&t, w);
