@@ -996,6 +996,17 @@ fn a_disaster_is_survived_by_restore() {
         "shoe_store_hub_copy",
     ]));
     assert_eq!(snapshot(&db, "shoe_store_hub_copy")[..3], before[..3]);
+    // The copy's events are disabled, so the nightly work does not run twice; the
+    // original's still run.
+    let events = db.sql(
+        "SELECT EVENT_SCHEMA, STATUS FROM information_schema.EVENTS \
+         WHERE EVENT_NAME = 'nightly_cleanup' ORDER BY 1",
+    );
+    assert_eq!(
+        events.trim(),
+        "shoe_store_hub\tENABLED\nshoe_store_hub_copy\tDISABLED",
+        "{events}"
+    );
     let m = s.exporter().metrics();
     assert_eq!(
         m.value(
@@ -1028,6 +1039,8 @@ fn a_backup_with_too_few_grants_is_never_reported_complete() {
     ] {
         assert!(err.contains(grant), "{grant} not named: {err}");
     }
+    assert!(err.contains("'backup'@'127.0.0.1'"), "the account: {err}");
+    assert_eq!(err.matches("SELECT ON `mysql`.*").count(), 1, "{err}");
     assert!(s.complete().is_empty());
     // Nothing is left behind either.
     let left: Vec<_> = std::fs::read_dir(s.path("dest")).unwrap().collect();
@@ -1205,4 +1218,63 @@ fn a_file_that_cannot_be_read_fails_the_run() {
         0,
         "the failed run left its directory"
     );
+}
+
+#[test]
+fn a_restore_checks_every_grant_before_its_first_change() {
+    let db = MariaDb::start();
+    shop_data(&db, 10);
+    db.sql("CREATE VIEW shoe_store_hub.v_orders AS SELECT 1 AS one;");
+    let s = Site::new(&db);
+    ok(&s.backup(&["run"]));
+    let copy_exists = || {
+        !db.sql("SHOW DATABASES LIKE 'shoe\\_store\\_hub\\_copy'")
+            .trim()
+            .is_empty()
+    };
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", "--database", "shoe_store_hub", "--as"];
+        args.push("shoe_store_hub_copy");
+        args.extend_from_slice(extra);
+        s.backup(&args)
+    };
+
+    // The backup account alone: the dry run and the real one refuse alike, naming the
+    // account and each missing grant, and nothing is created.
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = restore(extra);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for grant in [
+            "CREATE ON `shoe_store_hub_copy`.*",
+            "INSERT ON `shoe_store_hub_copy`.*",
+            "CREATE VIEW ON `shoe_store_hub_copy`.*",
+        ] {
+            assert!(err.contains(grant), "{grant} not named: {err}");
+        }
+        assert!(err.contains("'backup'@'127.0.0.1'"), "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(!copy_exists());
+    }
+
+    // With the README's restore grants, --users still needs the grant option on the
+    // copy's name, which the README gives only on the shop's own name.
+    db.sql(&common::readme_sql(
+        "-- For backup restore, in addition",
+        BACKUP_PASSWORD,
+    ));
+    let out = restore(&["--users"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GRANT OPTION ON `shoe_store_hub_copy`.*"),
+        "{err}"
+    );
+    assert!(!copy_exists());
+    let dry = restore(&["--dry-run"]);
+    ok(&dry);
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("grants checked"));
+    assert!(!copy_exists());
+    ok(&restore(&[]));
+    assert!(copy_exists());
 }

@@ -52,6 +52,73 @@ fn unescape(field: &str) -> String {
     out
 }
 
+/// The account the server took the login as, written `'user'@'host'` as
+/// information_schema's GRANTEE columns write it.
+const CURRENT_ACCOUNT: &str = "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+
+/// SQL that is true when the current account holds `privilege` on every database
+/// (`*.*`), with the grant option too when `grantable`.
+fn global(privilege: &str, grantable: bool) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {CURRENT_ACCOUNT} AND PRIVILEGE_TYPE = {}{})",
+        literal(privilege),
+        if grantable { " AND IS_GRANTABLE = 'YES'" } else { "" }
+    )
+}
+
+/// SQL that is true when the current account holds `privilege` on the database `db`
+/// (a literal), through a grant on its name or on a pattern that matches it.
+fn on_schema(privilege: &str, db: &str, grantable: bool) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = {CURRENT_ACCOUNT} AND PRIVILEGE_TYPE = {} AND {db} LIKE TABLE_SCHEMA{})",
+        literal(privilege),
+        if grantable { " AND IS_GRANTABLE = 'YES'" } else { "" }
+    )
+}
+
+/// SQL that is true when the current account holds `privilege` on one table.
+fn on_table(privilege: &str, db: &str, table: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = {CURRENT_ACCOUNT} AND PRIVILEGE_TYPE = {} AND TABLE_SCHEMA = {} AND TABLE_NAME = {})",
+        literal(privilege),
+        literal(db),
+        literal(table)
+    )
+}
+
+/// What a restore does, as far as its grants go.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreNeeds<'a> {
+    /// The database the dump is loaded into.
+    pub target: &'a str,
+    /// The dump has views, routines, triggers or events, whose DEFINER is kept.
+    pub definers: bool,
+    /// `--users`: the accounts again, with their grants on `target`.
+    pub users: bool,
+}
+
+/// The privileges the README's restore grants give on the target database.
+const RESTORE_PRIVILEGES: &[&str] = &[
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "INDEX",
+    "REFERENCES",
+    "LOCK TABLES",
+    "CREATE VIEW",
+    "SHOW VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "EXECUTE",
+    "TRIGGER",
+    "EVENT",
+    "CREATE TEMPORARY TABLES",
+];
+
 /// Runs statements with the client tool; the rows, each a list of fields.
 pub struct Sql<'a> {
     pub client: String,
@@ -166,31 +233,12 @@ impl Sql<'_> {
     /// What the account lacks to dump `db` whole and save its accounts, each as the
     /// grant that gives it; empty when nothing is missing.
     pub fn missing_grants(&self, db: &str) -> Result<Vec<String>, BackupError> {
-        // The current account's own privileges, global, on a schema pattern, on a table.
-        let me = "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
         let d = literal(db);
-        let global = |p: &str| {
-            format!("EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {me} AND PRIVILEGE_TYPE = {})", literal(p))
-        };
-        let on_schema = |p: &str, schema: &str| {
-            format!(
-                "EXISTS (SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = {me} AND PRIVILEGE_TYPE = {} AND {schema} LIKE TABLE_SCHEMA)",
-                literal(p)
-            )
-        };
-        let on_table = |p: &str, schema: &str, table: &str| {
-            format!(
-                "EXISTS (SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = {me} AND PRIVILEGE_TYPE = {} AND TABLE_SCHEMA = {} AND TABLE_NAME = {})",
-                literal(p),
-                literal(schema),
-                literal(table)
-            )
-        };
         let mut checks: Vec<(String, String)> = Vec::new();
         for p in ["SELECT", "SHOW VIEW", "TRIGGER", "EVENT"] {
             checks.push((
                 format!("{p} ON {}.*", ident(db)),
-                format!("{} OR {}", global(p), on_schema(p, &d)),
+                format!("{} OR {}", global(p, false), on_schema(p, &d, false)),
             ));
         }
         // Routines' bodies: MariaDB reads them from mysql.proc (or, from 11.3, with
@@ -199,20 +247,85 @@ impl Sql<'_> {
         let mysql = literal("mysql");
         checks.push((
             "SELECT ON `mysql`.*".to_owned(),
-            format!("{} OR {}", global("SELECT"), on_schema("SELECT", &mysql)),
+            format!(
+                "{} OR {}",
+                global("SELECT", false),
+                on_schema("SELECT", &mysql, false)
+            ),
         ));
         checks.push((
             "SELECT ON `mysql`.* (MariaDB) or SHOW_ROUTINE ON *.* (MySQL)".to_owned(),
             format!(
                 "{} OR {} OR {} OR {} OR {} OR {}",
-                global("SELECT"),
-                global("SHOW_ROUTINE"),
-                global("SHOW CREATE ROUTINE"),
-                on_schema("SHOW CREATE ROUTINE", &d),
-                on_schema("SELECT", &mysql),
+                global("SELECT", false),
+                global("SHOW_ROUTINE", false),
+                global("SHOW CREATE ROUTINE", false),
+                on_schema("SHOW CREATE ROUTINE", &d, false),
+                on_schema("SELECT", &mysql, false),
                 on_table("SELECT", "mysql", "proc")
             ),
         ));
+        let mut missing = self.missing(checks)?;
+        // Without SELECT on `mysql`.* the routines' alternative is missing too: one
+        // grant gives both, so it is named once.
+        if missing.iter().any(|g| g == "SELECT ON `mysql`.*") {
+            missing.retain(|g| !g.starts_with("SELECT ON `mysql`.* (MariaDB)"));
+        }
+        Ok(missing)
+    }
+
+    /// What the account lacks for a restore that does `needs`, each as the grant that
+    /// gives it (the README's restore grants); empty when nothing is missing.
+    pub fn missing_restore_grants(
+        &self,
+        needs: &RestoreNeeds<'_>,
+    ) -> Result<Vec<String>, BackupError> {
+        let d = literal(needs.target);
+        let mut checks: Vec<(String, String)> = RESTORE_PRIVILEGES
+            .iter()
+            .map(|p| {
+                (
+                    format!("{p} ON {}.*", ident(needs.target)),
+                    format!("{} OR {}", global(p, false), on_schema(p, &d, false)),
+                )
+            })
+            .collect();
+        if needs.definers {
+            checks.push((
+                "SET USER ON *.* (MariaDB) or SET_USER_ID ON *.* (MySQL), for the objects' DEFINERs"
+                    .to_owned(),
+                format!(
+                    "{} OR {} OR {} OR {}",
+                    global("SET USER", false),
+                    global("SET_USER_ID", false),
+                    global("SET_ANY_DEFINER", false),
+                    global("SUPER", false)
+                ),
+            ));
+        }
+        if needs.users {
+            checks.push((
+                "CREATE USER ON *.*, for --users".to_owned(),
+                global("CREATE USER", false),
+            ));
+            checks.push((
+                format!(
+                    "GRANT OPTION ON {}.*, for --users (… WITH GRANT OPTION)",
+                    ident(needs.target)
+                ),
+                format!(
+                    "{} OR {}",
+                    global("SELECT", true),
+                    on_schema("SELECT", &d, true)
+                ),
+            ));
+        }
+        self.missing(checks)
+    }
+
+    /// Asks every `(grant, condition)` in one statement; the grants whose condition is
+    /// false.
+    fn missing(&self, checks: Vec<(String, String)>) -> Result<Vec<String>, BackupError> {
         let query = checks
             .iter()
             .map(|(_, cond)| format!("({cond})"))
@@ -223,14 +336,22 @@ impl Sql<'_> {
             .into_iter()
             .next()
             .unwrap_or_default();
-        let mut missing: Vec<String> = checks
+        Ok(checks
             .into_iter()
             .zip(row.iter().map(String::as_str).chain(std::iter::repeat("0")))
             .filter(|(_, has)| *has != "1")
             .map(|((grant, _), _)| grant)
-            .collect();
-        missing.dedup();
-        Ok(missing)
+            .collect())
+    }
+
+    /// The account the server took the login as, `'user'@'host'`.
+    pub fn current_user(&self) -> Result<String, BackupError> {
+        let row = self
+            .rows(&format!("SELECT {CURRENT_ACCOUNT}"))?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok(row.into_iter().next().unwrap_or_default())
     }
 
     /// The accounts with privileges on any of `dbs` (database, table or routine

@@ -53,8 +53,16 @@ pub enum BackupError {
     },
     #[error("the dump of {db} failed: {reason}")]
     Dump { db: String, reason: String },
-    #[error("the backup account cannot see everything it must save; grant it {}, as the README's Backups section lists", .0.join(", "))]
-    Grants(Vec<String>),
+    #[error("the backup account {account} cannot see everything it must save; grant it {}, as the README's Backups section lists (the account is backup.mysql's, or the mysql: section's when backup.mysql is not set)", .missing.join(", "))]
+    Grants {
+        account: String,
+        missing: Vec<String>,
+    },
+    #[error("the account {account} lacks what this restore needs, and nothing was changed; grant it {}, as the README's Backups section lists for backup restore", .missing.join(", "))]
+    RestoreGrants {
+        account: String,
+        missing: Vec<String>,
+    },
     #[error("there is no database {0:?} (or the backup account cannot see it)")]
     NoSuchDatabase(String),
     #[error("the database server: {0}")]
@@ -355,7 +363,10 @@ impl Backup<'_> {
             }
         }
         if !missing.is_empty() {
-            return Err(BackupError::Grants(missing));
+            return Err(BackupError::Grants {
+                account: sql.current_user()?,
+                missing,
+            });
         }
         for (i, db) in databases.iter().enumerate() {
             let inventory = sql

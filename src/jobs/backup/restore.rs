@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::client::Defaults;
-use super::inventory::{ident, Sql};
+use super::inventory::{ident, RestoreNeeds, Sql};
 use super::verify::{check_artifacts, compare};
 use super::{io_err, Backup, BackupError, Progress};
 use crate::state::backup::{self, DatabaseDump, Entry, Manifest, State};
@@ -112,6 +112,30 @@ impl Backup<'_> {
             });
         }
 
+        // Every grant the loads need, before anything changes (a dry run too).
+        let mut missing = Vec::new();
+        for l in &loads {
+            let needs = RestoreNeeds {
+                target: &l.target,
+                definers: !(l.dump.views.is_empty()
+                    && l.dump.routines.is_empty()
+                    && l.dump.triggers.is_empty()
+                    && l.dump.events.is_empty()),
+                users: req.users,
+            };
+            for grant in sql.missing_restore_grants(&needs)? {
+                if !missing.contains(&grant) {
+                    missing.push(grant);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(BackupError::RestoreGrants {
+                account: sql.current_user()?,
+                missing,
+            });
+        }
+
         // The plan.
         for l in &loads {
             println!(
@@ -167,7 +191,7 @@ impl Backup<'_> {
                 println!("needs --yes: {n}");
             }
             return Ok(format!(
-                "dry run: backup {} checked, nothing changed",
+                "dry run: backup {}'s checksums and the account's grants checked, nothing changed",
                 manifest.name
             ));
         }
@@ -224,6 +248,17 @@ impl Backup<'_> {
                 name: manifest.name.clone(),
                 reason,
             })?;
+            // A copy beside the original must not run the original's scheduled work a
+            // second time: its events are loaded disabled.
+            if l.target != l.dump.name {
+                for event in &l.dump.events {
+                    sql.rows(&format!(
+                        "ALTER EVENT {}.{} DISABLE",
+                        ident(&l.target),
+                        ident(event)
+                    ))?;
+                }
+            }
             progress.done(&format!(
                 "database {} restored as {}",
                 l.dump.name, l.target
