@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod dbus;
 pub mod exposition;
 pub mod jobs;
+pub mod logging;
 pub mod procfile;
 pub mod regular;
 pub mod rtnetlink;

@@ -11,7 +11,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!(
-                "error: {}",
+                "{}error: {}",
+                shoehub_exporter::logging::error_prefix(),
                 shoehub_exporter::error_chain(failure.error.as_ref())
             );
             ExitCode::from(failure.code)

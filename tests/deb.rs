@@ -243,6 +243,27 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
         let e = exposure(unit);
         assert!(e <= 5.0, "{unit} is exposed {e}");
     }
+    // The README's table of exposure figures is what systemd-analyze says, unit by unit.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut stated = 0;
+    for line in readme.lines() {
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        if let [unit, figure] = cells[..] {
+            let unit = unit.trim_matches('`');
+            if unit.starts_with("shoehub-") && unit.ends_with(".service") {
+                let figure: f64 = figure.parse().unwrap();
+                assert_eq!(exposure(unit), figure, "the README's figure for {unit}");
+                stated += 1;
+            }
+        }
+    }
+    assert_eq!(stated, 5, "the README's exposure table");
 
     // The installed binary with the installed config, as the unit runs it: every
     // collector succeeds.
@@ -344,7 +365,8 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     assert_eq!(std::fs::read_to_string(config).unwrap(), edited);
     assert_eq!(owned("/etc/shoehub-exporter/config.yml").0, 0o640);
 
-    // Purge: the config, the state and the user go; the backups stay.
+    // Purge: the config and the state go; the backups stay, with the user and group
+    // that own them (a removed group's bare GID would pass to the next group made).
     let kept = Path::new("/var/backups/shoe_store_hub/operator-notes.txt");
     std::fs::write(kept, "keep\n").unwrap();
     ok("dpkg", &["--purge", PACKAGE]);
@@ -352,12 +374,13 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     assert!(!Path::new("/var/lib/shoehub-exporter").exists());
     assert!(!Path::new("/usr/bin/shoehub-exporter").exists());
     assert!(
-        !run("getent", &["passwd", PACKAGE]).status.success(),
-        "the user stays"
+        run("getent", &["passwd", PACKAGE]).status.success(),
+        "the user was removed"
     );
-    assert!(
-        !run("getent", &["group", PACKAGE]).status.success(),
-        "the group stays"
+    assert_eq!(
+        owned("/var/backups/shoe_store_hub").2,
+        PACKAGE,
+        "the kept backups' group"
     );
     assert!(wants.symlink_metadata().is_err());
     assert_eq!(std::fs::read_to_string(kept).unwrap(), "keep\n");

@@ -193,7 +193,7 @@ fn what_was_reviewed_is_exactly_what_is_applied() {
     );
     refused(
         &s.update(&["apply"]),
-        &format!("update approve --plan {id}"),
+        &format!("update approve --plan {id} --by NAME"),
     );
     refused(
         &s.update(&["approve", "--plan", "0000000000000000", "--by", "alice"]),
@@ -273,6 +273,14 @@ fn a_withdrawn_version_an_edited_playbook_and_a_stale_plan_are_refused() {
     refused(&out, "shoehub-test-sandals 1.1, as reviewed in plan");
     assert!(String::from_utf8_lossy(&out.stderr).contains("update plan"));
     assert_eq!(s.installed(), "1.0", "nothing was installed");
+    // `update status` says so, with the reason, until an apply runs.
+    let status = s.update(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("last apply REFUSED")
+            && status.contains("shoehub-test-sandals 1.1, as reviewed in plan"),
+        "{status}"
+    );
 
     // An inventory edited after the approval: plan again.
     let id2 = s.plan();

@@ -69,7 +69,7 @@ fn print_list(entries: &[Entry], format: ListFormat) {
     match format {
         ListFormat::Json => match serde_json::to_string(&rows) {
             Ok(text) => println!("{text}"),
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => eprintln!("{}error: {e}", crate::logging::error_prefix()),
         },
         ListFormat::Text => {
             println!("{:<18} {:>14} {:<9} state", "backup", "bytes", "verified");

@@ -2,7 +2,6 @@
 //! a run and an exit code. `main` parses, calls [`run`] and prints the error chain once.
 
 use std::error::Error;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command, JobCommand};
@@ -82,11 +81,7 @@ pub fn load_config(flag: Option<&Path>) -> Result<Config, Failure> {
 
 /// Logs at `level` and above to stderr, coloured on a terminal.
 pub fn init_logging(level: tracing::Level) {
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    crate::logging::init(level);
 }
 
 /// An exit code from a command's own (0–255, else 1).

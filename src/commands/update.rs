@@ -24,10 +24,15 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
         UpdateCommand::Approve(a) => u
             .approve(a.plan.as_deref(), a.by.as_deref(), a.comment.as_deref())
             .map(|_| 0),
-        UpdateCommand::Apply(a) => match detach(config_file.as_deref(), &a) {
-            Some(code) => Ok(i32::from(code)),
-            None => u.apply(a.timeout.map(|t| t.get())),
-        },
+        UpdateCommand::Apply(a) => {
+            if detaching(&a) {
+                // Refuse here, on the operator's terminal, what the unit would refuse.
+                u.ready().map_err(|e| Failure::new(1, e)).map(|_| ())?;
+                Ok(i32::from(detach(config_file.as_deref(), &a)))
+            } else {
+                u.apply(a.timeout.map(|t| t.get()))
+            }
+        }
         UpdateCommand::Status => u.status().map(|_| 0),
     };
     result.map(exit_code).map_err(|e| Failure::new(1, e))
@@ -36,27 +41,44 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
 /// The transient unit `update apply` runs in where systemd runs.
 pub const APPLY_UNIT: &str = "shoehub-update-apply.service";
 
-/// Where systemd runs (and this is not already its unit), `update apply` goes on as the
-/// transient unit [`APPLY_UNIT`], so that a lost terminal cannot cut dpkg in half: the
-/// exit code of `systemd-run`. `None`: apply here, in the foreground.
-fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> Option<u8> {
-    let systemd = Path::new("/run/systemd/system").is_dir();
+/// Whether `update apply` goes on as the transient unit [`APPLY_UNIT`]: where systemd
+/// runs, unless `--foreground` or already inside a unit, so that a lost terminal cannot
+/// cut dpkg in half.
+fn detaching(a: &crate::cli::ApplyArgs) -> bool {
     if a.foreground || std::env::var_os("INVOCATION_ID").is_some() {
-        return None;
+        return false;
     }
-    if !systemd {
+    if !Path::new("/run/systemd/system").is_dir() {
         eprintln!(
             "systemd is not running here: the update runs in the foreground, and closing this terminal stops it (use tmux or screen)"
         );
-        return None;
+        return false;
     }
-    let exe = std::env::current_exe().ok()?;
+    true
+}
+
+/// Runs `update apply --foreground` as the transient unit [`APPLY_UNIT`] and waits for
+/// it: the exit code is the unit's (its main process's), so a refusal or a failed
+/// playbook inside the unit fails this command too. Closing the terminal ends only the
+/// waiting; the unit goes on.
+fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> u8 {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!(
+                "{}error: cannot find this program's path: {e}",
+                crate::logging::error_prefix()
+            );
+            return 1;
+        }
+    };
     let mut cmd = std::process::Command::new("systemd-run");
     cmd.args([
         "--unit",
         APPLY_UNIT,
         "--description=Weekly update of the Shoe Store Hub host (approved plan)",
         "--collect",
+        "--wait",
         "--quiet",
         "--property=KillMode=mixed",
     ])
@@ -68,20 +90,29 @@ fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> Option<u8> {
     if let Some(t) = &a.timeout {
         cmd.arg("--timeout").arg(format!("{}s", t.get().as_secs()));
     }
+    eprintln!(
+        "the update runs as {APPLY_UNIT}: closing this terminal does not stop it. Follow it with `journalctl -fu {APPLY_UNIT}`; waiting for it to end"
+    );
     match cmd.status() {
         Ok(s) if s.success() => {
-            println!(
-                "the update runs as {APPLY_UNIT}: closing this terminal does not stop it. Follow it with `journalctl -fu {APPLY_UNIT}` or `shoehub-exporter update status`"
-            );
-            Some(0)
+            println!("the update succeeded: `shoehub-exporter update status` shows the run");
+            0
         }
         Ok(s) => {
-            eprintln!("error: systemd-run could not start {APPLY_UNIT} ({s})");
-            Some(1)
+            let code = s
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .filter(|c| *c != 0)
+                .unwrap_or(1);
+            eprintln!(
+                "{}error: {APPLY_UNIT} failed ({s}): `shoehub-exporter update status` and `journalctl -u {APPLY_UNIT}` say why",
+                crate::logging::error_prefix()
+            );
+            code
         }
         Err(e) => {
-            eprintln!("error: systemd-run: {e}");
-            Some(1)
+            eprintln!("{}error: systemd-run: {e}", crate::logging::error_prefix());
+            1
         }
     }
 }

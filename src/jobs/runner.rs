@@ -267,8 +267,8 @@ pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
     let (exit, output) = match execute(r) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!(
-                "error: cannot start {}: {e}",
+            tracing::error!(
+                "cannot start {}: {e}",
                 r.command
                     .first()
                     .map(|c| c.to_string_lossy().into_owned())
@@ -341,7 +341,7 @@ fn execute(r: &JobRun<'_>) -> std::io::Result<(Exit, Output)> {
     }
     let exit = process.wait()?;
     if exit.timed_out {
-        eprintln!(
+        tracing::error!(
             "job {}: timed out after {:?}; stopped it",
             r.job,
             r.timeout.unwrap_or_default()

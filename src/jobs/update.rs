@@ -32,7 +32,7 @@ pub enum UpdateError {
     NoPlan,
     #[error("plan {given} is not the current plan ({current}); review `shoehub-exporter update status` and approve the current one")]
     WrongPlan { given: String, current: String },
-    #[error("plan {0} is not approved: review it with `shoehub-exporter update status`, then `shoehub-exporter update approve --plan {0}`")]
+    #[error("plan {0} is not approved: review it with `shoehub-exporter update status`, then `shoehub-exporter update approve --plan {0} --by NAME --comment TEXT`")]
     NotApproved(String),
     #[error(
         "plan {0} was already applied: run `shoehub-exporter update plan` for the next update"
@@ -68,6 +68,14 @@ pub enum UpdateError {
     State(#[from] StateError),
     #[error(transparent)]
     Run(#[from] runner::RunError),
+}
+
+/// What [`Update::ready`] found: the approved plan and the files it runs.
+pub struct Ready<'a> {
+    pub playbook: &'a Path,
+    pub inventory: &'a Path,
+    pub plan: Plan,
+    pub approval: Approval,
 }
 
 pub struct Update<'a> {
@@ -142,7 +150,7 @@ fn available(package: &str, version: &str) -> Result<bool, UpdateError> {
     }))
 }
 
-impl Update<'_> {
+impl<'a> Update<'a> {
     /// The packages an upgrade would install now, from the current lists.
     fn pending(&self) -> Result<Vec<apt::Upgrade>, UpdateError> {
         let out = Command::new("apt-get")
@@ -158,7 +166,7 @@ impl Update<'_> {
         Ok(apt::parse_upgrades(&String::from_utf8_lossy(&out.stdout)))
     }
 
-    fn inventory(&self) -> Result<&Path, UpdateError> {
+    fn inventory(&self) -> Result<&'a Path, UpdateError> {
         self.inventory.ok_or(UpdateError::NoInventory)
     }
 
@@ -229,12 +237,19 @@ impl Update<'_> {
         Ok(approval)
     }
 
-    /// Runs the approved plan's playbook as the job `update`; returns its exit code.
-    pub fn apply(&self, timeout: Option<Duration>) -> Result<i32, UpdateError> {
+    /// Whether the current plan may be applied now, as far as can be told without apt:
+    /// a playbook and an inventory, an approved plan not yet applied, not older than
+    /// `updates.max_plan_age`, whose playbook and inventory are unchanged. A refusal is
+    /// recorded for `update status`.
+    pub fn ready(&self) -> Result<Ready<'a>, UpdateError> {
+        self.ready_inner().map_err(|e| self.refused(e))
+    }
+
+    fn ready_inner(&self) -> Result<Ready<'a>, UpdateError> {
         let playbook = self.playbook.ok_or(UpdateError::NoPlaybook)?;
         let inventory = self.inventory()?;
         let plan = update::read_plan(self.state_dir)?.ok_or(UpdateError::NoPlan)?;
-        let mut approval = match update::read_approval(self.state_dir)? {
+        let approval = match update::read_approval(self.state_dir)? {
             Some(a) if a.plan == plan.id => a,
             _ => return Err(UpdateError::NotApproved(plan.id)),
         };
@@ -257,17 +272,52 @@ impl Update<'_> {
                 return Err(UpdateError::Changed(plan.id));
             }
         }
+        Ok(Ready {
+            playbook,
+            inventory,
+            plan,
+            approval,
+        })
+    }
+
+    /// Records `e` as the reason the last apply did not run, and gives it back.
+    fn refused(&self, e: UpdateError) -> UpdateError {
+        let plan = update::read_plan(self.state_dir)
+            .ok()
+            .flatten()
+            .map(|p| p.id)
+            .unwrap_or_default();
+        let refusal = update::Refusal {
+            at: now(),
+            plan,
+            reason: e.to_string(),
+        };
+        if let Err(w) = update::write_refusal(self.state_dir, &refusal) {
+            tracing::warn!("cannot record the refusal for `update status`: {w}");
+        }
+        e
+    }
+
+    /// Runs the approved plan's playbook as the job `update`; returns its exit code.
+    pub fn apply(&self, timeout: Option<Duration>) -> Result<i32, UpdateError> {
+        let Ready {
+            playbook,
+            inventory,
+            plan,
+            mut approval,
+        } = self.ready()?;
         // Every reviewed version must still be there; newer ones wait.
-        refresh()?;
+        refresh().map_err(|e| self.refused(e))?;
         for p in &plan.packages {
-            if !available(&p.package, &p.to)? {
-                return Err(UpdateError::Withdrawn {
+            if !available(&p.package, &p.to).map_err(|e| self.refused(e))? {
+                return Err(self.refused(UpdateError::Withdrawn {
                     plan: plan.id,
                     package: p.package.clone(),
                     version: p.to.clone(),
-                });
+                }));
             }
         }
+        update::clear_refusal(self.state_dir)?;
         let command: Vec<OsString> = vec![
             "ansible-playbook".into(),
             "-i".into(),
@@ -324,14 +374,36 @@ impl Update<'_> {
             }
         }
         let last = job::read(self.state_dir, "update")?;
-        match last.last {
-            Some(l) => println!(
-                "last update run: exit code {} {} ago, took {}",
-                l.exit_code,
-                human(now() - l.ended),
-                human(l.ended - l.started)
-            ),
+        match &last.last {
+            Some(l) => {
+                println!(
+                    "last update run: {} {} ago, took {}",
+                    if l.exit_code == 0 {
+                        "succeeded".to_owned()
+                    } else if l.timed_out {
+                        format!("FAILED (timed out, exit code {})", l.exit_code)
+                    } else {
+                        format!("FAILED (exit code {})", l.exit_code)
+                    },
+                    human(now() - l.ended),
+                    human(l.ended - l.started)
+                );
+                if l.exit_code != 0 {
+                    for line in l.tail.iter().rev().take(10).rev() {
+                        println!("  | {line}");
+                    }
+                }
+            }
             None => println!("no update has run yet"),
+        }
+        if let Some(r) = update::read_refusal(self.state_dir)? {
+            if last.last.as_ref().is_none_or(|l| r.at > l.ended) {
+                println!(
+                    "last apply REFUSED {} ago, nothing was installed: {}",
+                    human(now() - r.at),
+                    r.reason
+                );
+            }
         }
         Ok(())
     }

@@ -64,6 +64,9 @@ impl Default for BackupConfig {
             paths: vec![
                 PathBuf::from("/etc/shoe_store_hub"),
                 PathBuf::from("/var/www/shoe_store_hub/user_data"),
+                // This program's own settings and password files: what a new host needs
+                // after the old one is lost.
+                PathBuf::from("/etc/shoehub-exporter"),
             ],
             databases: Vec::new(),
             mysql: None,

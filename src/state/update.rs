@@ -87,6 +87,17 @@ pub struct Approval {
     pub applied: Option<f64>,
 }
 
+/// The last `update apply` that refused to run, and why: `update status` shows it until
+/// an apply runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Refusal {
+    pub at: f64,
+    /// The current plan's id then (empty with no plan).
+    #[serde(default)]
+    pub plan: String,
+    pub reason: String,
+}
+
 pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("update")
 }
@@ -147,6 +158,25 @@ pub fn write_approval(state_dir: &Path, approval: &Approval) -> Result<(), State
 
 /// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint (not a security measure; the
 /// files it guards are the operator's own).
+pub fn read_refusal(state_dir: &Path) -> Result<Option<Refusal>, StateError> {
+    read_json(&dir(state_dir).join("refusal.json"))
+}
+
+pub fn write_refusal(state_dir: &Path, refusal: &Refusal) -> Result<(), StateError> {
+    write_json(&dir(state_dir).join("refusal.json"), refusal)
+}
+
+/// Forgets the last refusal: an apply runs.
+pub fn clear_refusal(state_dir: &Path) -> Result<(), StateError> {
+    let path = dir(state_dir).join("refusal.json");
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StateError::Io { path, source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn digest(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
