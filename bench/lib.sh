@@ -25,7 +25,32 @@ wait_http() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Peak resident memory of every kind (VmHWM): code and shared libraries included.
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+# anon_sampler PID NAME — in the background, samples the process's anonymous resident
+# memory (RssAnon: heap and stacks, what the host really spends on it; the kernel keeps
+# no peak of it) ten times a second while it lives, and keeps the highest in
+# $work/NAME.anon. Its pid joins `pids`.
+anon_sampler() {
+  local pid=$1 out="$work/$2.anon"
+  echo 0 >"$out"
+  (
+    max=0
+    while [ -r "/proc/$pid/status" ]; do
+      while read -r key value _; do
+        if [ "$key" = RssAnon: ]; then
+          if [ "$value" -gt "$max" ]; then max=$value; echo "$max" >"$out"; fi
+          break
+        fi
+      done <"/proc/$pid/status" 2>/dev/null || break
+      sleep 0.1
+    done
+  ) &
+  pids+=("$!")
+}
+# peak_anon_kb NAME — the highest RssAnon anon_sampler saw, in kB.
+peak_anon_kb() { cat "$work/$1.anon"; }
 
 # run NAME PID PORT CONNS -> appends "rps p50_us p99_us cpu_s_per_1000" to $work/NAME.CONNS
 run() {
@@ -33,7 +58,9 @@ run() {
   local t0 t1 out reqs rps p50 p99 hz
   hz=$(getconf CLK_TCK)
   t0=$(cpu_ticks "$pid")
-  out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$port/metrics")
+  # As Prometheus scrapes: it asks for gzip.
+  out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'Accept-Encoding: gzip' \
+    "http://127.0.0.1:$port/metrics")
   t1=$(cpu_ticks "$pid")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

@@ -341,6 +341,19 @@ pub struct Timex {
     pub tai: i32,
 }
 
+/// Lets a write to a closed pipe end the process as it ends a C program (SIGPIPE's
+/// default action: exit status 141 in a shell) instead of failing the write, which
+/// `println!` turns into a panic and `panic = "abort"` into SIGABRT. Rust's runtime
+/// ignores SIGPIPE at start; only the commands whose output is for a reader such as
+/// `| head` set it back (see [`crate::commands::run`]), never those that write to a
+/// child's pipe or serve sockets.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Reads the clock's discipline with clock_adjtime(2) on `CLOCK_REALTIME`, `modes` 0: a
 /// read, never a change. This is the system call glibc's own adjtimex(3) makes, named
 /// here so that it is the one a unit's `SystemCallFilter=` must allow, whatever the libc.
@@ -400,86 +413,9 @@ pub fn limit_malloc_arenas() {
     }
 }
 
-/// Unmaps the pages of the exporter's own code that are in memory, so that the resident
-/// set holds only the code in use: start-up code (arguments, configuration, set-up of
-/// every collector) is some 40% of what a scrape leaves resident, and is not run
-/// again. The pages a scrape needs come back on their first use, from the page cache
-/// (the file's pages stay there; only this process' mappings go). Read-only code maps
-/// the file as it is, so nothing is lost; a mapping with pages of its own (a debugger's
-/// breakpoints) is left as it is. Returns the bytes that were resident.
-pub fn release_code_pages() -> io::Result<u64> {
-    // An address inside this executable's code mapping.
-    let here = release_code_pages as *const () as usize;
-    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
-    let mut lines = smaps.lines();
-    let mut found = None;
-    while let Some(line) = lines.next() {
-        let mut fields = line.split_ascii_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let Some((a, b)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        else {
-            continue;
-        };
-        if !(start..end).contains(&here) {
-            continue;
-        }
-        let (mut rss, mut anonymous) = (None, None);
-        for detail in lines.by_ref() {
-            let kb = |rest: &str| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            };
-            if let Some(rest) = detail.strip_prefix("Rss:") {
-                rss = kb(rest);
-            } else if let Some(rest) = detail.strip_prefix("Anonymous:") {
-                anonymous = kb(rest);
-            } else if detail.starts_with("VmFlags:") {
-                break;
-            }
-        }
-        found = Some((start, end, perms.to_owned(), rss, anonymous));
-        break;
-    }
-    let Some((start, end, perms, rss, anonymous)) = found else {
-        return Err(io::Error::other(
-            "own code mapping not found in /proc/self/smaps",
-        ));
-    };
-    if perms != "r-xp" || anonymous != Some(0) {
-        return Ok(0);
-    }
-    // SAFETY: the range is this process' own read-only, unmodified code mapping;
-    // MADV_DONTNEED on a private file mapping only drops the page table entries, and
-    // the next access maps the file's page again.
-    if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(rss.unwrap_or(0) * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn released_code_comes_back_on_use() {
-        let released = release_code_pages().unwrap();
-        assert!(
-            released > 0,
-            "nothing of the test binary's code was resident"
-        );
-        // Running code after the release faults its pages back in.
-        assert_eq!(uname().unwrap()[0], "Linux");
-        assert!(release_code_pages().unwrap() > 0);
-    }
 
     #[test]
     fn uname_says_linux() {

@@ -113,6 +113,43 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     let report = text(&lint);
     let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian: {report}");
+    assert!(
+        !report.contains("statically-linked-binary"),
+        "lintian: {report}"
+    );
+
+    // The binary is built as Debian expects: position-independent, against the
+    // system's glibc (its package a dependency), hardened.
+    let unpacked = tempfile::tempdir().unwrap();
+    ok("dpkg-deb", &["-x", &deb, unpacked.path().to_str().unwrap()]);
+    let bin = unpacked.path().join("usr/bin/shoehub-exporter");
+    let bin = bin.to_str().unwrap();
+    let header = ok("readelf", &["-hW", bin]);
+    assert!(
+        header
+            .lines()
+            .any(|l| l.trim_start().starts_with("Type:") && l.contains("DYN")),
+        "{header}"
+    );
+    let dynamic = ok("readelf", &["-dW", bin]);
+    assert!(dynamic.contains("Shared library: [libc.so.6]"), "{dynamic}");
+    let control = ok("dpkg-deb", &["-f", &deb, "Depends"]);
+    assert!(control.contains("libc6 (>= 2."), "Depends: {control}");
+    let hardening = run(
+        &require_tool("hardening-check", "devscripts")
+            .display()
+            .to_string(),
+        &["--nostackprotector", "--nofortify", "--nocfprotection", bin],
+    );
+    let said = text(&hardening);
+    for check in [
+        "Position Independent Executable: yes",
+        "Read-only relocations: yes",
+        "Immediate binding: yes",
+    ] {
+        assert!(said.contains(check), "hardening-check: {said}");
+    }
+    assert!(hardening.status.success(), "hardening-check: {said}");
 
     // A run that was killed may have left the package behind.
     let _ = run("dpkg", &["--purge", PACKAGE]);

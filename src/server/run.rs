@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use hyper::header::{HeaderName, HeaderValue};
 
@@ -148,7 +148,6 @@ pub fn run(loaded: Loaded, loader: Loader) -> Result<(), RunError> {
             version = crate::VERSION,
             "listening"
         );
-        release_start_up_code();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(RunError::Signal)?;
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -172,7 +171,6 @@ pub fn run(loaded: Loaded, loader: Loader) -> Result<(), RunError> {
                         if reloads.send(next).await.is_err() {
                             break;
                         }
-                        release_start_up_code();
                     }
                     Ok(Err(e)) => {
                         error!(error = %e, "reload failed; the running configuration stays");
@@ -196,14 +194,6 @@ pub fn run(loaded: Loaded, loader: Loader) -> Result<(), RunError> {
     runtime.shutdown_timeout(RUNTIME_GRACE);
     info!("stopped");
     Ok(())
-}
-
-/// Set-up is done: its code need not stay resident (see [`crate::sys::release_code_pages`]).
-fn release_start_up_code() {
-    match crate::sys::release_code_pages() {
-        Ok(bytes) => debug!(kib = bytes / 1024, "code pages released after set-up"),
-        Err(e) => debug!(error = %e, "code pages not released"),
-    }
 }
 
 /// After SIGTERM, open requests get this long to finish...
