@@ -27,9 +27,7 @@ pub fn run(config: Option<&Path>, cmd: &BackupCommand) -> Outcome {
     let result = match cmd {
         BackupCommand::Run => b.run().map(drop),
         BackupCommand::Verify => b.verify().map(|msg| println!("{msg}")),
-        BackupCommand::Restore(a) => b
-            .restore(&crate::jobs::backup::RestoreRequest::from(a))
-            .map(|msg| println!("{msg}")),
+        BackupCommand::Restore(a) => b.restore(&restore_request(a)).map(|msg| println!("{msg}")),
         BackupCommand::Prune => b
             .prune()
             .map(|n| println!("{n} backup(s) or leftover(s) removed")),
@@ -82,5 +80,18 @@ fn print_list(entries: &[Entry], format: ListFormat) {
                 println!("{:<18} {:>14} {:<9} {}", r.name, r.size, verified, r.state);
             }
         }
+    }
+}
+
+/// The restore the command line asks for, in the job's own terms.
+fn restore_request(a: &crate::cli::RestoreArgs) -> crate::jobs::backup::RestoreRequest {
+    crate::jobs::backup::RestoreRequest {
+        backup: a.backup.clone(),
+        databases: a.database.clone(),
+        as_name: a.as_name.clone(),
+        files_to: a.files_to.clone(),
+        users: a.users,
+        dry_run: a.dry_run,
+        yes: a.yes,
     }
 }

@@ -20,10 +20,17 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
         max_json: usize::try_from(config.jobs.max_json_bytes.get()).unwrap_or(usize::MAX),
     };
     let result = match cmd {
-        UpdateCommand::Plan => u.plan().map(|_| 0),
+        UpdateCommand::Plan => u.plan().and_then(|plan| {
+            println!("{}", crate::jobs::update::describe(&plan));
+            println!("{}", crate::jobs::update::plan_report(&plan)?);
+            Ok(0)
+        }),
         UpdateCommand::Approve(a) => u
             .approve(a.plan.as_deref(), a.by.as_deref(), a.comment.as_deref())
-            .map(|_| 0),
+            .map(|approval| {
+                println!("plan {} approved by {}", approval.plan, approval.by);
+                0
+            }),
         UpdateCommand::Apply(a) => {
             if detaching(&a) {
                 // Refuse here, on the operator's terminal, what the unit would refuse.
@@ -33,7 +40,10 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
                 u.apply(a.timeout.map(|t| t.get()))
             }
         }
-        UpdateCommand::Status => u.status().map(|_| 0),
+        UpdateCommand::Status => u.status().map(|report| {
+            print!("{report}");
+            0
+        }),
     };
     result.map(exit_code).map_err(|e| Failure::new(1, e))
 }

@@ -26,6 +26,7 @@ use crate::state::job::JobsConfig;
 use crate::state::update::UpdatesConfig;
 use crate::value::{DurationValue, ListenAddress, TelemetryPath};
 
+pub mod check;
 pub mod dashboard;
 pub mod webfile;
 
@@ -78,7 +79,7 @@ pub struct Config {
     /// Thresholds of the generated alert rules.
     pub alerts: AlertsConfig,
     /// Where `check` reaches the exporter, Prometheus and Grafana.
-    pub check: crate::check::CheckConfig,
+    pub check: check::CheckConfig,
 }
 
 /// A config file larger than this is refused before it is parsed.

@@ -12,6 +12,7 @@
 //! says what to do. A version published after the review waits for the next plan.
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -187,16 +188,6 @@ impl<'a> Update<'a> {
             check,
         };
         update::write_plan(self.state_dir, &plan)?;
-        println!("{}", describe(&plan));
-        if let Some(c) = &plan.check {
-            if c.exit_code != 0 {
-                return Err(UpdateError::CheckFailed { code: c.exit_code });
-            }
-        }
-        println!(
-            "review it (`shoehub-exporter update status` shows the diff), then approve it with: shoehub-exporter update approve --plan {} --by NAME --comment TEXT",
-            plan.id
-        );
         Ok(plan)
     }
 
@@ -233,7 +224,6 @@ impl<'a> Update<'a> {
             applied: None,
         };
         update::write_approval(self.state_dir, &approval)?;
-        println!("plan {} approved by {}", approval.plan, approval.by);
         Ok(approval)
     }
 
@@ -341,18 +331,27 @@ impl<'a> Update<'a> {
         Ok(code)
     }
 
-    pub fn status(&self) -> Result<(), UpdateError> {
+    /// What `update status` shows: the plan with its check run, its approval, the last
+    /// run (with the end of its output when it failed) and the last refusal.
+    pub fn status(&self) -> Result<String, UpdateError> {
+        let mut out = String::new();
+        // A line of the report (writing into a String cannot fail).
+        macro_rules! say {
+            ($($arg:tt)*) => {{
+                let _ = writeln!(out, $($arg)*);
+            }};
+        }
         match update::read_plan(self.state_dir)? {
-            None => println!("no plan: run `shoehub-exporter update plan`"),
+            None => say!("no plan: run `shoehub-exporter update plan`"),
             Some(plan) => {
-                println!("{}", describe(&plan));
+                say!("{}", describe(&plan));
                 if let Some(c) = &plan.check {
-                    println!("what the check run would change, per task and host:");
-                    println!("{}", c.output.trim_end());
+                    say!("what the check run would change, per task and host:");
+                    say!("{}", c.output.trim_end());
                 }
                 match update::read_approval(self.state_dir)? {
                     Some(a) if a.plan == plan.id => {
-                        println!(
+                        say!(
                             "approved by {} {} ago{}",
                             a.by,
                             human(now() - a.at),
@@ -363,10 +362,10 @@ impl<'a> Update<'a> {
                             }
                         );
                         if let Some(t) = a.applied {
-                            println!("applied {} ago", human(now() - t));
+                            say!("applied {} ago", human(now() - t));
                         }
                     }
-                    _ => println!(
+                    _ => say!(
                         "not approved: shoehub-exporter update approve --plan {} --by NAME --comment TEXT",
                         plan.id
                     ),
@@ -376,7 +375,7 @@ impl<'a> Update<'a> {
         let last = job::read(self.state_dir, "update")?;
         match &last.last {
             Some(l) => {
-                println!(
+                say!(
                     "last update run: {} {} ago, took {}",
                     if l.exit_code == 0 {
                         "succeeded".to_owned()
@@ -390,26 +389,41 @@ impl<'a> Update<'a> {
                 );
                 if l.exit_code != 0 {
                     for line in l.tail.iter().rev().take(10).rev() {
-                        println!("  | {line}");
+                        say!("  | {line}");
                     }
                 }
             }
-            None => println!("no update has run yet"),
+            None => say!("no update has run yet"),
         }
         if let Some(r) = update::read_refusal(self.state_dir)? {
             if last.last.as_ref().is_none_or(|l| r.at > l.ended) {
-                println!(
+                say!(
                     "last apply REFUSED {} ago, nothing was installed: {}",
                     human(now() - r.at),
                     r.reason
                 );
             }
         }
-        Ok(())
+        Ok(out)
     }
 }
 
-fn describe(plan: &Plan) -> String {
+/// The plan's summary, as `update plan` prints it: the outcome of the check run, and how
+/// to review and approve it.
+pub fn plan_report(plan: &Plan) -> Result<String, UpdateError> {
+    if let Some(c) = &plan.check {
+        if c.exit_code != 0 {
+            return Err(UpdateError::CheckFailed { code: c.exit_code });
+        }
+    }
+    Ok(format!(
+        "review it (`shoehub-exporter update status` shows the diff), then approve it with: shoehub-exporter update approve --plan {} --by NAME --comment TEXT",
+        plan.id
+    ))
+}
+
+/// One plan's header: id, age, the apt refresh, every package, the check run's summary.
+pub fn describe(plan: &Plan) -> String {
     let security = plan.packages.iter().filter(|p| p.security).count();
     let mut out = format!(
         "plan {} made {} ago: {} package(s) to upgrade, {} from security archives",

@@ -342,17 +342,3 @@ impl Backup<'_> {
         Ok(files)
     }
 }
-
-impl From<&crate::cli::RestoreArgs> for Request {
-    fn from(a: &crate::cli::RestoreArgs) -> Request {
-        Request {
-            backup: a.backup.clone(),
-            databases: a.database.clone(),
-            as_name: a.as_name.clone(),
-            files_to: a.files_to.clone(),
-            users: a.users,
-            dry_run: a.dry_run,
-            yes: a.yes,
-        }
-    }
-}
