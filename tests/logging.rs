@@ -36,15 +36,7 @@ fn stderr_of(args: &[&str], journal: Option<bool>) -> String {
 #[test]
 fn lines_carry_their_priority_to_the_journal_and_no_second_time() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "jobs:\n  state_dir: {}\n",
-            dir.path().join("jobs").display()
-        ),
-    )
-    .unwrap();
+    let config = common::jobs_only_config(dir.path());
     let config = config.to_str().unwrap();
     let failed_job = [
         "job",

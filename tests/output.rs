@@ -14,15 +14,7 @@ use common::BIN;
 #[test]
 fn a_closed_pipe_ends_a_printing_command_without_an_abort() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "jobs:\n  state_dir: {}\n",
-            dir.path().join("jobs").display()
-        ),
-    )
-    .unwrap();
+    let config = common::jobs_only_config(dir.path());
     let config = config.to_str().unwrap();
     for args in [
         &["generate", "dashboard"][..],

@@ -449,10 +449,16 @@ fn build_deb() -> PathBuf {
     root.join(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// A package of nothing but its name and version, built with dpkg-deb into `dir`.
-fn tiny_deb(dir: &Path, name: &str, version: &str) -> PathBuf {
+/// A package of nothing but its name and version (and a `preinst` script if given),
+/// built with dpkg-deb into `dir`.
+fn tiny_deb(dir: &Path, name: &str, version: &str, preinst: Option<&str>) -> PathBuf {
     let root = dir.join(format!("{name}-{version}"));
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    if let Some(script) = preinst {
+        let p = root.join("DEBIAN/preinst");
+        std::fs::write(&p, script).unwrap();
+        run(Command::new("chmod").arg("755").arg(&p));
+    }
     std::fs::write(
         root.join("DEBIAN/control"),
         format!(
@@ -486,6 +492,18 @@ fn publish(host: &Host, debs: &[&Path]) {
         .args(["-oAPT::FTPArchive::Release::Origin=Debian", "release", "."])
         .current_dir(&repo));
     std::fs::write(repo.join("Release"), release.stdout).unwrap();
+}
+
+/// Approves the plan whose id `update status` (its output, `status`) names, as alice.
+fn approve_current_plan(host: &Host, status: &str) {
+    let id = status
+        .lines()
+        .find_map(|l| l.split("--plan ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no plan id in {status}"));
+    host.ok(&format!(
+        "shoehub-exporter update approve --plan {id} --by alice --comment 'changelog read'"
+    ));
 }
 
 /// How long an alert may take to arrive: its `for:` (shortened to 15 s by
@@ -656,8 +674,8 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
 
     // The weekly update: the archive offers 1.1 of an installed 1.0.
     let debs = tempfile::tempdir().unwrap();
-    let v10 = tiny_deb(debs.path(), "shoehub-canary", "1.0");
-    let v11 = tiny_deb(debs.path(), "shoehub-canary", "1.1");
+    let v10 = tiny_deb(debs.path(), "shoehub-canary", "1.0", None);
+    let v11 = tiny_deb(debs.path(), "shoehub-canary", "1.1", None);
     publish(&host, &[&v10]);
     host.ok(
         "echo 'deb [trusted=yes] file:/srv/repo ./' > /etc/apt/sources.list && \
@@ -681,15 +699,7 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
     assert!(text(&refused).contains("--by NAME"), "{}", text(&refused));
     let status = host.ok("shoehub-exporter update status");
     assert!(status.contains("REFUSED"), "{status}");
-    let id = status
-        .lines()
-        .find_map(|l| l.split("--plan ").nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no plan id in {status}"))
-        .to_owned();
-    host.ok(&format!(
-        "shoehub-exporter update approve --plan {id} --by alice --comment 'changelog read'"
-    ));
+    approve_current_plan(&host, &status);
     let applied = host.ok("shoehub-exporter update apply");
     assert!(
         applied.contains("shoehub-update-apply.service"),
@@ -703,6 +713,29 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
     // With a backup, its verification and an update behind it, the check passes.
     let check = host.sh("shoehub-exporter check");
     assert!(check.status.success(), "check: {}", text(&check));
+
+    // An approved update whose package fails to install: apply fails, and says so
+    // where the operator looks.
+    let broken = tiny_deb(
+        debs.path(),
+        "shoehub-canary",
+        "1.2",
+        Some("#!/bin/sh\necho 'canary 1.2 refuses to install' >&2\nexit 1\n"),
+    );
+    publish(&host, &[&broken]);
+    host.ok("systemctl start shoehub-update-plan.service");
+    approve_current_plan(&host, &host.ok("shoehub-exporter update status"));
+    let failed = host.sh("shoehub-exporter update apply");
+    assert!(
+        !failed.status.success(),
+        "a failing apply: {}",
+        text(&failed)
+    );
+    assert!(text(&failed).contains("failed"), "{}", text(&failed));
+    let status = host.ok("shoehub-exporter update status");
+    assert!(status.contains("last update run: FAILED"), "{status}");
+    let version = host.ok("dpkg-query -W -f '${Version}' shoehub-canary");
+    assert_eq!(version.trim(), "1.1", "the failed install left 1.1");
 
     // A bad config and a reload: the running one stays, the error is in -p err.
     host.ok("cp /etc/shoehub-exporter/config.yml /root/config.good");

@@ -255,6 +255,19 @@ pub fn start_node_exporter_env(args: &[&str], env: &[(&str, &str)]) -> (KillOnDr
     (node, port)
 }
 
+/// A config in `dir` that sets only the job state directory (below `dir`): enough for
+/// the commands that read or write job state, and nothing outside `dir`.
+#[allow(dead_code)]
+pub fn jobs_only_config(dir: &Path) -> PathBuf {
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!("jobs:\n  state_dir: {}\n", dir.join("jobs").display()),
+    )
+    .unwrap();
+    config
+}
+
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let p = Path::new(dir).join(name);
