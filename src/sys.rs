@@ -177,21 +177,37 @@ pub fn stop_requested() -> i32 {
     STOP.load(Ordering::SeqCst)
 }
 
-/// A pipe whose reading end a child process inherits and whose writing end it does not:
-/// how a secret reaches a client tool through neither argv, the environment nor a file.
-pub fn inheritable_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pipe for a secret that one child process reads: both ends are created
+/// close-on-exec in one step (`pipe2(O_CLOEXEC)`), so that no process spawned meanwhile,
+/// by any thread, inherits either of them. [`inherit_in_child`] hands the reading end
+/// to the one command that is to read it.
+pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
-    // SAFETY: pipe fills the two-element array it is given.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+    // SAFETY: pipe2 fills the two-element array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both descriptors were just created and are owned here alone.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: fcntl on a descriptor owned here.
-    if unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Lets `cmd`'s process, and it alone, keep `fd` open across its exec: the flag is
+/// cleared in the child between fork and exec, so the descriptor stays close-on-exec
+/// for every other process this one spawns. `fd` must stay open until `cmd` is spawned.
+pub fn inherit_in_child(cmd: &mut std::process::Command, fd: BorrowedFd<'_>) {
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs in the child after fork, where only async-signal-safe
+    // calls are allowed: it makes one fcntl(2) call and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(raw, libc::F_SETFD, 0) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
     }
-    Ok((read, write))
 }
 
 /// The effective user id.
@@ -444,12 +460,25 @@ mod tests {
     }
 
     #[test]
-    fn pipe_carries_bytes() {
-        use std::io::{Read, Write};
-        let (r, w) = inheritable_pipe().unwrap();
-        std::fs::File::from(w).write_all(b"x").unwrap();
-        let mut s = String::new();
-        std::fs::File::from(r).read_to_string(&mut s).unwrap();
-        assert_eq!(s, "x");
+    fn the_secret_pipe_reaches_its_command_alone() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        use std::process::Command;
+        let (r, w) = cloexec_pipe().unwrap();
+        std::fs::File::from(w).write_all(b"secret").unwrap();
+        let n = r.as_raw_fd();
+        // Another command spawned meanwhile does not inherit it...
+        let other = Command::new("/bin/sh")
+            .args(["-c", &format!("test -e /dev/fd/{n}")])
+            .status()
+            .unwrap();
+        assert!(!other.success(), "fd {n} leaked into another child");
+        // ...the one it is handed to reads it.
+        let mut cmd = Command::new("/bin/cat");
+        cmd.arg(format!("/dev/fd/{n}"));
+        inherit_in_child(&mut cmd, r.as_fd());
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"secret");
     }
 }

@@ -221,11 +221,13 @@ impl Host {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Until its manager answers, systemctl says "offline"; then it waits for the boot.
+        // Until its manager listens, systemctl cannot connect ("offline", or no bus
+        // socket yet); once it can, `--wait` waits for the boot to end.
         let t = Instant::now();
         let state = loop {
             let state = text(&host.sh("timeout 180 systemctl is-system-running --wait || true"));
-            if !state.contains("offline") || t.elapsed() > Duration::from_secs(60) {
+            let booted = state.contains("running") || state.contains("degraded");
+            if booted || t.elapsed() > Duration::from_secs(120) {
                 break state;
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -43,8 +43,8 @@ impl Defaults {
     /// A command for `program` reading the options from a pipe; the returned descriptor
     /// (the pipe's reading end) must live until the command is spawned.
     pub fn command(&self, program: &str) -> Result<(Command, OwnedFd), BackupError> {
-        // The reading end is inherited by the tool; the writing end is not.
-        let (read, write) = crate::sys::inheritable_pipe().map_err(io_err("creating a pipe"))?;
+        // The reading end is inherited by the tool alone; the writing end by no one.
+        let (read, write) = crate::sys::cloexec_pipe().map_err(io_err("creating a pipe"))?;
         // A few hundred bytes: the pipe's buffer takes them without a reader.
         File::from(write)
             .write_all(self.text.as_bytes())
@@ -54,6 +54,7 @@ impl Defaults {
             "--defaults-extra-file=/dev/fd/{}",
             read.as_raw_fd()
         ));
+        crate::sys::inherit_in_child(&mut cmd, read.as_fd());
         Ok((cmd, read))
     }
 }
