@@ -156,12 +156,12 @@ pub fn write_approval(state_dir: &Path, approval: &Approval) -> Result<(), State
     write_json(&dir(state_dir).join("approval.json"), approval)
 }
 
-/// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint (not a security measure; the
-/// files it guards are the operator's own).
+/// The last refusal, if one was recorded.
 pub fn read_refusal(state_dir: &Path) -> Result<Option<Refusal>, StateError> {
     read_json(&dir(state_dir).join("refusal.json"))
 }
 
+/// Records a refusal for `update status`.
 pub fn write_refusal(state_dir: &Path, refusal: &Refusal) -> Result<(), StateError> {
     write_json(&dir(state_dir).join("refusal.json"), refusal)
 }
@@ -177,6 +177,8 @@ pub fn clear_refusal(state_dir: &Path) -> Result<(), StateError> {
     }
 }
 
+/// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint (not a security measure; the
+/// files it guards are the operator's own).
 pub fn digest(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
