@@ -120,7 +120,7 @@ pub struct Cpu {
 impl Cpu {
     pub fn new(procfs: &Path, timeout: Duration) -> Self {
         // USER_HZ, the unit of /proc/stat's columns; 100 on every Linux build we know.
-        let hz = procfs::ticks_per_second();
+        let hz = crate::sys::clock_ticks();
         let on_procfs = super::is_procfs(procfs);
         Cpu {
             on_procfs,
