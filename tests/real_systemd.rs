@@ -7,8 +7,8 @@
 //! bad config and a reload, the database stopped under the shipped Prometheus rules and
 //! Alertmanager config, and a purge.
 //!
-//! The base tree is made once per machine and kept in `/var/cache/shoehub-exporter-tests`
-//! (debootstrap from the mirror of the machine's own apt sources, then the shop's
+//! The base tree is made once and kept in `/var/cache/shoehub-exporter-tests`
+//! (debootstrap from the mirror of the test runner's own apt sources, then the shop's
 //! database server, zstd and Ansible); each run boots it through an overlay that is
 //! thrown away, and leaves no mount or process behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,7 +53,7 @@ fn run(cmd: &mut Command) -> Output {
     o
 }
 
-/// The Debian mirror the machine's own apt sources name.
+/// The Debian mirror the test runner's own apt sources name.
 fn mirror() -> String {
     let mut texts = Vec::new();
     if let Ok(t) = std::fs::read_to_string("/etc/apt/sources.list") {
@@ -83,7 +83,7 @@ fn mirror() -> String {
             }
         }
     }
-    panic!("no Debian mirror (a URI ending in /debian) in the machine's apt sources");
+    panic!("no Debian mirror (a URI ending in /debian) in /etc/apt/sources.list or sources.list.d");
 }
 
 /// The cached base tree, made when missing (under a lock, into a temporary directory
@@ -113,7 +113,10 @@ fn base_tree() -> PathBuf {
     let partial = cache.join(format!("{BASE}.partial"));
     let _ = Command::new("rm").arg("-rf").arg(&partial).status();
     let _ = Command::new("rm").arg("-rf").arg(&tree).status();
-    eprintln!("making the base tree {} (once per machine)", tree.display());
+    eprintln!(
+        "making the base tree {} (once; later runs reuse it)",
+        tree.display()
+    );
     run(Command::new(debootstrap)
         .args([
             "--variant=minbase",
@@ -150,7 +153,7 @@ fn base_tree() -> PathBuf {
 }
 
 /// A booted host: an overlay over the base tree, systemd-nspawn booting it, and the
-/// PID of its systemd (as the machine sees it) to enter it by.
+/// PID of its systemd (in the test runner's PID namespace) to enter it by.
 struct Host {
     nspawn: std::process::Child,
     leader: u32,
@@ -290,7 +293,8 @@ impl Host {
         text(&o)
     }
 
-    /// A port on the machine's loopback that reaches `port` on the host's loopback.
+    /// A port on the test runner's loopback that reaches `port` on the booted host's
+    /// loopback.
     fn forward(&self, port: u16) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let local = listener.local_addr().unwrap().port();
@@ -326,8 +330,8 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-/// The container's PID 1 as this machine numbers it: the descendant of systemd-nspawn
-/// whose innermost PID is 1.
+/// The container's PID 1 as the test runner's PID namespace numbers it: the descendant
+/// of systemd-nspawn whose innermost PID is 1.
 fn container_init(nspawn: u32) -> Option<u32> {
     let mut frontier = vec![nspawn];
     while let Some(pid) = frontier.pop() {
@@ -510,7 +514,7 @@ fn approve_current_plan(host: &Host, status: &str) {
 
 /// How long an alert may take to arrive: its `for:` (shortened to 15 s by
 /// `generated_rules`), a scrape and an evaluation a second each, Alertmanager's group
-/// wait, on a busy machine.
+/// wait, with other work running beside it.
 const ALERT: Duration = Duration::from_secs(90);
 
 /// Waits (up to `limit`) until `done` says yes; `state` says what was seen instead.
@@ -566,7 +570,7 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
         for line in block.lines() {
             let cmd = as_root(line);
             if cmd.starts_with("scripts/build-deb") {
-                continue; // built above, on the build machine
+                continue; // built above, by the test
             }
             let cmd = cmd.replace(
                 &format!("./target/deb/{deb_name}"),
