@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{http, require_tool, Exporter, Exposition, BIN};
+use common::{assert_collector_succeeded, http, require_tool, Exporter, Exposition, BIN};
 
 /// Families every host must have, with their types and label keys.
 const FAMILIES: &[(&str, &str, &[&str])] = &[
@@ -1091,19 +1091,6 @@ fn raid_arrays_are_node_exporters_series() {
             e.stderr()
         );
     }
-}
-
-/// That `collector`'s last run in `m` succeeded; else what the exporter logged.
-fn assert_collector_succeeded(e: &Exporter, m: &Exposition, collector: &str) {
-    assert_eq!(
-        m.value(
-            "shoehub_scrape_collector_success",
-            &[("collector", collector)]
-        ),
-        Some(1.0),
-        "{collector}: {}",
-        e.stderr()
-    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::alerting::{generated_rules, start_prometheus, Alertmanager, Webhook};
+use common::aptrepo::tiny_deb;
 use common::{require_tool, wait_until, Exposition};
 
 /// Bumped whenever the base tree's contents change, so that a cached one is made again.
@@ -455,33 +456,6 @@ fn build_deb() -> PathBuf {
     root.join(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// A package of nothing but its name and version (and a `preinst` script if given),
-/// built with dpkg-deb into `dir`.
-fn tiny_deb(dir: &Path, name: &str, version: &str, preinst: Option<&str>) -> PathBuf {
-    let root = dir.join(format!("{name}-{version}"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    if let Some(script) = preinst {
-        let p = root.join("DEBIAN/preinst");
-        std::fs::write(&p, script).unwrap();
-        run(Command::new("chmod").arg("755").arg(&p));
-    }
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nVersion: {version}\nArchitecture: all\n\
-             Maintainer: Shoe Store Hub operators <ops@example.org>\n\
-             Description: a package of the shoehub-exporter tests\n"
-        ),
-    )
-    .unwrap();
-    let deb = dir.join(format!("{name}_{version}_all.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", "--build"])
-        .arg(&root)
-        .arg(&deb));
-    deb
-}
-
 /// The host's apt repository `/srv/repo` offers exactly `debs`.
 fn publish(host: &Host, debs: &[&Path]) {
     let repo = host.root().join("srv/repo");
@@ -653,7 +627,7 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
     // Every collector succeeds for a minute of scrapes, systemd and timex included.
     let t = Instant::now();
     let mut scrapes = 0;
-    let mut last = String::new();
+    let mut units = 0;
     while scrapes < 10 || t.elapsed() < Duration::from_secs(60) {
         let m = common::scrape_port(exporter);
         let failing = failing_collectors(&m);
@@ -669,19 +643,19 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
                 "{c} is not served"
             );
         }
-        last = format!("{}", m.family("node_systemd_unit_state").len());
+        units = m.family("node_systemd_unit_state").len();
         scrapes += 1;
         std::thread::sleep(Duration::from_secs(6));
     }
-    assert!(last.parse::<usize>().unwrap() > 50, "{last} unit states");
+    assert!(units > 50, "{units} unit states");
 
     // The verification through its unit.
     host.ok("systemctl start shoehub-backup-verify.service");
 
     // The weekly update: the archive offers 1.1 of an installed 1.0.
     let debs = tempfile::tempdir().unwrap();
-    let v10 = tiny_deb(debs.path(), "shoehub-canary", "1.0", None);
-    let v11 = tiny_deb(debs.path(), "shoehub-canary", "1.1", None);
+    let v10 = tiny_deb(debs.path(), "shoehub-canary", "1.0", &[]);
+    let v11 = tiny_deb(debs.path(), "shoehub-canary", "1.1", &[]);
     publish(&host, &[&v10]);
     host.ok(
         "echo 'deb [trusted=yes] file:/srv/repo ./' > /etc/apt/sources.list && \
@@ -726,7 +700,10 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
         debs.path(),
         "shoehub-canary",
         "1.2",
-        Some("#!/bin/sh\necho 'canary 1.2 refuses to install' >&2\nexit 1\n"),
+        &[(
+            "preinst",
+            "#!/bin/sh\necho 'canary 1.2 refuses to install' >&2\nexit 1\n",
+        )],
     );
     publish(&host, &[&broken]);
     host.ok("systemctl start shoehub-update-plan.service");

@@ -10,7 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{require_tool, wait_until, Exporter, Exposition, KillOnDrop};
+use common::{
+    assert_collector_succeeded, require_tool, wait_until, Exporter, Exposition, KillOnDrop,
+};
 
 /// A private bus (dbus-daemon with a config of its own: no service activation), with
 /// the system bus's limit on a connection's pending replies (dbus-daemon's built-in
@@ -140,15 +142,7 @@ fn unit_states_are_node_exporters_and_a_failed_unit_shows() {
     ));
     let peer = || common::scrape_port(node_port);
     let ours = e.metrics();
-    assert_eq!(
-        ours.value(
-            "shoehub_scrape_collector_success",
-            &[("collector", "systemd")]
-        ),
-        Some(1.0),
-        "{}",
-        e.stderr()
-    );
+    assert_collector_succeeded(&e, &ours, "systemd");
     let (a, b) = (series(&ours), series(&peer()));
     assert!(b.len() > 25, "node_exporter gave {b:#?}");
     assert_eq!(a, b, "this exporter, then node_exporter");
@@ -241,15 +235,7 @@ fn hundreds_of_units_stay_within_the_bus_limit_on_pending_replies() {
     ));
     for _ in 0..3 {
         let ours = e.metrics();
-        assert_eq!(
-            ours.value(
-                "shoehub_scrape_collector_success",
-                &[("collector", "systemd")]
-            ),
-            Some(1.0),
-            "{}",
-            e.stderr()
-        );
+        assert_collector_succeeded(&e, &ours, "systemd");
         assert_eq!(ours.family("node_systemd_unit_state").len(), 300 * 5);
         assert_eq!(
             ours.value(

@@ -86,37 +86,8 @@ impl AptRepo {
 
     /// A package of nothing but its name and version, and a `postinst` script if given.
     pub fn build(&self, name: &str, version: &str, postinst: Option<&str>) -> PathBuf {
-        let root = self
-            .dir
-            .path()
-            .join("build")
-            .join(format!("{name}-{version}"));
-        let debian = root.join("DEBIAN");
-        std::fs::create_dir_all(&debian).unwrap();
-        std::fs::write(
-            debian.join("control"),
-            format!(
-                "Package: {name}\nVersion: {version}\nArchitecture: all\n\
-                 Maintainer: Shoe Store Hub operators <ops@example.org>\n\
-                 Description: a package of the shoehub-exporter tests\n"
-            ),
-        )
-        .unwrap();
-        if let Some(script) = postinst {
-            let p = debian.join("postinst");
-            std::fs::write(&p, script).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let deb = self
-            .dir
-            .path()
-            .join("build")
-            .join(format!("{name}_{version}_all.deb"));
-        run(Command::new("dpkg-deb")
-            .args(["--root-owner-group", "-Zgzip", "--build"])
-            .arg(&root)
-            .arg(&deb));
-        deb
+        let scripts: Vec<(&str, &str)> = postinst.map(|p| ("postinst", p)).into_iter().collect();
+        tiny_deb(&self.dir.path().join("build"), name, version, &scripts)
     }
 
     /// The repository offers exactly `debs` (earlier ones are withdrawn), as `archive`;
@@ -196,4 +167,32 @@ fn run(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A package of nothing but its name and version and the maintainer `scripts` given
+/// (`("postinst", "#!/bin/sh …")`), built with dpkg-deb into `dir`; its path.
+pub fn tiny_deb(dir: &Path, name: &str, version: &str, scripts: &[(&str, &str)]) -> PathBuf {
+    let root = dir.join(format!("{name}-{version}"));
+    let debian = root.join("DEBIAN");
+    std::fs::create_dir_all(&debian).unwrap();
+    std::fs::write(
+        debian.join("control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: Shoe Store Hub operators <ops@example.org>\n\
+             Description: a package of the shoehub-exporter tests\n"
+        ),
+    )
+    .unwrap();
+    for (script, text) in scripts {
+        let p = debian.join(script);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let deb = dir.join(format!("{name}_{version}_all.deb"));
+    run(Command::new(require_tool("dpkg-deb", "dpkg"))
+        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .arg(&root)
+        .arg(&deb));
+    deb
 }

@@ -268,6 +268,20 @@ pub fn jobs_only_config(dir: &Path) -> PathBuf {
     config
 }
 
+/// That `collector`'s last run in `m` succeeded; else what the exporter logged.
+#[allow(dead_code)]
+pub fn assert_collector_succeeded(e: &Exporter, m: &Exposition, collector: &str) {
+    assert_eq!(
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", collector)]
+        ),
+        Some(1.0),
+        "{collector}: {}",
+        e.stderr()
+    );
+}
+
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let p = Path::new(dir).join(name);
