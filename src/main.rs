@@ -9,6 +9,8 @@ use shoehub_exporter::commands;
 fn main() -> ExitCode {
     match commands::run(Cli::parse()) {
         Ok(code) => ExitCode::from(code),
+        // A reader that stopped early (`| head`) is no error to report.
+        Err(failure) if commands::out::is_closed_pipe(&failure) => ExitCode::from(failure.code),
         Err(failure) => {
             eprintln!(
                 "{}error: {}",

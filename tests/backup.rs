@@ -646,7 +646,7 @@ fn a_hung_dump_is_bounded_and_a_second_run_waits_for_none() {
         cfg.replace("backup:\n", "backup:\n  timeout: 2s\n"),
     )
     .unwrap();
-    db.signal(libc::SIGSTOP);
+    db.signal(shoehub_exporter::sys::SIGSTOP);
     let mut first = s
         .command(&["run"])
         .stdout(Stdio::null())
@@ -662,7 +662,7 @@ fn a_hung_dump_is_bounded_and_a_second_run_waits_for_none() {
     let status = first.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut first.stderr.take().unwrap(), &mut err).unwrap();
-    db.signal(libc::SIGCONT);
+    db.signal(shoehub_exporter::sys::SIGCONT);
     assert_eq!(status.code(), Some(1));
     assert!(err.contains("timed out after 2s"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());

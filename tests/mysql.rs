@@ -244,7 +244,7 @@ fn frozen_server_cannot_stall_the_scrape() {
         "5s",
     ));
     assert_eq!(mysql_up(&scrape(&e)), 1.0, "{}", e.stderr());
-    db.signal(libc::SIGSTOP);
+    db.signal(shoehub_exporter::sys::SIGSTOP);
     // Prometheus' timeout of 2 s minus the 0.5 s offset: the answer comes at 1.5 s.
     for _ in 0..3 {
         let t = Instant::now();
@@ -265,7 +265,7 @@ fn frozen_server_cannot_stall_the_scrape() {
         "{}",
         e.stderr()
     );
-    db.signal(libc::SIGCONT);
+    db.signal(shoehub_exporter::sys::SIGCONT);
     wait_up(&e, 1.0, Duration::from_secs(10));
 }
 

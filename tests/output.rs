@@ -1,12 +1,10 @@
 //! What the commands print, read by a pipe that closes early (`| head`): the command
-//! ends as other command-line tools do (SIGPIPE, exit status 141 in a shell, or 0 when
-//! it had finished), never by an abort.
+//! ends quietly with status 0, as ripgrep does, never by an abort or a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 use common::BIN;
@@ -17,9 +15,11 @@ fn a_closed_pipe_ends_a_printing_command_without_an_abort() {
     let config = common::jobs_only_config(dir.path());
     let config = config.to_str().unwrap();
     for args in [
+        // Longer than a pipe's buffer: the reader is gone before the last write.
         &["generate", "dashboard"][..],
         &["generate", "alerts"],
         &["update", "status", "--config", config],
+        &["generate", "completions", "bash"],
     ] {
         let mut child = Command::new(BIN)
             .args(args)
@@ -41,10 +41,7 @@ fn a_closed_pipe_ends_a_printing_command_without_an_abort() {
             .unwrap()
             .read_to_string(&mut stderr)
             .unwrap();
-        assert!(
-            status.success() || status.signal() == Some(libc::SIGPIPE),
-            "{args:?} ended {status}: {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(status.code(), Some(0), "{args:?} ended {status}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }

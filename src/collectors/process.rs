@@ -9,6 +9,7 @@ use super::parse::{fields, lines, u64_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
+use crate::sys::Resource;
 
 pub static CPU: Family = Family::counter(
     "process_cpu_seconds_total",
@@ -173,13 +174,9 @@ impl Collector for Process {
         };
         w.sample_u64(&OPEN_FDS, &[], open);
         let (files, address) = if self.own_limits {
-            let limit = |resource, name| {
-                crate::sys::soft_limit(resource)
-                    .map_err(|e| CollectError::Remote(format!("getrlimit({name}): {e}")))
-            };
             (
-                limit(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE")?,
-                limit(libc::RLIMIT_AS, "RLIMIT_AS")?,
+                crate::sys::soft_limit(Resource::Nofile),
+                crate::sys::soft_limit(Resource::As),
             )
         } else {
             self.limits.with(|path, data| {
@@ -232,8 +229,8 @@ mod tests {
     fn getrlimit_gives_what_proc_self_limits_shows() {
         let file = std::fs::read("/proc/self/limits").unwrap();
         let syscall = (
-            crate::sys::soft_limit(libc::RLIMIT_NOFILE).unwrap(),
-            crate::sys::soft_limit(libc::RLIMIT_AS).unwrap(),
+            crate::sys::soft_limit(Resource::Nofile),
+            crate::sys::soft_limit(Resource::As),
         );
         assert_eq!(syscall, parse_limits(&file));
         assert!(syscall.0.is_some(), "a process has an open-files limit");

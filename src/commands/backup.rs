@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{init_logging, load_config, Failure, Outcome};
+use super::{init_logging, load_config, out, Failure, Outcome};
 use crate::cli::{BackupCommand, ListFormat};
 use crate::jobs::backup::Backup;
 use crate::state::backup::{Entry, State};
@@ -24,16 +24,23 @@ pub fn run(config: Option<&Path>, cmd: &BackupCommand) -> Outcome {
         state_dir: &config.jobs.state_dir,
         kill_grace: config.jobs.kill_grace.get(),
     };
-    let result = match cmd {
-        BackupCommand::Run => b.run().map(drop),
-        BackupCommand::Verify => b.verify().map(|msg| println!("{msg}")),
-        BackupCommand::Restore(a) => b.restore(&restore_request(a)).map(|msg| println!("{msg}")),
-        BackupCommand::Prune => b
-            .prune()
-            .map(|n| println!("{n} backup(s) or leftover(s) removed")),
-        BackupCommand::List(a) => b.list().map(|entries| print_list(&entries, a.format)),
-    };
-    result.map(|()| 0).map_err(|e| Failure::new(1, e))
+    let fail = |e| Failure::new(1, e);
+    match cmd {
+        BackupCommand::Run => b.run().map(drop).map_err(fail)?,
+        BackupCommand::Verify => out::println(b.verify().map_err(fail)?)?,
+        BackupCommand::Restore(a) => {
+            let done = b
+                .restore(&restore_request(a), &mut out::writer())
+                .map_err(fail)?;
+            out::println(done)?;
+        }
+        BackupCommand::Prune => out::println(format_args!(
+            "{} backup(s) or leftover(s) removed",
+            b.prune().map_err(fail)?
+        ))?,
+        BackupCommand::List(a) => print_list(&b.list().map_err(fail)?, a.format)?,
+    }
+    Ok(0)
 }
 
 /// One line of `backup list`, as its JSON form has it.
@@ -62,23 +69,26 @@ impl<'a> Row<'a> {
     }
 }
 
-fn print_list(entries: &[Entry], format: ListFormat) {
+fn print_list(entries: &[Entry], format: ListFormat) -> Result<(), Failure> {
     let rows: Vec<Row<'_>> = entries.iter().map(Row::of).collect();
     match format {
-        ListFormat::Json => match serde_json::to_string(&rows) {
-            Ok(text) => println!("{text}"),
-            Err(e) => eprintln!("{}error: {e}", crate::logging::error_prefix()),
-        },
+        ListFormat::Json => {
+            out::println(serde_json::to_string(&rows).map_err(|e| Failure::new(1, e))?)
+        }
         ListFormat::Text => {
-            println!("{:<18} {:>14} {:<9} state", "backup", "bytes", "verified");
+            let mut text = format!("{:<18} {:>14} {:<9} state\n", "backup", "bytes", "verified");
             for r in rows {
                 let verified = match r.verified {
                     Some(true) => "yes",
                     Some(false) => "FAILED",
                     None => "-",
                 };
-                println!("{:<18} {:>14} {:<9} {}", r.name, r.size, verified, r.state);
+                text += &format!(
+                    "{:<18} {:>14} {:<9} {}\n",
+                    r.name, r.size, verified, r.state
+                );
             }
+            out::print(text)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::out;
 use super::{load_config, Failure, Outcome};
 use crate::check::{local, remote, Check, Report, Status};
 use crate::cli::{CheckArgs, ListFormat};
@@ -66,8 +67,8 @@ pub fn run(config: Option<&Path>, args: &CheckArgs) -> Outcome {
     });
     let report = Report { checks };
     match args.format {
-        ListFormat::Text => print!("{}", report.text()),
-        ListFormat::Json => print!("{}", report.json()),
+        ListFormat::Text => out::print(report.text())?,
+        ListFormat::Json => out::print(report.json())?,
     }
     let failed = match report.worst() {
         Status::Failed => true,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::serve::load_web_file;
-use super::{config_path, Failure, Outcome};
+use super::{config_path, out, Failure, Outcome};
 use crate::cli::CheckConfigArgs;
 use crate::config::Config;
 
@@ -21,9 +21,9 @@ pub fn run(config: Option<&Path>, args: &CheckConfigArgs) -> Outcome {
         .map_err(Failure::config)?;
     let web = load_web_file(args.web_config_file.as_deref())?;
     crate::server::access(&web).map_err(Failure::config)?;
-    println!("{}: valid", path.display());
+    out::println(format_args!("{}: valid", path.display()))?;
     if let Some(w) = &args.web_config_file {
-        println!("{}: valid", w.display());
+        out::println(format_args!("{}: valid", w.display()))?;
     }
     Ok(0)
 }

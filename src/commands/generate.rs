@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{load_config, Failure, Outcome};
+use super::{load_config, out, Failure, Outcome};
 use crate::bundle::{self, BundleError};
 use crate::cli::GenerateCommand;
 
@@ -15,35 +15,27 @@ pub fn run(config: Option<&Path>, cmd: &GenerateCommand) -> Outcome {
             let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cli, "shoehub-exporter", &mut script);
-            use std::io::Write;
-            return match std::io::stdout().write_all(&script) {
-                Ok(()) => Ok(0),
-                // A reader that stopped early (`| head`) is not a failure.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-                Err(e) => Err(Failure::new(1, e)),
-            };
+            out::print(String::from_utf8_lossy(&script))?;
+            return Ok(0);
         }
         _ => {}
     }
     let config = load_config(config)?;
-    let result = match cmd {
-        GenerateCommand::Dashboard => bundle::dashboard_json(&config).map(|t| print!("{t}")),
-        GenerateCommand::Alerts => {
-            print!("{}", bundle::alert_rules(&config));
-            Ok(())
-        }
-        GenerateCommand::Bundle(a) => bundle::write(&config, &a.out).map(|files| {
-            for f in files {
-                println!("{}", a.out.join(f).display());
-            }
-        }),
-        GenerateCommand::Man(_) | GenerateCommand::Completions { .. } => Ok(()),
+    let fail = |e| match e {
+        e @ BundleError::Dashboard(_) => Failure::config(e),
+        e => Failure::new(1, e),
     };
-    match result {
-        Ok(()) => Ok(0),
-        Err(e @ BundleError::Dashboard(_)) => Err(Failure::config(e)),
-        Err(e) => Err(Failure::new(1, e)),
+    match cmd {
+        GenerateCommand::Dashboard => out::print(bundle::dashboard_json(&config).map_err(fail)?)?,
+        GenerateCommand::Alerts => out::print(bundle::alert_rules(&config))?,
+        GenerateCommand::Bundle(a) => {
+            for f in bundle::write(&config, &a.out).map_err(fail)? {
+                out::println(a.out.join(f).display())?;
+            }
+        }
+        GenerateCommand::Man(_) | GenerateCommand::Completions { .. } => {}
     }
+    Ok(0)
 }
 
 /// `generate man --out DIR`: shoehub-exporter.1 and a page for every subcommand.
@@ -69,7 +61,7 @@ fn man(out: &Path) -> Outcome {
         .collect();
     pages.sort();
     for p in pages {
-        println!("{}", p.display());
+        out::println(p.display())?;
     }
     Ok(0)
 }

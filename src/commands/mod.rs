@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{BackupCommand, Cli, Command, JobCommand, UpdateCommand};
+use crate::cli::{Cli, Command, JobCommand};
 use crate::config::{Config, DEFAULT_PATH};
 
 mod backup;
@@ -12,6 +12,7 @@ mod check;
 mod check_config;
 mod generate;
 mod job;
+pub mod out;
 mod serve;
 mod update;
 
@@ -52,18 +53,6 @@ pub fn run(cli: Cli) -> Outcome {
     let config = cli.config.as_deref();
     if let (Some(_), Some(flag)) = (&cli.command, cli.serve.given()) {
         return Err(Failure::new(2, MisplacedFlag(flag)));
-    }
-    // The commands that only print (for a reader such as `| head`) end at a closed
-    // pipe as other command-line tools do; jobs, which write into their children's
-    // pipes, and the server keep SIGPIPE ignored and meet EPIPE as an error.
-    let prints_only = match &cli.command {
-        Some(Command::CheckConfig(_) | Command::Generate(_) | Command::Check(_)) => true,
-        Some(Command::Update(u)) => !matches!(u, UpdateCommand::Apply(_)),
-        Some(Command::Backup(b)) => matches!(b, BackupCommand::List(_)),
-        _ => false,
-    };
-    if prints_only {
-        crate::sys::default_sigpipe();
     }
     match cli.command {
         None => serve::run(config, cli.serve),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{config_path, exit_code, init_logging, load_config, Failure, Outcome};
+use super::{config_path, exit_code, init_logging, load_config, out, Failure, Outcome};
 use crate::cli::UpdateCommand;
 use crate::jobs::update::Update;
 
@@ -19,33 +19,40 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
         kill_grace: config.jobs.kill_grace.get(),
         max_json: usize::try_from(config.jobs.max_json_bytes.get()).unwrap_or(usize::MAX),
     };
-    let result = match cmd {
-        UpdateCommand::Plan => u.plan().and_then(|plan| {
-            println!("{}", crate::jobs::update::describe(&plan));
-            println!("{}", crate::jobs::update::plan_report(&plan)?);
+    let fail = |e| Failure::new(1, e);
+    match cmd {
+        UpdateCommand::Plan => {
+            let plan = u.plan().map_err(fail)?;
+            out::println(crate::jobs::update::describe(&plan))?;
+            out::println(crate::jobs::update::plan_report(&plan).map_err(fail)?)?;
             Ok(0)
-        }),
-        UpdateCommand::Approve(a) => u
-            .approve(a.plan.as_deref(), a.by.as_deref(), a.comment.as_deref())
-            .map(|approval| {
-                println!("plan {} approved by {}", approval.plan, approval.by);
-                0
-            }),
+        }
+        UpdateCommand::Approve(a) => {
+            let approval = u
+                .approve(a.plan.as_deref(), a.by.as_deref(), a.comment.as_deref())
+                .map_err(fail)?;
+            out::println(format_args!(
+                "plan {} approved by {}",
+                approval.plan, approval.by
+            ))?;
+            Ok(0)
+        }
         UpdateCommand::Apply(a) => {
             if detaching(&a) {
                 // Refuse here, on the operator's terminal, what the unit would refuse.
-                u.ready().map_err(|e| Failure::new(1, e)).map(|_| ())?;
-                Ok(i32::from(detach(config_file.as_deref(), &a)))
+                u.ready().map_err(fail)?;
+                detach(config_file.as_deref(), &a)
             } else {
                 u.apply(a.timeout.map(|t| t.get()))
+                    .map(exit_code)
+                    .map_err(fail)
             }
         }
-        UpdateCommand::Status => u.status().map(|report| {
-            print!("{report}");
-            0
-        }),
-    };
-    result.map(exit_code).map_err(|e| Failure::new(1, e))
+        UpdateCommand::Status => {
+            out::print(u.status().map_err(fail)?)?;
+            Ok(0)
+        }
+    }
 }
 
 /// The transient unit `update apply` runs in where systemd runs.
@@ -71,7 +78,7 @@ fn detaching(a: &crate::cli::ApplyArgs) -> bool {
 /// it: the exit code is the unit's (its main process's), so a refusal or a failed
 /// playbook inside the unit fails this command too. Closing the terminal ends only the
 /// waiting; the unit goes on.
-fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> u8 {
+fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> Outcome {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -79,7 +86,7 @@ fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> u8 {
                 "{}error: cannot find this program's path: {e}",
                 crate::logging::error_prefix()
             );
-            return 1;
+            return Ok(1);
         }
     };
     let mut cmd = std::process::Command::new("systemd-run");
@@ -105,8 +112,8 @@ fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> u8 {
     );
     match cmd.status() {
         Ok(s) if s.success() => {
-            println!("the update succeeded: `shoehub-exporter update status` shows the run");
-            0
+            out::println("the update succeeded: `shoehub-exporter update status` shows the run")?;
+            Ok(0)
         }
         Ok(s) => {
             let code = s
@@ -118,11 +125,11 @@ fn detach(config: Option<&Path>, a: &crate::cli::ApplyArgs) -> u8 {
                 "{}error: {APPLY_UNIT} failed ({s}): `shoehub-exporter update status` and `journalctl -u {APPLY_UNIT}` say why",
                 crate::logging::error_prefix()
             );
-            code
+            Ok(code)
         }
         Err(e) => {
             eprintln!("{}error: systemd-run: {e}", crate::logging::error_prefix());
-            1
+            Ok(1)
         }
     }
 }

@@ -263,7 +263,10 @@ impl JobGuard {
 /// Runs the job; returns the exit code to exit with.
 pub fn run(r: &JobRun<'_>) -> Result<i32, RunError> {
     let guard = JobGuard::begin(r.state_dir, r.job)?;
-    sys::catch_stop_signals();
+    if let Err(e) = sys::catch_stop_signals() {
+        // The run goes on: a stop signal then ends it unrecorded, as before.
+        tracing::warn!("cannot catch SIGTERM and SIGINT: {e}");
+    }
     let (exit, output) = match execute(r) {
         Ok(x) => x,
         Err(e) => {

@@ -180,7 +180,7 @@ mod tests {
         let exit = p.wait().unwrap();
         assert_eq!(out, "started\n");
         assert!(exit.timed_out && exit.stopped, "{exit:?}");
-        assert_eq!(exit.code, 128 + sys::SIGKILL);
+        assert_eq!(exit.code, 128 + sys::SIGKILL.as_raw());
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 
@@ -190,6 +190,6 @@ mod tests {
         p.cancel();
         let exit = p.wait().unwrap();
         assert!(exit.stopped && !exit.timed_out);
-        assert_eq!(exit.code, 128 + sys::SIGTERM);
+        assert_eq!(exit.code, 128 + sys::SIGTERM.as_raw());
     }
 }

@@ -249,7 +249,7 @@ impl MariaDb {
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the server process.
-    pub fn signal(&self, sig: i32) {
+    pub fn signal(&self, sig: shoehub_exporter::sys::Signal) {
         shoehub_exporter::sys::kill(self.pid() as u32, sig);
     }
 }

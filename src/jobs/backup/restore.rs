@@ -7,6 +7,7 @@
 //! `backup-restore`.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::client::Defaults;
@@ -14,6 +15,14 @@ use super::inventory::{ident, RestoreNeeds, Sql};
 use super::verify::{check_artifacts, compare};
 use super::{io_err, Backup, BackupError, Progress};
 use crate::state::backup::{self, DatabaseDump, Entry, Manifest, State};
+
+/// Writes one line of the plan to `out`: a reader that went away stops the restore
+/// before it changes anything.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(io_err("writing the plan to standard output"))?
+    };
+}
 
 /// What `backup restore` was asked.
 #[derive(Debug, Default, Clone)]
@@ -35,9 +44,9 @@ struct Load<'m> {
 }
 
 impl Backup<'_> {
-    /// `backup restore`: prints the plan on stdout, then carries it out (unless
-    /// `dry_run`); the summary is returned.
-    pub fn restore(&self, req: &Request) -> Result<String, BackupError> {
+    /// `backup restore`: writes the plan to `out` (the command's standard output), then
+    /// carries it out (unless `dry_run`); the summary is returned.
+    pub fn restore(&self, req: &Request, out: &mut dyn Write) -> Result<String, BackupError> {
         let entries =
             backup::scan(&self.cfg.destination).map_err(io_err("reading the destination"))?;
         let entry = match &req.backup {
@@ -66,7 +75,7 @@ impl Backup<'_> {
             name: manifest.name.clone(),
             reason,
         })?;
-        println!("backup {}: every checksum matches", manifest.name);
+        say!(out, "backup {}: every checksum matches", manifest.name);
 
         let nothing_named = req.databases.is_empty() && req.files_to.is_none() && !req.users;
         let wanted: Vec<&DatabaseDump> = if nothing_named {
@@ -138,7 +147,8 @@ impl Backup<'_> {
 
         // The plan.
         for l in &loads {
-            println!(
+            say!(
+                out,
                 "database {} -> {}{}: {} table(s), {} view(s), {} routine(s), {} trigger(s), {} event(s), {} {}",
                 l.dump.name,
                 l.target,
@@ -153,7 +163,8 @@ impl Backup<'_> {
             );
         }
         if let Some(dir) = &req.files_to {
-            println!(
+            say!(
+                out,
                 "files: {} file(s) of {:?} -> under {}",
                 manifest.files_archived,
                 manifest.paths,
@@ -162,7 +173,7 @@ impl Backup<'_> {
         }
         if req.users {
             match &manifest.accounts {
-                Some(a) => println!("accounts: {}", a.accounts.join(", ")),
+                Some(a) => say!(out, "accounts: {}", a.accounts.join(", ")),
                 None => {
                     return Err(BackupError::Restore(format!(
                         "backup {} holds no accounts (it was made before they were saved)",
@@ -188,7 +199,7 @@ impl Backup<'_> {
         }
         if req.dry_run {
             for n in &needs_yes {
-                println!("needs --yes: {n}");
+                say!(out, "needs --yes: {n}");
             }
             return Ok(format!(
                 "dry run: backup {}'s checksums and the account's grants checked, nothing changed",
