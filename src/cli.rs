@@ -75,6 +75,9 @@ pub enum GenerateCommand {
     Bundle(BundleArgs),
     /// Write the manual pages (one per command, section 1) under DIR.
     Man(BundleArgs),
+    /// Write the reference generated from the collectors' own definitions
+    /// (collectors.md: sections, keys, defaults, metrics) under DIR: `--out docs`.
+    Docs(BundleArgs),
     /// Print the completion script for SHELL:
     /// `generate completions bash > /usr/share/bash-completion/completions/shoehub-exporter`.
     Completions {

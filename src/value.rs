@@ -146,6 +146,13 @@ impl std::str::FromStr for DurationValue {
     }
 }
 
+/// As the configuration file writes it (`5s`, `1h30m`).
+impl serde::Serialize for DurationValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?
@@ -373,6 +380,28 @@ fn disk_device_excluded(s: &str) -> bool {
         .and_then(digits)
         .and_then(|r| r.strip_prefix('p'))
         .is_some_and(ends_in_number)
+}
+
+impl Builtin {
+    /// The regular expression it matches as.
+    pub fn expression(self) -> &'static str {
+        match self {
+            Builtin::MountPoints => DEFAULT_MOUNT_POINTS_EXCLUDE,
+            Builtin::FsTypes => DEFAULT_FS_TYPES_EXCLUDE,
+            Builtin::DiskDevices => DEFAULT_DISK_DEVICES_EXCLUDE,
+            Builtin::SystemdUnits => DEFAULT_SYSTEMD_UNITS_EXCLUDE,
+        }
+    }
+}
+
+/// As the configuration file writes it: the regular expression.
+impl serde::Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Pattern::Regex(re) => s.serialize_str(re.as_str()),
+            Pattern::Builtin(b) => s.serialize_str(b.expression()),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Pattern {

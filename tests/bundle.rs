@@ -533,3 +533,41 @@ fn generate_alerts_is_one_rules_file_that_loads_every_alert() {
         "{report}"
     );
 }
+
+#[test]
+fn the_collectors_reference_is_generated_and_each_section_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate(&["docs", "--out", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = std::fs::read_to_string(dir.path().join("collectors.md")).unwrap();
+    let committed = std::fs::read_to_string(repo("docs/collectors.md")).unwrap();
+    assert!(
+        committed == fresh,
+        "docs/collectors.md differs from the generator's output: run `shoehub-exporter generate docs --out docs`"
+    );
+    // Every section shown, as it is shown, is a configuration check-config accepts.
+    let blocks: Vec<&str> = fresh
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 20, "{} sections", blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        let cfg = dir.path().join(format!("{i}.yml"));
+        std::fs::write(&cfg, block).unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{block}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod catalogue;
 pub mod dashboard;
+pub mod docs;
 
 use std::path::{Path, PathBuf};
 

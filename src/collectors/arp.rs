@@ -23,6 +23,12 @@ pub fn count(data: &[u8]) -> BTreeMap<&str, u64> {
     }
     out
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "ARP entries per device (/proc/net/arp).";
+
+/// Its section, `system.arp:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct Arp {
     /// Kept open and read again from offset 0.

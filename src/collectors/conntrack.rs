@@ -109,6 +109,12 @@ pub fn sum_stats(data: &[u8]) -> Option<Vec<u64>> {
     }
     Some(sums)
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The connection tracking table (where nf_conntrack is loaded).";
+
+/// Its section, `system.conntrack:`.
+pub type Config = super::CollectorToggle;
+
 
 /// The files, kept open and read again from offset 0 (the kernel renders them afresh).
 pub struct Conntrack {

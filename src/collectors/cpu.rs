@@ -179,8 +179,13 @@ pub fn encode(stat: &Stat, ticks_per_second: u64, w: &mut MetricWriter<'_>) {
     }
 }
 
-/// `system.cpu:`
-pub type CpuConfig = super::CollectorToggle;
+
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "CPU time per CPU and mode, context switches, interrupts, forks and processes (/proc/stat).";
+
+/// Its section, `system.cpu:`.
+pub type Config = super::CollectorToggle;
+
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

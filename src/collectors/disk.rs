@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{fields, lines, str_of, u64_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
@@ -12,7 +12,7 @@ use crate::procfile::{Render, SharedProcFile};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 
 /// `system.disk:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiskConfig {
     pub enabled: bool,
@@ -209,6 +209,12 @@ impl Disk {
         }
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "I/O counts, bytes and times per block device (/proc/diskstats).";
+
+/// Its section, `system.disk:`.
+pub type Config = DiskConfig;
+
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

@@ -17,6 +17,12 @@ pub static MAXIMUM: Family = Family::gauge(
 );
 
 pub static SERVED: Served = Served::families(&[&ALLOCATED, &MAXIMUM]);
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "File handles allocated and their limit (/proc/sys/fs/file-nr).";
+
+/// Its section, `system.filefd:`.
+pub type Config = super::CollectorToggle;
+
 
 /// `allocated unused maximum`.
 pub fn parse(data: &[u8]) -> Option<(u64, u64)> {

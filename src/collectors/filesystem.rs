@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{fields, lines};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
@@ -26,7 +26,7 @@ use crate::sys::{statvfs, FsUsage as Usage};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 
 /// `system.filesystem:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesystemConfig {
     pub enabled: bool,
@@ -326,6 +326,12 @@ fn now_millis() -> u64 {
         .unwrap_or(1)
         .max(1)
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Size, free space and inodes of every mount (statvfs(2)), read-only and device errors.";
+
+/// Its section, `system.filesystem:`.
+pub type Config = FilesystemConfig;
+
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

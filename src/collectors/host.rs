@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{f64_of, fields, lines};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
@@ -13,7 +13,7 @@ use crate::procfile::{Render, SharedProcFile};
 use crate::value::DurationValue;
 
 /// `system.host:` — load, time, uname and pressure stall information.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostConfig {
     pub enabled: bool,
@@ -153,6 +153,12 @@ impl Host {
         }
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Load average, wall-clock time, uname and pressure stall information.";
+
+/// Its section, `system.host:`.
+pub type Config = HostConfig;
+
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

@@ -381,6 +381,12 @@ pub fn encode(mut samples: Vec<Sample>, w: &mut MetricWriter<'_>) {
         w.dynamic_series(&s.family, &labels, Number::Float(s.value));
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Hardware sensors (/sys/class/hwmon): temperatures, fans, voltages.";
+
+/// Its section, `system.hwmon:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct Hwmon {
     class: PathBuf,

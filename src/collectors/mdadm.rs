@@ -220,6 +220,12 @@ pub fn encode(arrays: &[Array], w: &mut MetricWriter<'_>) {
         }
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Software RAID arrays (/proc/mdstat, where the md driver is loaded).";
+
+/// Its section, `system.mdadm:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct Mdadm {
     path: PathBuf,

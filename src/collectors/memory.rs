@@ -175,8 +175,13 @@ fn known_value(line: &[u8], r: &KeptLine) -> Option<u64> {
     }
 }
 
-/// `system.memory:`
-pub type MemoryConfig = super::CollectorToggle;
+
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Every /proc/meminfo field.";
+
+/// Its section, `system.memory:`.
+pub type Config = super::CollectorToggle;
+
 
 /// Every /proc/meminfo field becomes a family named after it.
 pub static SERVED: Served = Served {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exposition::{Family, Format, MetricWriter};
 use crate::state::backup::BackupConfig;
@@ -21,126 +21,105 @@ use crate::state::update::UpdatesConfig;
 use crate::value::DurationValue;
 
 pub mod apt;
-pub mod arp;
 pub mod backuppc;
 pub mod backups;
-pub mod conntrack;
-pub mod cpu;
-pub mod disk;
-pub mod entropy;
-pub mod filefd;
-pub mod filesystem;
-pub mod host;
-pub mod hwmon;
 pub mod jobs;
-pub mod mdadm;
-pub mod memory;
 pub mod mysql;
-pub mod netclass;
-pub mod netstat;
-pub mod network;
-pub mod os;
 pub mod parse;
 pub mod probe;
-pub mod process;
-pub mod sockstat;
-pub mod softnet;
-pub mod systemd;
 pub mod textfile;
-pub mod thermal_zone;
-pub mod timex;
-pub mod udp_queues;
-pub mod vmstat;
 pub mod weblog;
 
-/// `system:` — the host collectors.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SystemConfig {
-    /// Where procfs is mounted (another path for containers or fixtures).
-    pub procfs: PathBuf,
-    /// The host's root, for statvfs of its mounts from inside a container.
-    pub rootfs: PathBuf,
-    /// Where sysfs is mounted.
-    pub sysfs: PathBuf,
-    pub cpu: cpu::CpuConfig,
-    pub memory: memory::MemoryConfig,
-    pub filesystem: filesystem::FilesystemConfig,
-    pub disk: disk::DiskConfig,
-    pub network: network::NetworkConfig,
-    pub host: host::HostConfig,
-    /// Protocol counters (/proc/net/netstat, snmp, snmp6).
-    pub netstat: CollectorToggle,
-    /// Sockets in use per protocol (/proc/net/sockstat, sockstat6).
-    pub sockstat: CollectorToggle,
-    /// Per-CPU packet processing (/proc/net/softnet_stat).
-    pub softnet: CollectorToggle,
-    /// Paging, swapping, page faults and OOM kills (/proc/vmstat).
-    pub vmstat: CollectorToggle,
-    /// File handles allocated and their limit (/proc/sys/fs/file-nr).
-    pub filefd: CollectorToggle,
-    /// The entropy pool (/proc/sys/kernel/random).
-    pub entropy: CollectorToggle,
-    /// The exporter's own CPU, memory and file descriptors (process_*).
-    pub process: CollectorToggle,
-    /// Each network device's state (/sys/class/net).
-    pub netclass: CollectorToggle,
-    /// The kernel clock's synchronisation (adjtimex(2), read only).
-    pub timex: CollectorToggle,
-    /// The connection tracking table (where nf_conntrack is loaded).
-    pub conntrack: CollectorToggle,
-    /// ARP entries per device (/proc/net/arp).
-    pub arp: CollectorToggle,
-    /// Software RAID arrays (/proc/mdstat, where the md driver is loaded).
-    pub mdadm: CollectorToggle,
-    /// Unit states from systemd over D-Bus (where systemd is PID 1).
-    pub systemd: systemd::SystemdConfig,
-    /// Hardware sensors (/sys/class/hwmon).
-    pub hwmon: CollectorToggle,
-    /// Thermal zones and cooling devices (/sys/class/thermal).
-    pub thermal_zone: CollectorToggle,
-    /// Memory held for UDP datagrams (/proc/net/udp, udp6).
-    pub udp_queues: CollectorToggle,
-    /// The distribution, from os-release.
-    pub os: CollectorToggle,
+/// Declares the host collectors from one list, in exposition order: each name is a
+/// module under `collectors/` that holds `ABOUT` (one sentence), `Config` (its section
+/// under `system:`), `SERVED` (its families) and `build`. From the list come the
+/// modules, `SystemConfig`'s fields and defaults, the host part of the collector table
+/// and [`HOST`], from which the docs are generated. A new host collector is its file
+/// and one line in the list.
+macro_rules! host_collectors {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// `system:` — the host collectors.
+        #[derive(Debug, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct SystemConfig {
+            /// Where procfs is mounted (another path for containers or fixtures).
+            pub procfs: PathBuf,
+            /// The host's root, for statvfs of its mounts from inside a container.
+            pub rootfs: PathBuf,
+            /// Where sysfs is mounted.
+            pub sysfs: PathBuf,
+            $(pub $name: $name::Config,)*
+        }
+
+        impl Default for SystemConfig {
+            fn default() -> Self {
+                SystemConfig {
+                    procfs: PathBuf::from("/proc"),
+                    rootfs: PathBuf::from("/"),
+                    sysfs: PathBuf::from("/sys"),
+                    $($name: <$name::Config>::default(),)*
+                }
+            }
+        }
+
+        /// The host collectors, in exposition order.
+        pub static HOST: &[HostCollector] = &[
+            $(HostCollector {
+                name: stringify!($name),
+                about: $name::ABOUT,
+                served: &$name::SERVED,
+                build: $name::build,
+                section: |c| serde_yaml::to_value(&c.$name),
+            },)*
+        ];
+    };
 }
 
-impl Default for SystemConfig {
-    fn default() -> Self {
-        SystemConfig {
-            procfs: PathBuf::from("/proc"),
-            rootfs: PathBuf::from("/"),
-            sysfs: PathBuf::from("/sys"),
-            cpu: CollectorToggle::default(),
-            memory: CollectorToggle::default(),
-            filesystem: filesystem::FilesystemConfig::default(),
-            disk: disk::DiskConfig::default(),
-            network: network::NetworkConfig::default(),
-            host: host::HostConfig::default(),
-            netstat: CollectorToggle::default(),
-            sockstat: CollectorToggle::default(),
-            softnet: CollectorToggle::default(),
-            vmstat: CollectorToggle::default(),
-            filefd: CollectorToggle::default(),
-            entropy: CollectorToggle::default(),
-            process: CollectorToggle::default(),
-            netclass: CollectorToggle::default(),
-            timex: CollectorToggle::default(),
-            conntrack: CollectorToggle::default(),
-            arp: CollectorToggle::default(),
-            mdadm: CollectorToggle::default(),
-            systemd: systemd::SystemdConfig::default(),
-            hwmon: CollectorToggle::default(),
-            thermal_zone: CollectorToggle::default(),
-            udp_queues: CollectorToggle::default(),
-            os: CollectorToggle::default(),
-        }
-    }
+host_collectors! {
+    cpu,
+    memory,
+    filesystem,
+    disk,
+    network,
+    netclass,
+    netstat,
+    sockstat,
+    softnet,
+    udp_queues,
+    arp,
+    conntrack,
+    mdadm,
+    systemd,
+    hwmon,
+    thermal_zone,
+    host,
+    timex,
+    vmstat,
+    filefd,
+    entropy,
+    process,
+    os,
+}
+
+/// One host collector, as [`host_collectors!`] declares it.
+#[derive(Debug)]
+pub struct HostCollector {
+    /// Its `collector` label and its section's name under `system:`.
+    pub name: &'static str,
+    /// What it reads, in one sentence.
+    pub about: &'static str,
+    /// The families it serves.
+    pub served: &'static Served,
+    pub build: Build,
+    /// Its section of `system:` as YAML, every key with its value.
+    pub section: fn(&SystemConfig) -> Result<serde_yaml::Value, serde_yaml::Error>,
 }
 
 /// A collector section with nothing but what every collector has: a switch and its
 /// own deadline.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorToggle {
     pub enabled: bool,
@@ -368,32 +347,10 @@ pub struct Env {
 /// A collector's constructor: `None` when its section switches it off.
 pub type Build = fn(&Settings<'_>, &Env) -> Result<Option<AnyCollector>, BuildError>;
 
-/// Every collector, in exposition order. A new one is a file under `collectors/` with
-/// its config section, its families and its `build`, and a line here.
-pub static TABLE: &[Build] = &[
-    cpu::build,
-    memory::build,
-    filesystem::build,
-    disk::build,
-    network::build,
-    netclass::build,
-    netstat::build,
-    sockstat::build,
-    softnet::build,
-    udp_queues::build,
-    arp::build,
-    conntrack::build,
-    mdadm::build,
-    systemd::build,
-    hwmon::build,
-    thermal_zone::build,
-    host::build,
-    timex::build,
-    vmstat::build,
-    filefd::build,
-    entropy::build,
-    process::build,
-    os::build,
+/// The other collectors, after the host's ([`HOST`]) in exposition order. A new one
+/// is a file under `collectors/` with its config section, its families and its
+/// `build`, and a line here.
+pub static OTHERS: &[Build] = &[
     mysql::build,
     probe::build,
     jobs::build,
@@ -403,6 +360,20 @@ pub static TABLE: &[Build] = &[
     backuppc::build,
     // Last: it may not redefine what any other serves.
     textfile::build,
+];
+
+/// The families of the collectors in [`OTHERS`] and of the scrape engine, for the
+/// generated documentation.
+pub static OTHERS_SERVED: &[(&str, &Served)] = &[
+    ("mysql", &mysql::SERVED),
+    ("probe", &probe::SERVED),
+    ("jobs", &jobs::SERVED),
+    ("weblog", &weblog::SERVED),
+    ("apt", &apt::SERVED),
+    ("backups", &backups::SERVED),
+    ("backuppc", &backuppc::SERVED),
+    ("textfile", &textfile::SERVED),
+    ("the scrape itself", &crate::scrape::SERVED),
 ];
 
 /// Every collector the configuration enables, in exposition order. Fails when a
@@ -419,7 +390,7 @@ pub fn build(
         reserved: engine.names().collect(),
     };
     let mut out = Vec::new();
-    for build in TABLE {
+    for build in HOST.iter().map(|h| &h.build).chain(OTHERS) {
         if let Some(c) = build(settings, &env)? {
             env.reserved.extend(c.served().names());
             out.push(c);
@@ -541,6 +512,36 @@ fn procfs_only<C: Collector>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_host_collector_is_named_as_its_line_and_section() {
+        let config = crate::config::Config::default();
+        let settings = config.collectors();
+        let env = super::Env {
+            start: false,
+            reserved: Vec::new(),
+        };
+        let mut names = std::collections::HashSet::new();
+        let mut built = 0;
+        for h in super::HOST {
+            assert!(names.insert(h.name), "{} twice", h.name);
+            // systemd's is off where systemd is not PID 1.
+            if let Some(c) = (h.build)(&settings, &env).unwrap() {
+                assert_eq!(c.name(), h.name);
+                built += 1;
+            }
+            assert!(!h.about.is_empty() && h.about.ends_with('.'), "{}", h.name);
+            assert!(
+                (h.section)(&config.system)
+                    .unwrap()
+                    .get("enabled")
+                    .is_some(),
+                "{}",
+                h.name
+            );
+        }
+        assert!(built + 1 >= super::HOST.len(), "{built} built");
+    }
+
     #[test]
     fn live_proc_is_procfs() {
         assert!(super::is_procfs(std::path::Path::new("/proc")));

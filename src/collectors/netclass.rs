@@ -425,6 +425,12 @@ enum Netlink {
     Closed,
     Open(crate::rtnetlink::Socket),
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Each network device's state (/sys/class/net): up, carrier, MTU, speed.";
+
+/// Its section, `system.netclass:`.
+pub type Config = super::CollectorToggle;
+
 
 /// Whether `dir` is on a mounted sysfs.
 fn is_sysfs(dir: &Path) -> bool {

@@ -277,6 +277,12 @@ impl Layout {
         kept.next().is_none().then_some(out)
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Protocol counters (/proc/net/netstat, snmp, snmp6), node_exporter's default fields.";
+
+/// Its section, `system.netstat:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct Netstat {
     files: [(SharedProcFile, bool); 3],

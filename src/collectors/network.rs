@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{fields, lines, str_of, u64_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
@@ -12,7 +12,7 @@ use crate::procfile::{Render, SharedProcFile};
 use crate::value::{DurationValue, NameFilter, Pattern};
 
 /// `system.network:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     pub enabled: bool,
@@ -145,6 +145,12 @@ impl Network {
         }
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Bytes, packets, errors and drops per network device (/proc/net/dev).";
+
+/// Its section, `system.network:`.
+pub type Config = NetworkConfig;
+
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&COLUMNS);

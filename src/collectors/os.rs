@@ -84,6 +84,12 @@ pub fn major_minor(version_id: &str) -> Option<f64> {
 
 /// The file read last: its path, modification time and fields.
 type Read = Option<(PathBuf, SystemTime, Vec<(String, String)>)>;
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The distribution, from os-release.";
+
+/// Its section, `system.os:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct Os {
     files: [PathBuf; 2],

@@ -109,6 +109,12 @@ pub struct Process {
     page: u64,
     timeout: Duration,
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The exporter's own CPU, memory and file descriptors (process_*).";
+
+/// Its section, `system.process:`.
+pub type Config = super::CollectorToggle;
+
 
 /// The boot time from /proc/stat's `btime`.
 fn boot_time(procfs: &Path) -> Option<u64> {

@@ -73,6 +73,12 @@ pub fn encode(data: &[u8], page: u64, w: &mut MetricWriter<'_>) -> LineErrors {
     }
     errors
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Sockets in use per protocol (/proc/net/sockstat, sockstat6).";
+
+/// Its section, `system.sockstat:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct Sockstat {
     files: [SharedProcFile; 2],

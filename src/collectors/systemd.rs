@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::dbus::{Call, Connection, Value};
@@ -27,7 +27,7 @@ use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 pub const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
 /// `system.systemd:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SystemdConfig {
     pub enabled: bool,
@@ -204,6 +204,12 @@ pub fn parse_units(mut r: crate::dbus::Reader<'_>) -> Result<Vec<Unit>, crate::d
     }
     Ok(out)
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Unit states from systemd over D-Bus (where systemd is PID 1).";
+
+/// Its section, `system.systemd:`.
+pub type Config = SystemdConfig;
+
 
 pub struct Systemd {
     address: String,

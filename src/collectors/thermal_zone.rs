@@ -85,6 +85,12 @@ pub fn encode(t: &Thermal, w: &mut MetricWriter<'_>) {
         );
     }
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Thermal zones and cooling devices (/sys/class/thermal).";
+
+/// Its section, `system.thermal_zone:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct ThermalZone {
     class: PathBuf,

@@ -35,6 +35,12 @@ pub fn sum(data: &[u8]) -> (u64, u64) {
     }
     (tx, rx)
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Memory held for UDP datagrams (/proc/net/udp, udp6).";
+
+/// Its section, `system.udp_queues:`.
+pub type Config = super::CollectorToggle;
+
 
 pub struct UdpQueues {
     /// Kept open: the kernel renders them afresh on every read from offset 0.

@@ -22,6 +22,12 @@ pub fn wanted(field: &str) -> bool {
         || field.starts_with("pswp")
         || (field.starts_with("pg") && field[2..].contains("fault"))
 }
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Paging, swapping, page faults and OOM kills (/proc/vmstat).";
+
+/// Its section, `system.vmstat:`.
+pub type Config = super::CollectorToggle;
+
 
 /// Writes the wanted `name value` lines.
 pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {

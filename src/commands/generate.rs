@@ -11,6 +11,7 @@ pub fn run(config: Option<&Path>, cmd: &GenerateCommand) -> Outcome {
     // Manual pages and completions describe the command line, not a configuration.
     match cmd {
         GenerateCommand::Man(a) => return man(&a.out),
+        GenerateCommand::Docs(a) => return docs(&a.out),
         GenerateCommand::Completions { shell } => {
             let mut cli = <crate::cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -33,8 +34,26 @@ pub fn run(config: Option<&Path>, cmd: &GenerateCommand) -> Outcome {
                 out::println(a.out.join(f).display())?;
             }
         }
-        GenerateCommand::Man(_) | GenerateCommand::Completions { .. } => {}
+        GenerateCommand::Man(_)
+        | GenerateCommand::Docs(_)
+        | GenerateCommand::Completions { .. } => {}
     }
+    Ok(0)
+}
+
+/// `generate docs --out DIR`: the reference generated from the collectors' definitions.
+fn docs(out: &Path) -> Outcome {
+    let page = bundle::docs::collectors_page().map_err(|e| Failure::new(1, e))?;
+    let path = out.join(bundle::docs::COLLECTORS_PAGE);
+    std::fs::create_dir_all(out)
+        .and_then(|()| crate::writes::replace(&path, page.as_bytes(), crate::writes::PUBLIC))
+        .map_err(|e| {
+            Failure::new(
+                1,
+                std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display())),
+            )
+        })?;
+    out::println(path.display())?;
     Ok(0)
 }
 
