@@ -108,7 +108,7 @@ start_mariadb() {
 }
 sql() { mariadb --no-defaults --socket="$work/mysqld.sock" --user="$db_user" --batch -e "$1"; }
 
-# exporter_account FILE — the exporters' account with the README's grants and a random
+# exporter_account FILE — the exporters' account with the grants of docs/mysql.md and a random
 # password, the shop's schema with two tables, and FILE: a my.cnf-style client file.
 exporter_account() {
   local password

@@ -36,7 +36,7 @@ impl Site {
             .unwrap();
         }
         // Exactly the README's grants, for the account on 127.0.0.1.
-        db.sql(&common::readme_sql(
+        db.sql(&common::documented_sql(
             "-- The backup account",
             BACKUP_PASSWORD,
         ));
@@ -915,7 +915,7 @@ fn a_disaster_is_survived_by_restore() {
     db.sql("DROP DATABASE shoe_store_hub; DROP USER 'shop'@'localhost';");
     std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
     std::fs::remove_dir_all(s.path("www/user_data")).unwrap();
-    db.sql(&common::readme_sql(
+    db.sql(&common::documented_sql(
         "-- For backup restore",
         BACKUP_PASSWORD,
     ));
@@ -1259,7 +1259,7 @@ fn a_restore_checks_every_grant_before_its_first_change() {
 
     // With the README's restore grants, --users still needs the grant option on the
     // copy's name, which the README gives only on the shop's own name.
-    db.sql(&common::readme_sql(
+    db.sql(&common::documented_sql(
         "-- For backup restore, in addition",
         BACKUP_PASSWORD,
     ));

@@ -31,13 +31,13 @@ fn shipped(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-/// The README's JSON schema of `check --format json`.
-fn readme_schema() -> Value {
-    let readme = std::fs::read_to_string(shipped("README.md")).unwrap();
-    let start = readme
+/// docs/check.md's JSON schema of `check --format json`.
+fn documented_schema() -> Value {
+    let doc = std::fs::read_to_string(shipped("docs/check.md")).unwrap();
+    let start = doc
         .find("```json\n{\n  \"$schema\"")
-        .expect("the README documents the JSON of check with a JSON Schema");
-    let block = &readme[start + 8..];
+        .expect("docs/check.md documents the JSON of check with a JSON Schema");
+    let block = &doc[start + 8..];
     serde_json::from_str(&block[..block.find("```").unwrap()]).unwrap()
 }
 
@@ -137,7 +137,7 @@ impl Deployment {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-        validate(&readme_schema(), &v, "report");
+        validate(&documented_schema(), &v, "report");
         (
             out.status.code().unwrap(),
             v["checks"].as_array().unwrap().clone(),
@@ -200,7 +200,7 @@ fn check_passes_on_a_healthy_deployment_and_names_each_induced_failure() {
 
     // The database, with the README's backup grants.
     let mut db = MariaDb::start();
-    db.sql(&common::readme_sql(
+    db.sql(&common::documented_sql(
         "-- The backup account",
         BACKUP_PASSWORD,
     ));

@@ -162,7 +162,7 @@ fn the_dashboard_renders_as_grafana_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p);
     let mut db = MariaDb::start();
-    db.sql(&common::readme_sql(
+    db.sql(&common::documented_sql(
         "-- The backup account",
         BACKUP_PASSWORD,
     ));
@@ -374,7 +374,7 @@ fn the_dashboard_renders_as_grafana_shows_it() {
 
     // Every panel with an alert behind it links to the runbook section of that alert;
     // a stat, gauge or table with one has colours.
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let runbooks = std::fs::read_to_string(repo("docs/alerts.md")).unwrap();
     for p in dashboard["panels"].as_array().unwrap() {
         let Some(link) = p["links"].as_array().and_then(|l| l.first()) else {
             continue;
@@ -389,10 +389,10 @@ fn the_dashboard_renders_as_grafana_shows_it() {
         );
         let anchor = link["url"].as_str().unwrap().rsplit('#').next().unwrap();
         assert!(
-            readme.lines().any(|l| l
+            runbooks.lines().any(|l| l
                 .strip_prefix("### ")
                 .is_some_and(|h| h.to_lowercase() == anchor)),
-            "{title} links to #{anchor}, which the README lacks"
+            "{title} links to #{anchor}, which docs/alerts.md lacks"
         );
     }
     // Every stat with a good and a bad state has colours for both.

@@ -221,6 +221,20 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
     ] {
         assert_eq!(owned(path), (mode, root.clone(), g.clone()), "{path}");
     }
+    // Every page of docs/, beside the README whose links lead to them.
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut pages = 0;
+    for page in std::fs::read_dir(&docs).unwrap() {
+        let name = page.unwrap().file_name().into_string().unwrap();
+        let installed = format!("/usr/share/doc/shoehub-exporter/docs/{name}");
+        assert_eq!(
+            owned(&installed),
+            (0o644, root.clone(), root.clone()),
+            "{installed}"
+        );
+        pages += 1;
+    }
+    assert!(pages >= 10, "{pages} pages under docs/");
     let shipped =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/config.yml"))
             .unwrap();
@@ -280,11 +294,13 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
         let e = exposure(unit);
         assert!(e <= 5.0, "{unit} is exposed {e}");
     }
-    // The README's table of exposure figures is what systemd-analyze says, unit by unit.
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // docs/security.md's table of exposure figures is what systemd-analyze says, unit
+    // by unit.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.md"))
+            .unwrap();
     let mut stated = 0;
-    for line in readme.lines() {
+    for line in doc.lines() {
         let cells: Vec<&str> = line
             .trim()
             .trim_matches('|')
@@ -295,12 +311,16 @@ fn the_package_installs_serves_refuses_links_upgrades_and_purges() {
             let unit = unit.trim_matches('`');
             if unit.starts_with("shoehub-") && unit.ends_with(".service") {
                 let figure: f64 = figure.parse().unwrap();
-                assert_eq!(exposure(unit), figure, "the README's figure for {unit}");
+                assert_eq!(
+                    exposure(unit),
+                    figure,
+                    "docs/security.md's figure for {unit}"
+                );
                 stated += 1;
             }
         }
     }
-    assert_eq!(stated, 5, "the README's exposure table");
+    assert_eq!(stated, 5, "docs/security.md's exposure table");
 
     // The installed binary with the installed config, as the unit runs it: every
     // collector succeeds.

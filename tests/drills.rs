@@ -30,6 +30,9 @@ const ARRIVAL: Duration = Duration::from_secs(60);
 /// their own.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The runbooks the alerts link to.
+const RUNBOOKS: &str = include_str!("../docs/alerts.md");
+
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
@@ -89,7 +92,7 @@ impl Chain {
 
     /// Waits for `alert` to arrive firing (with `labels` among its labels) and checks
     /// what the operator reads: routed to `receiver`, every annotation rendered, a
-    /// runbook link to the README's section.
+    /// runbook link to its section of docs/alerts.md.
     fn expect(&self, alert: &str, labels: &[(&str, &str)], receiver: &str) -> Notified {
         self.expect_within(ARRIVAL, alert, labels, receiver)
     }
@@ -119,11 +122,19 @@ impl Chain {
                     assert!(!text.is_empty(), "{alert} has no {key}: {n:?}");
                     assert!(!text.contains("<no value>"), "{alert} {key}: {text}");
                 }
-                assert!(
-                    n.annotations["runbook_url"]
-                        .ends_with(&format!("#{}", alert.to_ascii_lowercase())),
+                // A web address a notification can open, at the alert's own section.
+                let anchor = alert.to_ascii_lowercase();
+                assert_eq!(
+                    n.annotations["runbook_url"],
+                    format!("{}#{anchor}", shoehub_exporter::config::DEFAULT_RUNBOOK_URL),
                     "{:?}",
                     n.annotations
+                );
+                assert!(
+                    RUNBOOKS.lines().any(|l| l
+                        .strip_prefix("### ")
+                        .is_some_and(|h| h.to_ascii_lowercase() == anchor)),
+                    "docs/alerts.md has no runbook section for {alert}"
                 );
                 return n;
             }

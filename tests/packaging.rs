@@ -95,13 +95,15 @@ fn the_systemd_units_verify() {
 }
 
 #[test]
-fn the_packaged_config_is_the_readme_s_reference_and_loads() {
+fn the_packaged_config_is_the_documented_reference_and_loads() {
     let shipped = std::fs::read_to_string(packaging("config.yml")).unwrap();
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let reference = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
     assert!(
-        readme.contains(&format!("```yaml\n{shipped}```\n")),
-        "the README's configuration reference differs from packaging/config.yml"
+        reference.contains(&format!("```yaml\n{shipped}```\n")),
+        "docs/configuration.md's reference differs from packaging/config.yml"
     );
     let out = Command::new(BIN)
         .arg("check-config")

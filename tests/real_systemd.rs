@@ -585,7 +585,7 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
             BACKUP_PASSWORD,
         ),
     ] {
-        let sql = common::readme_sql(first, password)
+        let sql = common::documented_sql(first, password)
             .replace("'127.0.0.1'", "'localhost'")
             .replace("'<password>'", &format!("'{password}'"));
         std::fs::write(host.root().join("root/grants.sql"), &sql).unwrap();

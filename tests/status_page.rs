@@ -90,7 +90,7 @@ fn the_status_page_renders_in_chromium_healthy_and_with_a_stale_backup() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p);
     let db = MariaDb::start();
-    db.sql(&common::readme_sql(
+    db.sql(&common::documented_sql(
         "-- The backup account",
         BACKUP_PASSWORD,
     ));
@@ -194,6 +194,6 @@ fn the_status_page_renders_in_chromium_healthy_and_with_a_stale_backup() {
     assert!(healthy.contains("; verified 3 d ago<"), "{healthy}");
     assert!(healthy.contains("verified 3 d ago"), "{healthy}");
     assert!(healthy.contains("href=\"/metrics\""), "{healthy}");
-    assert!(healthy.contains("README.md#backuptooold"), "{healthy}");
+    assert!(healthy.contains("docs/alerts.md#backuptooold"), "{healthy}");
     screenshot(&url, "healthy");
 }

@@ -44,7 +44,8 @@ pub fn collectors_page() -> Result<String, serde_yaml::Error> {
         families(&mut page, h.served);
     }
     page.push_str("\n## The other collectors\n\nTheir sections are described in the pages on MySQL, probes and logs, and jobs.\n");
-    for (name, served) in collectors::OTHERS_SERVED {
+    let engine = [("the scrape itself", &crate::scrape::SERVED)];
+    for (name, served) in collectors::OTHERS_SERVED.iter().chain(&engine) {
         let _ = write!(page, "\n### {name}\n\n");
         families(&mut page, served);
     }

@@ -362,8 +362,7 @@ pub static OTHERS: &[Build] = &[
     textfile::build,
 ];
 
-/// The families of the collectors in [`OTHERS`] and of the scrape engine, for the
-/// generated documentation.
+/// The families of the collectors in [`OTHERS`], for the generated documentation.
 pub static OTHERS_SERVED: &[(&str, &Served)] = &[
     ("mysql", &mysql::SERVED),
     ("probe", &probe::SERVED),
@@ -373,7 +372,6 @@ pub static OTHERS_SERVED: &[(&str, &Served)] = &[
     ("backups", &backups::SERVED),
     ("backuppc", &backuppc::SERVED),
     ("textfile", &textfile::SERVED),
-    ("the scrape itself", &crate::scrape::SERVED),
 ];
 
 /// Every collector the configuration enables, in exposition order. Fails when a

@@ -250,7 +250,7 @@ fn describe_yaml_error(e: &serde_path_to_error::Error<serde_yaml::Error>) -> Str
     };
     if msg.contains("unknown field") {
         msg.push_str(
-            " (remove the key or fix its spelling; see the configuration reference in the README)",
+            " (remove the key or fix its spelling; docs/configuration.md lists every key)",
         );
     }
     msg
@@ -351,10 +351,15 @@ pub struct AlertsConfig {
     pub certificate_warning_days: u64,
     /// ...and pages this many.
     pub certificate_critical_days: u64,
-    /// Where the README's runbooks are: each alert links here, anchored by its name in
-    /// lower case.
+    /// The web page of the runbooks: each alert links here, anchored by its name in
+    /// lower case (its section's heading).
     pub runbook_url: String,
 }
+
+/// The runbooks' page in the project's repository, which a notification can open
+/// wherever it is read; a team with its own copy sets `alerts.runbook_url`.
+pub const DEFAULT_RUNBOOK_URL: &str =
+    concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/alerts.md");
 
 impl Default for AlertsConfig {
     fn default() -> Self {
@@ -374,7 +379,7 @@ impl Default for AlertsConfig {
             clock_skew_seconds: 1.0,
             certificate_warning_days: 14,
             certificate_critical_days: 3,
-            runbook_url: "file:///usr/share/doc/shoehub-exporter/README.md".to_owned(),
+            runbook_url: DEFAULT_RUNBOOK_URL.to_owned(),
         }
     }
 }

@@ -21,7 +21,7 @@ const MAX_SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_secs(60)
 #[derive(Debug, Clone)]
 pub struct StatusSettings {
     pub limits: Limits,
-    /// The README the alerts link to; each check links to its runbook section.
+    /// The runbooks' page the alerts link to; each check links to its section.
     pub runbook_url: String,
 }
 
@@ -68,7 +68,7 @@ pub async fn snapshot(engine: &Engine, settings: &StatusSettings) -> Snapshot {
     }
 }
 
-/// The README section that tells what to do when `check` fails.
+/// The runbook section that tells what to do when `check` fails.
 fn runbook(check: &str) -> &'static str {
     match check {
         "exporter" => "shoehubcollectorfailing",

@@ -185,17 +185,20 @@ pub fn shared_dir(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2750)).unwrap();
 }
 
-/// The path of a required tool, or a failure that says how to get it.
-/// The README's SQL block that starts with `first_line`, for an account on 127.0.0.1
-/// with `password`: the grants exactly as the README gives them.
+/// The SQL block of the docs (docs/mysql.md, docs/jobs.md) that starts with
+/// `first_line`, for an account on 127.0.0.1 with `password`: the grants exactly as the
+/// docs give them.
 #[allow(dead_code)]
-pub fn readme_sql(first_line: &str, password: &str) -> String {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme
+pub fn documented_sql(first_line: &str, password: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs: String = ["docs/mysql.md", "docs/jobs.md"]
+        .iter()
+        .map(|p| std::fs::read_to_string(root.join(p)).unwrap())
+        .collect();
+    let start = docs
         .find(&format!("```sql\n{first_line}"))
-        .unwrap_or_else(|| panic!("the README has no SQL block starting {first_line:?}"));
-    let block = &readme[start + 7..];
+        .unwrap_or_else(|| panic!("the docs have no SQL block starting {first_line:?}"));
+    let block = &docs[start + 7..];
     let block = &block[..block.find("```").unwrap()];
     assert!(!block.contains("GRANT ALL"), "{block}");
     block
@@ -282,6 +285,7 @@ pub fn assert_collector_succeeded(e: &Exporter, m: &Exposition, collector: &str)
     );
 }
 
+/// The path of a required tool, or a failure that says how to get it.
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let p = Path::new(dir).join(name);

@@ -310,7 +310,7 @@ impl Mysql {
             by_name(&all)
         };
         let fresh_sql = by_name(&fresh);
-        // The compression tables need PROCESS, which the README's grants leave out: read
+        // The compression tables need PROCESS, which docs/mysql.md's grants leave out: read
         // them only where the operator granted it.
         // Asked of the grants, not by trying: a refused information_schema read leaves
         // its error pending on the connection for the next statement.
@@ -556,7 +556,7 @@ fn server_error(what: &str, e: mysql_async::Error) -> Result<CollectError, mysql
     match &e {
         mysql_async::Error::Server(s) => {
             let hint = if s.code == 1227 || s.code == 1044 || s.code == 1142 {
-                " (see the README for the grants the exporter's account needs)"
+                " (docs/mysql.md lists the grants the exporter's account needs)"
             } else {
                 ""
             };

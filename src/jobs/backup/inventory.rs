@@ -97,7 +97,7 @@ pub struct RestoreNeeds<'a> {
     pub users: bool,
 }
 
-/// The privileges the README's restore grants give on the target database.
+/// The privileges the restore grants of docs/jobs.md give on the target database.
 const RESTORE_PRIVILEGES: &[&str] = &[
     "SELECT",
     "INSERT",
@@ -275,7 +275,7 @@ impl Sql<'_> {
     }
 
     /// What the account lacks for a restore that does `needs`, each as the grant that
-    /// gives it (the README's restore grants); empty when nothing is missing.
+    /// gives it (the restore grants of docs/jobs.md); empty when nothing is missing.
     pub fn missing_restore_grants(
         &self,
         needs: &RestoreNeeds<'_>,

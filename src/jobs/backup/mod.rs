@@ -53,12 +53,12 @@ pub enum BackupError {
     },
     #[error("the dump of {db} failed: {reason}")]
     Dump { db: String, reason: String },
-    #[error("the backup account {account} cannot see everything it must save; grant it {}, as the README's Backups section lists (the account is backup.mysql's, or the mysql: section's when backup.mysql is not set)", .missing.join(", "))]
+    #[error("the backup account {account} cannot see everything it must save; grant it {}, as docs/jobs.md lists under Backups (the account is backup.mysql's, or the mysql: section's when backup.mysql is not set)", .missing.join(", "))]
     Grants {
         account: String,
         missing: Vec<String>,
     },
-    #[error("the account {account} lacks what this restore needs, and nothing was changed; grant it {}, as the README's Backups section lists for backup restore", .missing.join(", "))]
+    #[error("the account {account} lacks what this restore needs, and nothing was changed; grant it {}, as docs/jobs.md lists under Backups for backup restore", .missing.join(", "))]
     RestoreGrants {
         account: String,
         missing: Vec<String>,
