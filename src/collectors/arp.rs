@@ -9,6 +9,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Sett
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "ARP entries per device (/proc/net/arp).";
+
+/// Its section, `system.arp:`.
+pub type Config = super::CollectorToggle;
+
 pub static ENTRIES: Family = Family::gauge("node_arp_entries", "ARP entries by device");
 
 pub static SERVED: Served = Served::families(&[&ENTRIES]);
@@ -23,12 +29,6 @@ pub fn count(data: &[u8]) -> BTreeMap<&str, u64> {
     }
     out
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "ARP entries per device (/proc/net/arp).";
-
-/// Its section, `system.arp:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct Arp {
     /// Kept open and read again from offset 0.

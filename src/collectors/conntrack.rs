@@ -10,6 +10,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Sett
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The connection tracking table (where nf_conntrack is loaded).";
+
+/// Its section, `system.conntrack:`.
+pub type Config = super::CollectorToggle;
+
 pub static ENTRIES: Family = Family::gauge(
     "node_nf_conntrack_entries",
     "Number of currently allocated flow entries for connection tracking.",
@@ -109,12 +115,6 @@ pub fn sum_stats(data: &[u8]) -> Option<Vec<u64>> {
     }
     Some(sums)
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "The connection tracking table (where nf_conntrack is loaded).";
-
-/// Its section, `system.conntrack:`.
-pub type Config = super::CollectorToggle;
-
 
 /// The files, kept open and read again from offset 0 (the kernel renders them afresh).
 pub struct Conntrack {

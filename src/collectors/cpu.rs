@@ -11,6 +11,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, 
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "CPU time per CPU and mode, context switches, interrupts, forks and processes (/proc/stat).";
+
+/// Its section, `system.cpu:`.
+pub type Config = super::CollectorToggle;
+
 pub static CPU_SECONDS: Family = Family::counter(
     "node_cpu_seconds_total",
     "Seconds the CPUs spent in each mode, from /proc/stat.",
@@ -178,14 +184,6 @@ pub fn encode(stat: &Stat, ticks_per_second: u64, w: &mut MetricWriter<'_>) {
         }
     }
 }
-
-
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "CPU time per CPU and mode, context switches, interrupts, forks and processes (/proc/stat).";
-
-/// Its section, `system.cpu:`.
-pub type Config = super::CollectorToggle;
-
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

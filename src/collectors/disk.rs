@@ -11,6 +11,12 @@ use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "I/O counts, bytes and times per block device (/proc/diskstats).";
+
+/// Its section, `system.disk:`.
+pub type Config = DiskConfig;
+
 /// `system.disk:`
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -209,12 +215,6 @@ impl Disk {
         }
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "I/O counts, bytes and times per block device (/proc/diskstats).";
-
-/// Its section, `system.disk:`.
-pub type Config = DiskConfig;
-
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

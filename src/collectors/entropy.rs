@@ -8,18 +8,18 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Sett
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::SharedProcFile;
 
-pub static AVAILABLE: Family =
-    Family::gauge("node_entropy_available_bits", "Bits of available entropy.");
-pub static POOL_SIZE: Family =
-    Family::gauge("node_entropy_pool_size_bits", "Bits of entropy pool.");
-
-pub static SERVED: Served = Served::families(&[&AVAILABLE, &POOL_SIZE]);
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "The entropy pool (/proc/sys/kernel/random).";
 
 /// Its section, `system.entropy:`.
 pub type Config = super::CollectorToggle;
 
+pub static AVAILABLE: Family =
+    Family::gauge("node_entropy_available_bits", "Bits of available entropy.");
+pub static POOL_SIZE: Family =
+    Family::gauge("node_entropy_pool_size_bits", "Bits of entropy pool.");
+
+pub static SERVED: Served = Served::families(&[&AVAILABLE, &POOL_SIZE]);
 
 pub struct Entropy {
     files: [(SharedProcFile, &'static Family); 2],

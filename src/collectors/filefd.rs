@@ -7,6 +7,12 @@ use super::parse::{fields, u64_of};
 use super::{AnyCollector, BuildError, CollectError, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "File handles allocated and their limit (/proc/sys/fs/file-nr).";
+
+/// Its section, `system.filefd:`.
+pub type Config = super::CollectorToggle;
+
 pub static ALLOCATED: Family = Family::gauge(
     "node_filefd_allocated",
     "File descriptor statistics: allocated.",
@@ -17,12 +23,6 @@ pub static MAXIMUM: Family = Family::gauge(
 );
 
 pub static SERVED: Served = Served::families(&[&ALLOCATED, &MAXIMUM]);
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "File handles allocated and their limit (/proc/sys/fs/file-nr).";
-
-/// Its section, `system.filefd:`.
-pub type Config = super::CollectorToggle;
-
 
 /// `allocated unused maximum`.
 pub fn parse(data: &[u8]) -> Option<(u64, u64)> {

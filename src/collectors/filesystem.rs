@@ -25,6 +25,12 @@ use crate::procfile::ProcFile;
 use crate::sys::{statvfs, FsUsage as Usage};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Size, free space and inodes of every mount (statvfs(2)), read-only and device errors.";
+
+/// Its section, `system.filesystem:`.
+pub type Config = FilesystemConfig;
+
 /// `system.filesystem:`
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -326,12 +332,6 @@ fn now_millis() -> u64 {
         .unwrap_or(1)
         .max(1)
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Size, free space and inodes of every mount (statvfs(2)), read-only and device errors.";
-
-/// Its section, `system.filesystem:`.
-pub type Config = FilesystemConfig;
-
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

@@ -12,6 +12,12 @@ use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::value::DurationValue;
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Load average, wall-clock time, uname and pressure stall information.";
+
+/// Its section, `system.host:`.
+pub type Config = HostConfig;
+
 /// `system.host:` — load, time, uname and pressure stall information.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -153,12 +159,6 @@ impl Host {
         }
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Load average, wall-clock time, uname and pressure stall information.";
-
-/// Its section, `system.host:`.
-pub type Config = HostConfig;
-
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&[

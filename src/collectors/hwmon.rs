@@ -20,6 +20,12 @@ use super::thermal_zone::attribute;
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Hardware sensors (/sys/class/hwmon): temperatures, fans, voltages.";
+
+/// Its section, `system.hwmon:`.
+pub type Config = super::CollectorToggle;
+
 /// The sensor types read; other files (`name`, `uevent`, `power/`) are not sensors.
 const SENSOR_TYPES: [&str; 13] = [
     "vrm",
@@ -381,12 +387,6 @@ pub fn encode(mut samples: Vec<Sample>, w: &mut MetricWriter<'_>) {
         w.dynamic_series(&s.family, &labels, Number::Float(s.value));
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Hardware sensors (/sys/class/hwmon): temperatures, fans, voltages.";
-
-/// Its section, `system.hwmon:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct Hwmon {
     class: PathBuf,

@@ -23,6 +23,12 @@ use super::parse::{fields, str_of};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Software RAID arrays (/proc/mdstat, where the md driver is loaded).";
+
+/// Its section, `system.mdadm:`.
+pub type Config = super::CollectorToggle;
+
 pub static STATE: Family = Family::gauge(
     "node_md_state",
     "Whether the array is in this state (1) or not (0).",
@@ -220,12 +226,6 @@ pub fn encode(arrays: &[Array], w: &mut MetricWriter<'_>) {
         }
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Software RAID arrays (/proc/mdstat, where the md driver is loaded).";
-
-/// Its section, `system.mdadm:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct Mdadm {
     path: PathBuf,

@@ -12,6 +12,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, 
 use crate::exposition::MetricWriter;
 use crate::procfile::{Render, SharedProcFile};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Every /proc/meminfo field.";
+
+/// Its section, `system.memory:`.
+pub type Config = super::CollectorToggle;
+
 /// The prefix of every family this collector writes.
 pub const PREFIX: &str = "node_memory_";
 
@@ -174,14 +180,6 @@ fn known_value(line: &[u8], r: &KeptLine) -> Option<u64> {
         _ => None,
     }
 }
-
-
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Every /proc/meminfo field.";
-
-/// Its section, `system.memory:`.
-pub type Config = super::CollectorToggle;
-
 
 /// Every /proc/meminfo field becomes a family named after it.
 pub static SERVED: Served = Served {

@@ -27,6 +27,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Sett
 use crate::exposition::{Family, MetricWriter};
 use crate::rtnetlink::Link;
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Each network device's state (/sys/class/net): up, carrier, MTU, speed.";
+
+/// Its section, `system.netclass:`.
+pub type Config = super::CollectorToggle;
+
 macro_rules! gauge {
     ($id:ident, $name:literal, $help:literal) => {
         pub static $id: Family = Family::gauge($name, $help);
@@ -425,12 +431,6 @@ enum Netlink {
     Closed,
     Open(crate::rtnetlink::Socket),
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Each network device's state (/sys/class/net): up, carrier, MTU, speed.";
-
-/// Its section, `system.netclass:`.
-pub type Config = super::CollectorToggle;
-
 
 /// Whether `dir` is on a mounted sysfs.
 fn is_sysfs(dir: &Path) -> bool {

@@ -13,6 +13,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, 
 use crate::exposition::{Kind, MetricWriter, Number};
 use crate::procfile::SharedProcFile;
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Protocol counters (/proc/net/netstat, snmp, snmp6), node_exporter's default fields.";
+
+/// Its section, `system.netstat:`.
+pub type Config = super::CollectorToggle;
+
 /// Every family this collector writes starts with this.
 pub const PREFIX: &str = "node_netstat_";
 
@@ -277,12 +283,6 @@ impl Layout {
         kept.next().is_none().then_some(out)
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Protocol counters (/proc/net/netstat, snmp, snmp6), node_exporter's default fields.";
-
-/// Its section, `system.netstat:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct Netstat {
     files: [(SharedProcFile, bool); 3],

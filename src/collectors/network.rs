@@ -11,6 +11,12 @@ use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::value::{DurationValue, NameFilter, Pattern};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Bytes, packets, errors and drops per network device (/proc/net/dev).";
+
+/// Its section, `system.network:`.
+pub type Config = NetworkConfig;
+
 /// `system.network:`
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,12 +151,6 @@ impl Network {
         }
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Bytes, packets, errors and drops per network device (/proc/net/dev).";
-
-/// Its section, `system.network:`.
-pub type Config = NetworkConfig;
-
 
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&COLUMNS);

@@ -9,6 +9,12 @@ use std::time::{Duration, SystemTime};
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The distribution, from os-release.";
+
+/// Its section, `system.os:`.
+pub type Config = super::CollectorToggle;
+
 pub static INFO: Family = Family::gauge(
     "node_os_info",
     "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, image_version, name, pretty_name, variant, variant_id, version, version_codename, version_id.",
@@ -84,12 +90,6 @@ pub fn major_minor(version_id: &str) -> Option<f64> {
 
 /// The file read last: its path, modification time and fields.
 type Read = Option<(PathBuf, SystemTime, Vec<(String, String)>)>;
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "The distribution, from os-release.";
-
-/// Its section, `system.os:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct Os {
     files: [PathBuf; 2],

@@ -11,6 +11,12 @@ use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::sys::Resource;
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The exporter's own CPU, memory and file descriptors (process_*).";
+
+/// Its section, `system.process:`.
+pub type Config = super::CollectorToggle;
+
 pub static CPU: Family = Family::counter(
     "process_cpu_seconds_total",
     "Total user and system CPU time spent in seconds.",
@@ -109,12 +115,6 @@ pub struct Process {
     page: u64,
     timeout: Duration,
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "The exporter's own CPU, memory and file descriptors (process_*).";
-
-/// Its section, `system.process:`.
-pub type Config = super::CollectorToggle;
-
 
 /// The boot time from /proc/stat's `btime`.
 fn boot_time(procfs: &Path) -> Option<u64> {

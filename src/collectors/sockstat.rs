@@ -11,6 +11,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, 
 use crate::exposition::{Kind, MetricWriter, Number};
 use crate::procfile::SharedProcFile;
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Sockets in use per protocol (/proc/net/sockstat, sockstat6).";
+
+/// Its section, `system.sockstat:`.
+pub type Config = super::CollectorToggle;
+
 /// Every family this collector writes starts with this.
 pub const PREFIX: &str = "node_sockstat_";
 
@@ -73,12 +79,6 @@ pub fn encode(data: &[u8], page: u64, w: &mut MetricWriter<'_>) -> LineErrors {
     }
     errors
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Sockets in use per protocol (/proc/net/sockstat, sockstat6).";
-
-/// Its section, `system.sockstat:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct Sockstat {
     files: [SharedProcFile; 2],

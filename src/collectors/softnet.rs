@@ -8,6 +8,12 @@ use super::parse::{fields, lines};
 use super::{AnyCollector, BuildError, CollectError, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Per-CPU packet processing (/proc/net/softnet_stat).";
+
+/// Its section, `system.softnet:`.
+pub type Config = super::CollectorToggle;
+
 pub static PROCESSED: Family = Family::counter(
     "node_softnet_processed_total",
     "Number of processed packets",
@@ -25,12 +31,6 @@ pub static SERVED: Served = Served::families(&[&PROCESSED, &DROPPED, &SQUEEZED])
 fn hex(s: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Per-CPU packet processing (/proc/net/softnet_stat).";
-
-/// Its section, `system.softnet:`.
-pub type Config = super::CollectorToggle;
-
 
 /// Each CPU's (processed, dropped, squeezed), and the malformed lines.
 pub fn parse(data: &[u8]) -> (Vec<[u64; 3]>, LineErrors) {

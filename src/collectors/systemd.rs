@@ -23,6 +23,12 @@ use crate::dbus::{Call, Connection, Value};
 use crate::exposition::{Family, MetricWriter};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Unit states from systemd over D-Bus (where systemd is PID 1).";
+
+/// Its section, `system.systemd:`.
+pub type Config = SystemdConfig;
+
 /// The system bus, where systemd's manager answers.
 pub const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 
@@ -204,12 +210,6 @@ pub fn parse_units(mut r: crate::dbus::Reader<'_>) -> Result<Vec<Unit>, crate::d
     }
     Ok(out)
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Unit states from systemd over D-Bus (where systemd is PID 1).";
-
-/// Its section, `system.systemd:`.
-pub type Config = SystemdConfig;
-
 
 pub struct Systemd {
     address: String,

@@ -8,6 +8,12 @@ use std::time::Duration;
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Thermal zones and cooling devices (/sys/class/thermal).";
+
+/// Its section, `system.thermal_zone:`.
+pub type Config = super::CollectorToggle;
+
 pub static ZONE_TEMP: Family = Family::gauge(
     "node_thermal_zone_temp",
     "The thermal zone's temperature in degrees Celsius.",
@@ -85,12 +91,6 @@ pub fn encode(t: &Thermal, w: &mut MetricWriter<'_>) {
         );
     }
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Thermal zones and cooling devices (/sys/class/thermal).";
-
-/// Its section, `system.thermal_zone:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct ThermalZone {
     class: PathBuf,

@@ -8,6 +8,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Sett
 use crate::exposition::{Family, MetricWriter};
 use crate::sys::Timex;
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "The kernel clock's synchronisation (adjtimex(2), read only).";
+
+/// Its section, `system.timex:`.
+pub type Config = super::CollectorToggle;
+
 macro_rules! family {
     ($id:ident, $kind:ident, $name:literal, $help:literal) => {
         pub static $id: Family = Family::$kind($name, $help);
@@ -165,12 +171,6 @@ pub fn encode(t: &Timex, w: &mut MetricWriter<'_>) {
     w.sample(&TAI, &[], f64::from(t.tai));
     w.sample_u64(&SYNC, &[], u64::from(t.state != TIME_ERROR));
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "The kernel clock's synchronisation (adjtimex(2), read only).";
-
-/// Its section, `system.timex:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct TimexCollector {
     timeout: Duration,

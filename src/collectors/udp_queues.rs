@@ -9,6 +9,12 @@ use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Sett
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Memory held for UDP datagrams (/proc/net/udp, udp6).";
+
+/// Its section, `system.udp_queues:`.
+pub type Config = super::CollectorToggle;
+
 pub static QUEUES: Family = Family::gauge(
     "node_udp_queues",
     "Number of allocated memory in the kernel for UDP datagrams in bytes.",
@@ -35,12 +41,6 @@ pub fn sum(data: &[u8]) -> (u64, u64) {
     }
     (tx, rx)
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Memory held for UDP datagrams (/proc/net/udp, udp6).";
-
-/// Its section, `system.udp_queues:`.
-pub type Config = super::CollectorToggle;
-
 
 pub struct UdpQueues {
     /// Kept open: the kernel renders them afresh on every read from offset 0.

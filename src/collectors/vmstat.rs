@@ -6,6 +6,12 @@ use super::parse::{fields, lines, str_of};
 use super::{AnyCollector, BuildError, Env, LineErrors, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
 
+/// What the collector reads, as the docs and the configuration reference say it.
+pub const ABOUT: &str = "Paging, swapping, page faults and OOM kills (/proc/vmstat).";
+
+/// Its section, `system.vmstat:`.
+pub type Config = super::CollectorToggle;
+
 /// Every family this collector writes starts with this.
 pub const PREFIX: &str = "node_vmstat_";
 
@@ -22,12 +28,6 @@ pub fn wanted(field: &str) -> bool {
         || field.starts_with("pswp")
         || (field.starts_with("pg") && field[2..].contains("fault"))
 }
-/// What the collector reads, as the docs and the configuration reference say it.
-pub const ABOUT: &str = "Paging, swapping, page faults and OOM kills (/proc/vmstat).";
-
-/// Its section, `system.vmstat:`.
-pub type Config = super::CollectorToggle;
-
 
 /// Writes the wanted `name value` lines.
 pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
