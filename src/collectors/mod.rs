@@ -79,6 +79,7 @@ macro_rules! host_collectors {
 
 host_collectors! {
     cpu,
+    schedstat,
     memory,
     filesystem,
     disk,
