@@ -1062,6 +1062,24 @@ fn filesystem_series_are_node_exporters_for_stacked_escaped_and_hidden_mounts() 
 }
 
 #[test]
+fn scheduler_statistics_are_node_exporters_series() {
+    let procfs =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schedstat/linux-6.1-two-cpus");
+    let flag = format!("--path.procfs={}", procfs.display());
+    let (_node, node_port) = common::start_node_exporter_with(&[
+        &flag,
+        "--collector.disable-defaults",
+        "--collector.schedstat",
+    ]);
+    let e = Exporter::start(&format!("system:\n  procfs: {}\n", procfs.display()));
+    let ours = e.metrics().series_with_prefix(&["node_schedstat_"]);
+    let peer = common::scrape_port(node_port).series_with_prefix(&["node_schedstat_"]);
+    assert_eq!(peer.len(), 6, "node_exporter gave {peer:#?}");
+    assert_eq!(ours, peer, "this exporter, then node_exporter");
+    common::assert_collector_succeeded(&e, &e.metrics(), "schedstat");
+}
+
+#[test]
 fn raid_arrays_are_node_exporters_series() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mdstat");
     for case in [
