@@ -6,7 +6,6 @@
 //! (`--deep`), and an approved plan too old to be applied.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::scraped::{self, Limits};
 use super::{age_words, combine, duration_words, Check};
@@ -16,36 +15,37 @@ use crate::exposition::{Format, MetricWriter};
 use crate::state::backup::{self, State};
 use crate::state::update;
 
-/// How long the collectors run for a check may read.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// What the backups, BackupPC and jobs collectors report now, as the exporter would.
 fn collected(config: &Config) -> (Vec<scraped::Sample>, Vec<String>) {
     let mut buf = Vec::new();
     let mut errors = Vec::new();
     let mut w = MetricWriter::new(&mut buf, Format::Text);
-    let mut run = |c: &dyn Collector| {
+    let mut run = |name: &str, c: &dyn Collector| {
         if let Err(e) = c.collect(&mut w) {
-            errors.push(format!("{}: {}", c.name(), crate::error_chain(&e)));
+            errors.push(format!("{name}: {}", crate::error_chain(&e)));
         }
     };
     if config.backup.enabled {
-        run(&crate::collectors::backups::Backups::new(
-            config.backup.destination.clone(),
-            READ_TIMEOUT,
-        ));
+        let destination = config.backup.destination.clone();
+        run(
+            "backups",
+            &crate::collectors::backups::Backups::new(destination),
+        );
     }
     if config.backuppc.enabled {
-        run(&crate::collectors::backuppc::Backuppc::new(
+        let (top_dir, hosts) = (
             config.backuppc.top_dir.clone(),
             config.backuppc.hosts.clone(),
-            READ_TIMEOUT,
-        ));
+        );
+        run(
+            "backuppc",
+            &crate::collectors::backuppc::Backuppc::new(top_dir, hosts),
+        );
     }
-    run(&crate::collectors::jobs::Jobs::new(
-        config.jobs.state_dir.clone(),
-        READ_TIMEOUT,
-    ));
+    run(
+        "jobs",
+        &crate::collectors::jobs::Jobs::new(config.jobs.state_dir.clone()),
+    );
     crate::exposition::finish(&mut buf, Format::Text);
     (scraped::samples(&buf, scraped::wanted), errors)
 }

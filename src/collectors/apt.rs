@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Run, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::state::apt;
 
@@ -134,17 +134,11 @@ pub fn look(paths: &AptPaths) -> AptState {
 pub struct Apt {
     state: Arc<Mutex<AptState>>,
     reboot_required: PathBuf,
-    timeout: Duration,
 }
 
 impl Apt {
     /// The collector; with `start`, the thread that asks apt every `interval`.
-    pub fn new(
-        paths: AptPaths,
-        interval: Duration,
-        timeout: Duration,
-        start: bool,
-    ) -> std::io::Result<Apt> {
+    pub fn new(paths: AptPaths, interval: Duration, start: bool) -> std::io::Result<Apt> {
         let state = Arc::new(Mutex::new(AptState::default()));
         let reboot_required = paths.reboot_required.clone();
         if start {
@@ -177,7 +171,6 @@ impl Apt {
         Ok(Apt {
             state,
             reboot_required,
-            timeout,
         })
     }
 }
@@ -199,24 +192,17 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
         }
         return Ok(None);
     }
-    let a = Apt::new(paths, c.apt_interval.get(), c.apt_timeout.get(), env.start)
-        .map_err(BuildError::Thread)?;
-    Ok(Some(AnyCollector::Blocking(Arc::new(a))))
+    let a = Apt::new(paths, c.apt_interval.get(), env.start).map_err(BuildError::Thread)?;
+    let run = Run::Blocking(Arc::new(a));
+    Ok(Some(AnyCollector::new(
+        "apt",
+        c.apt_timeout.get(),
+        SERVED,
+        run,
+    )))
 }
 
 impl Collector for Apt {
-    fn name(&self) -> &'static str {
-        "apt"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The last answer is in memory; the reboot flag is one stat of a tmpfs file.
     fn may_block(&self) -> bool {
         false

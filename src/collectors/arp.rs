@@ -2,10 +2,9 @@
 //! collector names them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::parse::{fields, lines, str_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
@@ -33,31 +32,16 @@ pub fn count(data: &[u8]) -> BTreeMap<&str, u64> {
 pub struct Arp {
     /// Kept open and read again from offset 0.
     file: SharedProcFile,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.arp;
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let render = Render::Records(256).if_procfs(super::is_procfs(&s.system.procfs));
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || Arp {
+    Ok(Some(super::procfs_only(&s.system.procfs, Arp {
         file: SharedProcFile::new(s.system.procfs.join("net/arp")).rendered(render),
-        timeout: c.timeout.get(),
-    }))
+    })))
 }
 
 impl Collector for Arp {
-    fn name(&self) -> &'static str {
-        "arp"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.file.with(|path, data| {
             let data = data.map_err(|e| CollectError::read(path, e))?;

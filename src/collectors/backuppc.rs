@@ -68,17 +68,12 @@ static LAST_ERRORS: Family = Family::gauge(
 
 pub struct Backuppc {
     top_dir: PathBuf,
-    timeout: Duration,
     hosts: Vec<String>,
 }
 
 impl Backuppc {
-    pub fn new(top_dir: PathBuf, hosts: Vec<String>, timeout: Duration) -> Backuppc {
-        Backuppc {
-            top_dir,
-            hosts,
-            timeout,
-        }
+    pub fn new(top_dir: PathBuf, hosts: Vec<String>) -> Backuppc {
+        Backuppc { top_dir, hosts }
     }
 }
 
@@ -88,24 +83,13 @@ pub static SERVED: Served =
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = s.backuppc;
-    Ok(super::blocking(c.enabled, || {
-        Backuppc::new(c.top_dir.clone(), c.hosts.clone(), c.timeout.get())
+    Ok(c.enabled.then(|| {
+        let run = super::blocking(Backuppc::new(c.top_dir.clone(), c.hosts.clone()));
+        AnyCollector::new("backuppc", c.timeout.get(), SERVED, run)
     }))
 }
 
 impl Collector for Backuppc {
-    fn name(&self) -> &'static str {
-        "backuppc"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let pc = self.top_dir.join("pc");
         let hosts: Vec<String> = if self.hosts.is_empty() {

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
@@ -53,16 +52,14 @@ struct Seen {
 
 pub struct Backups {
     destination: PathBuf,
-    timeout: Duration,
     /// Backup directories read, by name: read again only when the directory changes.
     seen: Mutex<HashMap<String, Seen>>,
 }
 
 impl Backups {
-    pub fn new(destination: PathBuf, timeout: Duration) -> Backups {
+    pub fn new(destination: PathBuf) -> Backups {
         Backups {
             destination,
-            timeout,
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -82,24 +79,13 @@ pub static SERVED: Served = Served::families(&[
 /// section is shared with the backup job, which writes what this reads).
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = s.backup;
-    Ok(super::blocking(c.enabled, || {
-        Backups::new(c.destination.clone(), c.scrape_timeout.get())
+    Ok(c.enabled.then(|| {
+        let run = super::blocking(Backups::new(c.destination.clone()));
+        AnyCollector::new("backups", c.scrape_timeout.get(), SERVED, run)
     }))
 }
 
 impl Collector for Backups {
-    fn name(&self) -> &'static str {
-        "backups"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut complete: Vec<(f64, u64)> = Vec::new();
         let mut verified = 0.0f64;

@@ -3,10 +3,9 @@
 //! conntrack collector names them. Without the nf_conntrack module there is nothing to
 //! report, and nothing is.
 
-use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
@@ -121,26 +120,21 @@ pub struct Conntrack {
     count: SharedProcFile,
     max: SharedProcFile,
     stat: SharedProcFile,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.conntrack;
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let procfs = &s.system.procfs;
     let on_procfs = super::is_procfs(procfs);
     let nf = procfs.join("sys/net/netfilter");
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
-        Conntrack {
-            count: SharedProcFile::new(nf.join("nf_conntrack_count"))
-                .rendered(Render::Whole.if_procfs(on_procfs)),
-            max: SharedProcFile::new(nf.join("nf_conntrack_max"))
-                .rendered(Render::Whole.if_procfs(on_procfs)),
-            // A CPU's line of hexadecimal counters is under 200 bytes.
-            stat: SharedProcFile::new(procfs.join("net/stat/nf_conntrack"))
-                .rendered(Render::Records(512).if_procfs(on_procfs)),
-            timeout: c.timeout.get(),
-        }
-    }))
+    Ok(Some(super::procfs_only(&s.system.procfs, Conntrack {
+        count: SharedProcFile::new(nf.join("nf_conntrack_count"))
+            .rendered(Render::Whole.if_procfs(on_procfs)),
+        max: SharedProcFile::new(nf.join("nf_conntrack_max"))
+            .rendered(Render::Whole.if_procfs(on_procfs)),
+        // A CPU's line of hexadecimal counters is under 200 bytes.
+        stat: SharedProcFile::new(procfs.join("net/stat/nf_conntrack"))
+            .rendered(Render::Records(512).if_procfs(on_procfs)),
+    })))
 }
 
 /// What `f` makes of the file, or `None` when it does not exist (no nf_conntrack).
@@ -156,18 +150,6 @@ fn read<T>(
 }
 
 impl Collector for Conntrack {
-    fn name(&self) -> &'static str {
-        "conntrack"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let one = |d: &[u8]| u64_of(d.trim_ascii());
         if let Some(n) = read(&self.count, one)? {

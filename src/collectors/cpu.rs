@@ -4,10 +4,9 @@
 //! interrupts and process counts; reading it once serves all of them.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::parse::{fields, lines, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
@@ -120,11 +119,10 @@ pub struct Cpu {
     on_procfs: bool,
     stat: SharedProcFile,
     ticks_per_second: u64,
-    timeout: Duration,
 }
 
 impl Cpu {
-    pub fn new(procfs: &Path, timeout: Duration) -> Self {
+    pub fn new(procfs: &Path) -> Self {
         // USER_HZ, the unit of /proc/stat's columns; 100 on every Linux build we know.
         let hz = crate::sys::clock_ticks();
         let on_procfs = super::is_procfs(procfs);
@@ -133,7 +131,6 @@ impl Cpu {
             stat: SharedProcFile::new(procfs.join("stat"))
                 .rendered(Render::Whole.if_procfs(on_procfs)),
             ticks_per_second: if hz > 0 { hz } else { 100 },
-            timeout,
         }
     }
 }
@@ -197,26 +194,11 @@ pub static SERVED: Served = Served::families(&[
     &PROCS_BLOCKED,
 ]);
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.cpu;
-    Ok(super::blocking(c.enabled, || {
-        Cpu::new(&s.system.procfs, c.timeout.get())
-    }))
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::blocking(Cpu::new(&s.system.procfs))))
 }
 
 impl Collector for Cpu {
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         !self.on_procfs
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
@@ -197,7 +197,6 @@ pub struct Disk {
     on_procfs: bool,
     diskstats: SharedProcFile,
     filter: NameFilter,
-    timeout: Duration,
 }
 
 impl Disk {
@@ -211,7 +210,6 @@ impl Disk {
                 cfg.devices_include.clone(),
                 Some(cfg.devices_exclude.clone()),
             ),
-            timeout: cfg.timeout.get(),
         }
     }
 }
@@ -237,26 +235,12 @@ pub static SERVED: Served = Served::families(&[
     &FLUSH_TIME,
 ]);
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let c = &s.system.disk;
-    Ok(super::blocking(c.enabled, || {
-        Disk::new(&s.system.procfs, c)
-    }))
+    Ok(Some(super::blocking(Disk::new(&s.system.procfs, c))))
 }
 
 impl Collector for Disk {
-    fn name(&self) -> &'static str {
-        "disk"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         !self.on_procfs
     }

@@ -1,10 +1,9 @@
 //! `entropy`: the kernel's entropy pool, from /proc/sys/kernel/random, as
 //! node_exporter's entropy collector names it.
 
-use std::time::Duration;
 
 use super::parse::u64_of;
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::SharedProcFile;
 
@@ -23,21 +22,16 @@ pub static SERVED: Served = Served::families(&[&AVAILABLE, &POOL_SIZE]);
 
 pub struct Entropy {
     files: [(SharedProcFile, &'static Family); 2],
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.entropy;
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let dir = s.system.procfs.join("sys/kernel/random");
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
-        Entropy {
-            files: [
-                (SharedProcFile::new(dir.join("entropy_avail")), &AVAILABLE),
-                (SharedProcFile::new(dir.join("poolsize")), &POOL_SIZE),
-            ],
-            timeout: c.timeout.get(),
-        }
-    }))
+    Ok(Some(super::procfs_only(&s.system.procfs, Entropy {
+        files: [
+            (SharedProcFile::new(dir.join("entropy_avail")), &AVAILABLE),
+            (SharedProcFile::new(dir.join("poolsize")), &POOL_SIZE),
+        ],
+    })))
 }
 
 /// The number a one-number file holds.
@@ -46,18 +40,6 @@ pub fn parse(data: &[u8]) -> Option<u64> {
 }
 
 impl Collector for Entropy {
-    fn name(&self) -> &'static str {
-        "entropy"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         for (file, family) in &self.files {
             file.with(|path, data| {

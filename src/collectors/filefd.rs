@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::parse::{fields, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -33,15 +33,12 @@ pub fn parse(data: &[u8]) -> Option<(u64, u64)> {
     Some((allocated, maximum))
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    Ok(super::OneFile::build(
-        "filefd",
-        SERVED,
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::OneFile::run(
         &s.system.procfs,
         s.system.procfs.join("sys/fs/file-nr"),
-        &s.system.filefd,
         encode,
-    ))
+    )))
 }
 
 /// Writes `allocated` and `maximum`.

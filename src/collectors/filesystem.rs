@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::parse::{fields, lines};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::ProcFile;
 use crate::sys::{statvfs, FsUsage as Usage};
@@ -188,7 +188,6 @@ pub struct Filesystem {
     rootfs: PathBuf,
     mounts: NameFilter,
     fs_types: NameFilter,
-    timeout: Duration,
 }
 
 impl Filesystem {
@@ -220,7 +219,6 @@ impl Filesystem {
                 cfg.fs_types_include.clone(),
                 Some(cfg.fs_types_exclude.clone()),
             ),
-            timeout: cfg.timeout.get(),
         }
     }
 
@@ -344,26 +342,12 @@ pub static SERVED: Served = Served::families(&[
     &DEVICE_ERROR,
 ]);
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let c = &s.system.filesystem;
-    Ok(super::blocking(c.enabled, || {
-        Filesystem::new(&s.system.procfs, &s.system.rootfs, c)
-    }))
+    Ok(Some(super::blocking(Filesystem::new(&s.system.procfs, &s.system.rootfs, c))))
 }
 
 impl Collector for Filesystem {
-    fn name(&self) -> &'static str {
-        "filesystem"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn reentrant(&self) -> bool {
         true
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::parse::{f64_of, fields, lines};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::value::DurationValue;
@@ -121,7 +121,6 @@ pub struct Host {
     on_procfs: bool,
     loadavg: SharedProcFile,
     pressure: Vec<Pressure>,
-    timeout: Duration,
 }
 
 impl Host {
@@ -155,7 +154,6 @@ impl Host {
             loadavg: SharedProcFile::new(procfs.join("loadavg"))
                 .rendered(Render::Whole.if_procfs(on_procfs)),
             pressure,
-            timeout: cfg.timeout.get(),
         }
     }
 }
@@ -175,26 +173,12 @@ pub static SERVED: Served = Served::families(&[
     &IRQ_STALLED,
 ]);
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let c = &s.system.host;
-    Ok(super::blocking(c.enabled, || {
-        Host::new(&s.system.procfs, c)
-    }))
+    Ok(Some(super::blocking(Host::new(&s.system.procfs, c))))
 }
 
 impl Collector for Host {
-    fn name(&self) -> &'static str {
-        "host"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         !self.on_procfs
     }

@@ -14,10 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::thermal_zone::attribute;
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -390,30 +389,15 @@ pub fn encode(mut samples: Vec<Sample>, w: &mut MetricWriter<'_>) {
 
 pub struct Hwmon {
     class: PathBuf,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.hwmon;
-    Ok(super::blocking(c.enabled, || Hwmon {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::blocking(Hwmon {
         class: s.system.sysfs.join("class/hwmon"),
-        timeout: c.timeout.get(),
-    }))
+    })))
 }
 
 impl Collector for Hwmon {
-    fn name(&self) -> &'static str {
-        "hwmon"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let (samples, unnamed) = match read(&self.class) {
             Ok(r) => r,

@@ -5,7 +5,6 @@
 //! runner is gone (killed) is not reported as running.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
@@ -74,12 +73,11 @@ static PLAN_PACKAGES: Family = Family::gauge(
 
 pub struct Jobs {
     dir: PathBuf,
-    timeout: Duration,
 }
 
 impl Jobs {
-    pub fn new(dir: PathBuf, timeout: Duration) -> Jobs {
-        Jobs { dir, timeout }
+    pub fn new(dir: PathBuf) -> Jobs {
+        Jobs { dir }
     }
 
     /// Every state file: (job, state or why not).
@@ -159,24 +157,13 @@ pub static SERVED: Served = Served::families(&[
 /// Reads `jobs:` (shared with the job runner, which writes what this reads).
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = s.jobs;
-    Ok(super::blocking(c.enabled, || {
-        Jobs::new(c.state_dir.clone(), c.timeout.get())
+    Ok(c.enabled.then(|| {
+        let run = super::blocking(Jobs::new(c.state_dir.clone()));
+        AnyCollector::new("jobs", c.timeout.get(), SERVED, run)
     }))
 }
 
 impl Collector for Jobs {
-    fn name(&self) -> &'static str {
-        "jobs"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let all = self.read_all()?;
         let good: Vec<(&str, &JobState)> = all

@@ -17,10 +17,9 @@
 //! for a recovery, resync or check under way, with `(done/total)` blocks.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::parse::{fields, str_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -229,30 +228,15 @@ pub fn encode(arrays: &[Array], w: &mut MetricWriter<'_>) {
 
 pub struct Mdadm {
     path: PathBuf,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.mdadm;
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || Mdadm {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::procfs_only(&s.system.procfs, Mdadm {
         path: s.system.procfs.join("mdstat"),
-        timeout: c.timeout.get(),
-    }))
+    })))
 }
 
 impl Collector for Mdadm {
-    fn name(&self) -> &'static str {
-        "mdadm"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let data = match crate::regular::read(&self.path, 1 << 20) {
             Ok(d) => d,

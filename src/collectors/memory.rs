@@ -5,10 +5,9 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::MetricWriter;
 use crate::procfile::{Render, SharedProcFile};
 
@@ -68,7 +67,6 @@ pub fn parse_line(line: &[u8]) -> Option<Field<'_>> {
 pub struct Memory {
     on_procfs: bool,
     meminfo: SharedProcFile,
-    timeout: Duration,
     /// Each line's family as written, per format (text, OpenMetrics), kept between
     /// scrapes: /proc/meminfo lists the same fields in the same order every time.
     kept: Mutex<[Vec<KeptLine>; 2]>,
@@ -84,13 +82,12 @@ pub struct KeptLine {
 }
 
 impl Memory {
-    pub fn new(procfs: &Path, timeout: Duration) -> Self {
+    pub fn new(procfs: &Path) -> Self {
         let on_procfs = super::is_procfs(procfs);
         Memory {
             on_procfs,
             meminfo: SharedProcFile::new(procfs.join("meminfo"))
                 .rendered(Render::Whole.if_procfs(on_procfs)),
-            timeout,
             kept: Mutex::new([Vec::new(), Vec::new()]),
         }
     }
@@ -187,26 +184,11 @@ pub static SERVED: Served = Served {
     prefixes: &["node_memory_"],
 };
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.memory;
-    Ok(super::blocking(c.enabled, || {
-        Memory::new(&s.system.procfs, c.timeout.get())
-    }))
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::blocking(Memory::new(&s.system.procfs))))
 }
 
 impl Collector for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         !self.on_procfs
     }

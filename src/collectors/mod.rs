@@ -32,7 +32,8 @@ pub mod weblog;
 
 /// Declares the host collectors from one list, in exposition order: each name is a
 /// module under `collectors/` that holds `ABOUT` (one sentence), `Config` (its section
-/// under `system:`), `SERVED` (its families) and `build`. From the list come the
+/// under `system:`, with `enabled` and `timeout`), `SERVED` (its families) and `build`
+/// ([`HostBuild`]: the collector, built only when its section enables it). From the list come the
 /// modules, `SystemConfig`'s fields and defaults, the host part of the collector table
 /// and [`HOST`], from which the docs are generated. A new host collector is its file
 /// and one line in the list.
@@ -70,7 +71,16 @@ macro_rules! host_collectors {
                 name: stringify!($name),
                 about: $name::ABOUT,
                 served: &$name::SERVED,
-                build: $name::build,
+                build: |s, env| {
+                    let section = &s.system.$name;
+                    if !section.enabled {
+                        return Ok(None);
+                    }
+                    let run = $name::build(s, env)?;
+                    Ok(run.map(|run| {
+                        AnyCollector::new(stringify!($name), section.timeout.get(), $name::SERVED, run)
+                    }))
+                },
                 section: |c| serde_yaml::to_value(&c.$name),
             },)*
         ];
@@ -204,12 +214,10 @@ impl LineErrors {
     }
 }
 
-/// A source of metrics, run once per scrape on a blocking thread.
+/// A source of metrics, run once per scrape on a blocking thread. It is asked only
+/// what differs between collectors: its name, deadline and families are its entry's in
+/// the table ([`AnyCollector`]).
 pub trait Collector: Send + Sync + 'static {
-    /// The `collector` label value and config section name.
-    fn name(&self) -> &'static str;
-    /// This collector's own deadline; a scrape's may be shorter.
-    fn timeout(&self) -> Duration;
     /// Whether a new run may start while an earlier one is still blocked. Only a
     /// collector that isolates the blocking item itself (the filesystem collector skips
     /// a mount whose statvfs has not returned) may say yes; for the others a second
@@ -227,8 +235,6 @@ pub trait Collector: Send + Sync + 'static {
     }
     /// Reads the source and writes its families.
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError>;
-    /// The metric names it serves. A textfile may not redefine any of them.
-    fn served(&self) -> Served;
 }
 
 /// What an asynchronous collection hands back: its output (shared, so that scrapes
@@ -240,51 +246,50 @@ pub type CollectFuture =
 /// async runtime instead of a thread, and is cancelled at its deadline, so a hung
 /// server holds neither a thread nor the scrape.
 pub trait AsyncCollector: Send + Sync + 'static {
-    /// The `collector` label value and config section name.
-    fn name(&self) -> &'static str;
-    /// This collector's own deadline; a scrape's may be shorter.
-    fn timeout(&self) -> Duration;
     /// One collection in `format` that must be over by `deadline`. It handles the
     /// deadline itself, so it can still say what it knows (`mysql_up 0`) when it
     /// runs out of time.
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture;
-    /// As [`Collector::served`].
-    fn served(&self) -> Served;
 }
 
-/// A collector of either kind, as the scrape engine holds it.
+/// How a collector runs: on a thread, or as a task.
 #[derive(Clone)]
-pub enum AnyCollector {
+pub enum Run {
     Blocking(Arc<dyn Collector>),
     Async(Arc<dyn AsyncCollector>),
 }
 
+/// A collector as the scrape engine holds it: its name (the `collector` label and its
+/// section's), its own deadline (a scrape's may be shorter), the metric names it
+/// serves (which a textfile may not redefine), and how it runs.
+#[derive(Clone)]
+pub struct AnyCollector {
+    name: &'static str,
+    timeout: Duration,
+    served: Served,
+    pub run: Run,
+}
+
 impl AnyCollector {
-    pub fn name(&self) -> &'static str {
-        match self {
-            AnyCollector::Blocking(c) => c.name(),
-            AnyCollector::Async(c) => c.name(),
+    pub fn new(name: &'static str, timeout: Duration, served: Served, run: Run) -> AnyCollector {
+        AnyCollector {
+            name,
+            timeout,
+            served,
+            run,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     pub fn timeout(&self) -> Duration {
-        match self {
-            AnyCollector::Blocking(c) => c.timeout(),
-            AnyCollector::Async(c) => c.timeout(),
-        }
+        self.timeout
     }
 
     pub fn served(&self) -> Served {
-        match self {
-            AnyCollector::Blocking(c) => c.served(),
-            AnyCollector::Async(c) => c.served(),
-        }
-    }
-}
-
-impl<C: Collector> From<Arc<C>> for AnyCollector {
-    fn from(c: Arc<C>) -> Self {
-        AnyCollector::Blocking(c)
+        self.served
     }
 }
 
@@ -347,6 +352,10 @@ pub struct Env {
 
 /// A collector's constructor: `None` when its section switches it off.
 pub type Build = fn(&Settings<'_>, &Env) -> Result<Option<AnyCollector>, BuildError>;
+
+/// A host collector's constructor, called only when its section enables it: how it
+/// runs, or `None` where its source cannot be (systemd where systemd is not PID 1).
+pub type HostBuild = fn(&Settings<'_>, &Env) -> Result<Option<Run>, BuildError>;
 
 /// The other collectors, after the host's ([`HOST`]) in exposition order. A new one
 /// is a file under `collectors/` with its config section, its families and its
@@ -415,46 +424,24 @@ pub type EncodeFile = fn(&Path, &[u8], &mut MetricWriter<'_>) -> Result<(), Coll
 /// A collector that reads one kernel file per scrape (kept open) and writes what it
 /// holds with its `encode`: the whole of vmstat, softnet and filefd.
 pub struct OneFile {
-    name: &'static str,
-    served: Served,
     file: crate::procfile::SharedProcFile,
-    timeout: Duration,
     encode: EncodeFile,
 }
 
 impl OneFile {
-    /// The collector `name` of `path`, when `toggle` enables it.
-    pub fn build(
-        name: &'static str,
-        served: Served,
-        procfs: &Path,
-        path: PathBuf,
-        toggle: &CollectorToggle,
-        encode: EncodeFile,
-    ) -> Option<AnyCollector> {
-        procfs_only(toggle.enabled, procfs, || OneFile {
-            name,
-            served,
-            file: crate::procfile::SharedProcFile::new(path),
-            timeout: toggle.timeout.get(),
-            encode,
-        })
+    /// The collector of `path`, a file under `procfs`.
+    pub fn run(procfs: &Path, path: PathBuf, encode: EncodeFile) -> Run {
+        procfs_only(
+            procfs,
+            OneFile {
+                file: crate::procfile::SharedProcFile::new(path),
+                encode,
+            },
+        )
     }
 }
 
 impl Collector for OneFile {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn served(&self) -> Served {
-        self.served
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.file.with(|path, data| {
             let data = data.map_err(|e| CollectError::read(path, e))?;
@@ -463,9 +450,9 @@ impl Collector for OneFile {
     }
 }
 
-/// The blocking collector `c`, when `enabled`.
-fn blocking<C: Collector>(enabled: bool, c: impl FnOnce() -> C) -> Option<AnyCollector> {
-    enabled.then(|| AnyCollector::Blocking(Arc::new(c())))
+/// `c`, run on a blocking thread.
+pub fn blocking(c: impl Collector) -> Run {
+    Run::Blocking(Arc::new(c))
 }
 
 /// A collector that reads nothing but files under `system.procfs`: when that is the
@@ -477,12 +464,6 @@ struct ProcfsOnly<C> {
 }
 
 impl<C: Collector> Collector for ProcfsOnly<C> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn timeout(&self) -> Duration {
-        self.inner.timeout()
-    }
     fn reentrant(&self) -> bool {
         self.inner.reentrant()
     }
@@ -492,19 +473,12 @@ impl<C: Collector> Collector for ProcfsOnly<C> {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.inner.collect(w)
     }
-    fn served(&self) -> Served {
-        self.inner.served()
-    }
 }
 
 /// [`blocking`], for a collector that reads only files under `procfs`.
-fn procfs_only<C: Collector>(
-    enabled: bool,
-    procfs: &Path,
-    c: impl FnOnce() -> C,
-) -> Option<AnyCollector> {
-    blocking(enabled, || ProcfsOnly {
-        inner: c(),
+pub fn procfs_only(procfs: &Path, c: impl Collector) -> Run {
+    blocking(ProcfsOnly {
+        inner: c,
         on_procfs: is_procfs(procfs),
     })
 }
@@ -512,7 +486,7 @@ fn procfs_only<C: Collector>(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn each_host_collector_is_named_as_its_line_and_section() {
+    fn each_host_collector_builds_from_the_defaults_and_documents_itself() {
         let config = crate::config::Config::default();
         let settings = config.collectors();
         let env = super::Env {
@@ -525,7 +499,15 @@ mod tests {
             assert!(names.insert(h.name), "{} twice", h.name);
             // systemd's is off where systemd is not PID 1.
             if let Some(c) = (h.build)(&settings, &env).unwrap() {
-                assert_eq!(c.name(), h.name);
+                assert_eq!(
+                    (c.name(), c.timeout()),
+                    (h.name, std::time::Duration::from_secs(5))
+                );
+                assert!(
+                    c.served().names().next().is_some(),
+                    "{} serves nothing",
+                    h.name
+                );
                 built += 1;
             }
             assert!(!h.about.is_empty() && h.about.ends_with('.'), "{}", h.name);

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::rtnetlink::Link;
 
@@ -438,7 +438,7 @@ fn is_sysfs(dir: &Path) -> bool {
     crate::sys::fs_type(dir).is_ok_and(|t| t == SYSFS_MAGIC)
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let c = &s.system.netclass;
     let dir = s.system.sysfs.join("class/net");
     let netlink = if is_sysfs(&dir) {
@@ -446,12 +446,12 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
     } else {
         Netlink::Off
     };
-    Ok(super::blocking(c.enabled, || Netclass {
+    Ok(Some(super::blocking(Netclass {
         dir,
-        open: Mutex::new(Vec::new()),
         timeout: c.timeout.get(),
+        open: Mutex::new(Vec::new()),
         netlink: Mutex::new(netlink),
-    }))
+    })))
 }
 
 impl Netclass {
@@ -489,18 +489,6 @@ impl Netclass {
 }
 
 impl Collector for Netclass {
-    fn name(&self) -> &'static str {
-        "netclass"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         true
     }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::parse::{fields, lines, str_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
 use crate::procfile::SharedProcFile;
 
@@ -286,14 +286,12 @@ impl Layout {
 
 pub struct Netstat {
     files: [(SharedProcFile, bool); 3],
-    timeout: std::time::Duration,
     /// Each file's layout per format (text, OpenMetrics), as last read.
     layouts: std::sync::Mutex<[[Layout; 2]; 3]>,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.netstat;
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::procfs_only(&s.system.procfs, {
         let net = s.system.procfs.join("net");
         Netstat {
             files: [
@@ -301,24 +299,12 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
                 (SharedProcFile::new(net.join("snmp")), true),
                 (SharedProcFile::new(net.join("snmp6")), false),
             ],
-            timeout: c.timeout.get(),
             layouts: Default::default(),
         }
-    }))
+    })))
 }
 
 impl Collector for Netstat {
-    fn name(&self) -> &'static str {
-        "netstat"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> std::time::Duration {
-        self.timeout
-    }
 
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut result = Ok(());
@@ -414,7 +400,6 @@ mod tests {
                 (SharedProcFile::new(net.join("snmp")), true),
                 (SharedProcFile::new(net.join("snmp6")), false),
             ],
-            timeout: std::time::Duration::from_secs(1),
             layouts: Default::default(),
         }
     }

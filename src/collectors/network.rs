@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::value::{DurationValue, NameFilter, Pattern};
@@ -136,7 +136,6 @@ pub struct Network {
     on_procfs: bool,
     dev: SharedProcFile,
     filter: NameFilter,
-    timeout: Duration,
 }
 
 impl Network {
@@ -147,7 +146,6 @@ impl Network {
             dev: SharedProcFile::new(procfs.join("net/dev"))
                 .rendered(Render::Records(1024).if_procfs(on_procfs)),
             filter: NameFilter::new(cfg.devices_include.clone(), cfg.devices_exclude.clone()),
-            timeout: cfg.timeout.get(),
         }
     }
 }
@@ -155,26 +153,12 @@ impl Network {
 /// Every family this collector writes.
 pub static SERVED: Served = Served::families(&COLUMNS);
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let c = &s.system.network;
-    Ok(super::blocking(c.enabled, || {
-        Network::new(&s.system.procfs, c)
-    }))
+    Ok(Some(super::blocking(Network::new(&s.system.procfs, c))))
 }
 
 impl Collector for Network {
-    fn name(&self) -> &'static str {
-        "network"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         !self.on_procfs
     }

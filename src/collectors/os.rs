@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -94,32 +94,17 @@ type Read = Option<(PathBuf, SystemTime, Vec<(String, String)>)>;
 pub struct Os {
     files: [PathBuf; 2],
     read: Mutex<Read>,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.os;
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let root = &s.system.rootfs;
-    Ok(super::blocking(c.enabled, || Os {
+    Ok(Some(super::blocking(Os {
         files: [root.join("etc/os-release"), root.join("usr/lib/os-release")],
         read: Mutex::new(None),
-        timeout: c.timeout.get(),
-    }))
+    })))
 }
 
 impl Collector for Os {
-    fn name(&self) -> &'static str {
-        "os"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut last_error = None;
         let mut found = None;

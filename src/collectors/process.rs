@@ -3,10 +3,9 @@
 //! Node Exporter Full's exporter row shows.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::parse::{fields, lines, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 use crate::sys::Resource;
@@ -113,7 +112,6 @@ pub struct Process {
     boot_time: Option<u64>,
     ticks: u64,
     page: u64,
-    timeout: Duration,
 }
 
 /// The boot time from /proc/stat's `btime`.
@@ -126,37 +124,21 @@ fn boot_time(procfs: &Path) -> Option<u64> {
     btime
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.process;
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let procfs = &s.system.procfs;
     let whole = Render::Whole.if_procfs(super::is_procfs(procfs));
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
-        Process {
-            dir: procfs.join("self"),
-            stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
-            limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
-            own_limits: super::is_procfs(procfs),
-            boot_time: boot_time(procfs),
-            ticks: crate::sys::clock_ticks(),
-            page: crate::sys::page_size(),
-            timeout: c.timeout.get(),
-        }
-    }))
+    Ok(Some(super::procfs_only(&s.system.procfs, Process {
+        dir: procfs.join("self"),
+        stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
+        limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
+        own_limits: super::is_procfs(procfs),
+        boot_time: boot_time(procfs),
+        ticks: crate::sys::clock_ticks(),
+        page: crate::sys::page_size(),
+    })))
 }
 
 impl Collector for Process {
-    fn name(&self) -> &'static str {
-        "process"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let stat = self.stat.with(|path, data| {
             let data = data.map_err(|e| CollectError::read(path, e))?;

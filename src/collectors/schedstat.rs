@@ -4,10 +4,9 @@
 //! `CONFIG_SCHEDSTATS` has no such file: the collector then serves nothing and succeeds.
 
 use std::io;
-use std::time::Duration;
 
 use super::parse::{fields, lines, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::SharedProcFile;
 
@@ -88,32 +87,15 @@ pub fn encode(cpus: &[Cpu<'_>], w: &mut MetricWriter<'_>) {
 
 pub struct Schedstat {
     file: SharedProcFile,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.schedstat;
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
-        Schedstat {
-            file: SharedProcFile::new(s.system.procfs.join("schedstat")),
-            timeout: c.timeout.get(),
-        }
-    }))
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::procfs_only(&s.system.procfs, Schedstat {
+        file: SharedProcFile::new(s.system.procfs.join("schedstat")),
+    })))
 }
 
 impl Collector for Schedstat {
-    fn name(&self) -> &'static str {
-        "schedstat"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         self.file.with(|path, data| match data {
             Ok(data) => {

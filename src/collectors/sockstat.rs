@@ -4,10 +4,9 @@
 //! (`node_sockstat_TCP_mem_bytes`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::parse::{fields, lines, str_of, u64_of};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, LineErrors, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
 use crate::procfile::SharedProcFile;
 
@@ -83,12 +82,10 @@ pub fn encode(data: &[u8], page: u64, w: &mut MetricWriter<'_>) -> LineErrors {
 pub struct Sockstat {
     files: [SharedProcFile; 2],
     page: u64,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.sockstat;
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::procfs_only(&s.system.procfs, {
         let net = s.system.procfs.join("net");
         Sockstat {
             files: [
@@ -96,24 +93,11 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
                 SharedProcFile::new(net.join("sockstat6")),
             ],
             page: crate::sys::page_size(),
-            timeout: c.timeout.get(),
         }
-    }))
+    })))
 }
 
 impl Collector for Sockstat {
-    fn name(&self) -> &'static str {
-        "sockstat"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut result = Ok(());
         for (i, file) in self.files.iter().enumerate() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::parse::{fields, lines};
-use super::{AnyCollector, BuildError, CollectError, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, CollectError, Env, LineErrors, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -50,15 +50,12 @@ pub fn parse(data: &[u8]) -> (Vec<[u64; 3]>, LineErrors) {
     (out, errors)
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    Ok(super::OneFile::build(
-        "softnet",
-        SERVED,
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::OneFile::run(
         &s.system.procfs,
         s.system.procfs.join("net/softnet_stat"),
-        &s.system.softnet,
         encode,
-    ))
+    )))
 }
 
 /// Writes each CPU's counters, family by family.

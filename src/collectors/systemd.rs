@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::dbus::{Call, Connection, Value};
 use crate::exposition::{Family, MetricWriter};
 use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
@@ -218,11 +218,8 @@ pub struct Systemd {
     connection: Mutex<Option<Connection>>,
 }
 
-pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildError> {
+pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<Run>, BuildError> {
     let c = &s.system.systemd;
-    if !c.enabled {
-        return Ok(None);
-    }
     let address = match &c.address {
         Some(a) => a.clone(),
         None if Path::new("/run/systemd/system").is_dir() => SYSTEM_BUS.to_owned(),
@@ -235,12 +232,12 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
             return Ok(None);
         }
     };
-    Ok(super::blocking(true, || Systemd {
+    Ok(Some(super::blocking(Systemd {
         address,
         timeout: c.timeout.get(),
         filter: NameFilter::new(c.units_include.clone(), Some(c.units_exclude.clone())),
         connection: Mutex::new(None),
-    }))
+    })))
 }
 
 /// What one scrape read.
@@ -428,18 +425,6 @@ fn encode(r: &Reading, filter: &NameFilter, w: &mut MetricWriter<'_>) {
 }
 
 impl Collector for Systemd {
-    fn name(&self) -> &'static str {
-        "systemd"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut slot = match self.connection.lock() {
             Ok(c) => c,

@@ -86,21 +86,14 @@ pub struct Textfile {
     dir: PathBuf,
     /// Names (and `_`-ended prefixes) the exporter serves itself.
     reserved: Vec<&'static str>,
-    timeout: Duration,
     bounds: Bounds,
 }
 
 impl Textfile {
-    pub fn new(
-        dir: PathBuf,
-        reserved: Vec<&'static str>,
-        timeout: Duration,
-        bounds: Bounds,
-    ) -> Textfile {
+    pub fn new(dir: PathBuf, reserved: Vec<&'static str>, bounds: Bounds) -> Textfile {
         Textfile {
             dir,
             reserved,
-            timeout,
             bounds,
         }
     }
@@ -352,34 +345,19 @@ pub static SERVED: Served = Served::families(&[&MTIME, &SCRAPE_ERROR]);
 /// Built last: a textfile may not redefine what the engine or any collector serves.
 pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildError> {
     let c = s.textfile;
-    Ok(super::blocking(c.enabled, || {
+    Ok(c.enabled.then(|| {
         let mut reserved = env.reserved.clone();
         reserved.extend(SERVED.names());
-        Textfile::new(
-            c.directory.clone(),
-            reserved,
-            c.timeout.get(),
-            Bounds {
-                file: c.max_file_bytes.get(),
-                total: c.max_total_bytes.get(),
-            },
-        )
+        let bounds = Bounds {
+            file: c.max_file_bytes.get(),
+            total: c.max_total_bytes.get(),
+        };
+        let run = super::blocking(Textfile::new(c.directory.clone(), reserved, bounds));
+        AnyCollector::new("textfile", c.timeout.get(), SERVED, run)
     }))
 }
 
 impl Collector for Textfile {
-    fn name(&self) -> &'static str {
-        "textfile"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
@@ -545,7 +523,6 @@ mod tests {
         let t = Textfile::new(
             PathBuf::new(),
             vec!["node_memory_", "node_load1", "shoehub_exporter_build_info"],
-            Duration::from_secs(5),
             Bounds {
                 file: 1 << 20,
                 total: 1 << 20,

@@ -3,9 +3,8 @@
 //! whose temperature cannot be read now (some firmware answers ENODATA) is left out.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -94,30 +93,15 @@ pub fn encode(t: &Thermal, w: &mut MetricWriter<'_>) {
 
 pub struct ThermalZone {
     class: PathBuf,
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.thermal_zone;
-    Ok(super::blocking(c.enabled, || ThermalZone {
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::blocking(ThermalZone {
         class: s.system.sysfs.join("class/thermal"),
-        timeout: c.timeout.get(),
-    }))
+    })))
 }
 
 impl Collector for ThermalZone {
-    fn name(&self) -> &'static str {
-        "thermal_zone"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         match read(&self.class) {
             Ok(t) => {

@@ -2,9 +2,8 @@
 //! node_exporter's timex collector names it: offset, frequency, error bounds, status,
 //! PPS figures and whether the clock is synchronised.
 
-use std::time::Duration;
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::sys::Timex;
 
@@ -172,30 +171,13 @@ pub fn encode(t: &Timex, w: &mut MetricWriter<'_>) {
     w.sample_u64(&SYNC, &[], u64::from(t.state != TIME_ERROR));
 }
 
-pub struct TimexCollector {
-    timeout: Duration,
-}
+pub struct TimexCollector;
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.timex;
-    Ok(super::blocking(c.enabled, || TimexCollector {
-        timeout: c.timeout.get(),
-    }))
+pub fn build(_: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::blocking(TimexCollector)))
 }
 
 impl Collector for TimexCollector {
-    fn name(&self) -> &'static str {
-        "timex"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn may_block(&self) -> bool {
         false
     }

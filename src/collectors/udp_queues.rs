@@ -2,10 +2,9 @@
 //! summed from /proc/net/udp and udp6, as node_exporter's udp_queues collector names it
 //! (`node_udp_queues{ip="v4",queue="rx"}`).
 
-use std::time::Duration;
 
 use super::parse::{fields, lines};
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{Run, BuildError, CollectError, Collector, Env, Served, Settings};
 use crate::exposition::{Family, MetricWriter};
 use crate::procfile::{Render, SharedProcFile};
 
@@ -45,38 +44,21 @@ pub fn sum(data: &[u8]) -> (u64, u64) {
 pub struct UdpQueues {
     /// Kept open: the kernel renders them afresh on every read from offset 0.
     files: [(SharedProcFile, &'static str); 2],
-    timeout: Duration,
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    let c = &s.system.udp_queues;
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
     let net = s.system.procfs.join("net");
     // A socket's line is 128 bytes over IPv4, under 200 over IPv6.
     let render = Render::Records(256).if_procfs(super::is_procfs(&s.system.procfs));
-    Ok(super::procfs_only(c.enabled, &s.system.procfs, || {
-        UdpQueues {
-            files: [
-                (SharedProcFile::new(net.join("udp")).rendered(render), "v4"),
-                (SharedProcFile::new(net.join("udp6")).rendered(render), "v6"),
-            ],
-            timeout: c.timeout.get(),
-        }
-    }))
+    Ok(Some(super::procfs_only(&s.system.procfs, UdpQueues {
+        files: [
+            (SharedProcFile::new(net.join("udp")).rendered(render), "v4"),
+            (SharedProcFile::new(net.join("udp6")).rendered(render), "v6"),
+        ],
+    })))
 }
 
 impl Collector for UdpQueues {
-    fn name(&self) -> &'static str {
-        "udp_queues"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         for (file, ip) in &self.files {
             let sums = file.with(|path, data| match data {

@@ -3,7 +3,7 @@
 //! with its default field filter.
 
 use super::parse::{fields, lines, str_of};
-use super::{AnyCollector, BuildError, Env, LineErrors, Served, Settings};
+use super::{Run, BuildError, Env, LineErrors, Served, Settings};
 use crate::exposition::{Kind, MetricWriter, Number};
 
 /// What the collector reads, as the docs and the configuration reference say it.
@@ -63,15 +63,12 @@ pub fn encode(data: &[u8], w: &mut MetricWriter<'_>) -> LineErrors {
     errors
 }
 
-pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
-    Ok(super::OneFile::build(
-        "vmstat",
-        SERVED,
+pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
+    Ok(Some(super::OneFile::run(
         &s.system.procfs,
         s.system.procfs.join("vmstat"),
-        &s.system.vmstat,
         |path, data, w| encode(data, w).into_result(path),
-    ))
+    )))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::collectors::{AnyCollector, Collector};
+use crate::collectors::{AnyCollector, Collector, Run};
 use crate::exposition::{finish, Format, MetricWriter};
 
 mod stats;
@@ -201,11 +201,11 @@ impl Engine {
         let mut sources = Vec::with_capacity(n);
         let mut pooled = Vec::new();
         for slot in &self.slots {
-            let blocking = match &slot.collector {
-                AnyCollector::Blocking(c) => c,
-                AnyCollector::Async(c) => {
+            let blocking = match &slot.collector.run {
+                Run::Blocking(c) => c,
+                Run::Async(c) => {
                     // Started first, so that it runs while this thread is busy below.
-                    let deadline = start + self.deadline(c.timeout(), scrape_timeout);
+                    let deadline = start + self.deadline(slot.collector.timeout(), scrape_timeout);
                     let run = Arc::clone(c).collect(format, deadline);
                     let task = tokio::spawn(async move {
                         let began = Instant::now();
@@ -425,10 +425,10 @@ fn run_one(slot: &Slot, format: Format) -> Outcome {
     let mut output = Vec::with_capacity(slot.last_len.load(Ordering::Relaxed) + 256);
     let result = {
         let mut w = MetricWriter::new(&mut output, format);
-        match &slot.collector {
-            AnyCollector::Blocking(c) => c.collect(&mut w),
+        match &slot.collector.run {
+            Run::Blocking(c) => c.collect(&mut w),
             // Never queued: asynchronous collectors run as tasks.
-            AnyCollector::Async(_) => Ok(()),
+            Run::Async(_) => Ok(()),
         }
     };
     slot.last_len.store(output.len(), Ordering::Relaxed);
@@ -491,17 +491,18 @@ mod tests {
     use crate::collectors::{CollectError, Served};
     use crate::exposition::Family;
 
+    /// A collector named `name`, as the table would hold it.
+    fn entry(name: &'static str, c: impl Collector) -> AnyCollector {
+        AnyCollector::new(
+            name,
+            Duration::from_secs(10),
+            Served::families(&[]),
+            crate::collectors::blocking(c),
+        )
+    }
+
     struct Sleepy(Duration);
     impl Collector for Sleepy {
-        fn name(&self) -> &'static str {
-            "sleepy"
-        }
-        fn served(&self) -> Served {
-            Served::families(&[])
-        }
-        fn timeout(&self) -> Duration {
-            Duration::from_secs(10)
-        }
         fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
             std::thread::sleep(self.0);
             static F: Family = Family::gauge("test_sleepy", "x");
@@ -512,15 +513,6 @@ mod tests {
 
     struct Quick;
     impl Collector for Quick {
-        fn name(&self) -> &'static str {
-            "quick"
-        }
-        fn served(&self) -> Served {
-            Served::families(&[])
-        }
-        fn timeout(&self) -> Duration {
-            Duration::from_secs(10)
-        }
         fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
             static F: Family = Family::gauge("test_quick", "x");
             w.sample_u64(&F, &[], 7);
@@ -532,8 +524,8 @@ mod tests {
     async fn overrun_is_reported_and_not_restarted_until_it_returns() {
         let engine = Engine::new(
             vec![
-                Arc::new(Sleepy(Duration::from_millis(600))).into(),
-                Arc::new(Quick).into(),
+                entry("sleepy", Sleepy(Duration::from_millis(600))),
+                entry("quick", Quick),
             ],
             Duration::from_millis(100),
         );

@@ -23,7 +23,8 @@ use mysql_async::{Conn, Row, Value};
 use tokio::sync::Semaphore;
 
 use super::{
-    AnyCollector, AsyncCollector, BuildError, CollectError, CollectFuture, Env, Served, Settings,
+    AnyCollector, AsyncCollector, BuildError, CollectError, CollectFuture, Env, Run, Served,
+    Settings,
 };
 use crate::credentials::Credentials;
 pub use crate::credentials::CredentialsError;
@@ -719,24 +720,20 @@ pub static SERVED: Served = Served {
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
     match s.mysql.filter(|m| m.enabled) {
-        Some(m) => Ok(Some(AnyCollector::Async(Arc::new(Mysql::new(m)?)))),
+        Some(m) => {
+            let run = Run::Async(Arc::new(Mysql::new(m)?));
+            Ok(Some(AnyCollector::new(
+                "mysql",
+                m.timeout.get(),
+                SERVED,
+                run,
+            )))
+        }
         None => Ok(None),
     }
 }
 
 impl AsyncCollector for Mysql {
-    fn name(&self) -> &'static str {
-        "mysql"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture {
         Box::pin(async move {
             let reading = Arc::clone(&self).join_or_start(deadline).await;

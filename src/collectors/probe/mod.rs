@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{AnyCollector, AsyncCollector, BuildError, CollectError, CollectFuture, Env};
+use super::{AnyCollector, AsyncCollector, BuildError, CollectError, CollectFuture, Env, Run};
 use super::{Served, Settings};
 use crate::exposition::{Family, Format, MetricWriter};
 use crate::value::DurationValue;
@@ -181,7 +181,6 @@ pub struct Outcome {
 
 pub struct Probes {
     probes: Vec<http::Prober>,
-    timeout: Duration,
 }
 
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildError> {
@@ -200,25 +199,11 @@ pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<AnyCollector>, BuildErr
         .map(|p| p.timeout.get())
         .max()
         .unwrap_or_default();
-    Ok(Some(AnyCollector::Async(Arc::new(Probes {
-        probes,
-        timeout,
-    }))))
+    let run = Run::Async(Arc::new(Probes { probes }));
+    Ok(Some(AnyCollector::new("probe", timeout, SERVED, run)))
 }
 
 impl AsyncCollector for Probes {
-    fn name(&self) -> &'static str {
-        "probe"
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
     fn collect(self: Arc<Self>, format: Format, deadline: Instant) -> CollectFuture {
         Box::pin(async move {
             // Every probe at once, each on its own task: a slow one delays no other.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
+use super::{AnyCollector, BuildError, CollectError, Collector, Env, Run, Served, Settings};
 
 use crate::exposition::{Family, MetricWriter};
 use parse::METHODS;
@@ -209,22 +209,11 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
     if env.start {
         spawn(&collector, followers).map_err(BuildError::Thread)?;
     }
-    Ok(Some(AnyCollector::Blocking(Arc::new(collector))))
+    let run = Run::Blocking(Arc::new(collector));
+    Ok(Some(AnyCollector::new("weblog", TIMEOUT, SERVED, run)))
 }
 
 impl Collector for Weblog {
-    fn name(&self) -> &'static str {
-        "weblog"
-    }
-
-    fn served(&self) -> Served {
-        SERVED
-    }
-
-    fn timeout(&self) -> Duration {
-        TIMEOUT
-    }
-
     /// Only in-memory counters: never blocks.
     fn may_block(&self) -> bool {
         false
