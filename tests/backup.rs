@@ -877,144 +877,167 @@ fn a_disaster_is_survived_by_restore() {
         ])
     );
 
-    // No file of the backup can be read by another local user; the exporter's group
-    // reads the manifest.
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o750);
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
-        let want = if p.ends_with("manifest.json") {
-            0o640
-        } else {
-            0o600
-        };
-        assert_eq!(mode, want, "{}", p.display());
-        let as_nobody = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
-            .arg(&p)
-            .output()
-            .unwrap();
-        assert!(
-            !as_nobody.status.success(),
-            "{} is readable by nobody",
-            p.display()
-        );
-    }
+    let mut cases = common::cases::Cases::new();
+    cases.case(
+        "No file of the backup can be read by another local user",
+        || {
+            // No file of the backup can be read by another local user; the exporter's group
+            // reads the manifest.
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o750);
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+                let want = if p.ends_with("manifest.json") {
+                    0o640
+                } else {
+                    0o600
+                };
+                assert_eq!(mode, want, "{}", p.display());
+                let as_nobody = Command::new("setpriv")
+                    .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                    .arg(&p)
+                    .output()
+                    .unwrap();
+                assert!(
+                    !as_nobody.status.success(),
+                    "{} is readable by nobody",
+                    p.display()
+                );
+            }
 
-    let v = s.backup(&["verify"]);
-    ok(&v);
-    assert!(
-        String::from_utf8_lossy(&v.stdout)
-            .contains("5 view(s), routine(s), trigger(s) and event(s)"),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
+            let v = s.backup(&["verify"]);
+            ok(&v);
+            assert!(
+                String::from_utf8_lossy(&v.stdout)
+                    .contains("5 view(s), routine(s), trigger(s) and event(s)"),
+                "{}",
+                String::from_utf8_lossy(&v.stdout)
+            );
+        },
     );
 
-    // The bad day: the database, the account and the files are gone.
-    db.sql("DROP DATABASE shoe_store_hub; DROP USER 'shop'@'localhost';");
-    std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
-    std::fs::remove_dir_all(s.path("www/user_data")).unwrap();
-    db.sql(&common::documented_sql(
-        "-- For backup restore",
-        BACKUP_PASSWORD,
-    ));
+    cases.case(
+        "the bad day: the database, the account and the files go",
+        || {
+            // The bad day: the database, the account and the files are gone.
+            db.sql("DROP DATABASE shoe_store_hub; DROP USER 'shop'@'localhost';");
+            std::fs::remove_dir_all(s.path("etc/shoe_store_hub")).unwrap();
+            std::fs::remove_dir_all(s.path("www/user_data")).unwrap();
+            db.sql(&common::documented_sql(
+                "-- For backup restore",
+                BACKUP_PASSWORD,
+            ));
+        },
+    );
 
-    // A dry run checks and tells, and changes nothing.
-    let dry = s.backup(&[
-        "restore",
-        "--database",
-        "shoe_store_hub",
-        "--users",
-        "--files-to",
-        "/",
-        "--dry-run",
-    ]);
-    ok(&dry);
-    let plan = String::from_utf8_lossy(&dry.stdout);
-    assert!(plan.contains("every checksum matches"), "{plan}");
-    assert!(
-        plan.contains("database shoe_store_hub -> shoe_store_hub (new)"),
-        "{plan}"
-    );
-    assert!(plan.contains("needs --yes: files go back"), "{plan}");
-    assert!(!db.sql("SHOW DATABASES").contains("shoe_store_hub"));
-    // Files over / need --yes.
-    let refused = s.backup(&[
-        "restore",
-        "--database",
-        "shoe_store_hub",
-        "--users",
-        "--files-to",
-        "/",
-    ]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
-    assert!(!db.sql("SHOW DATABASES").contains("shoe_store_hub"));
+    cases.case(
+        "a dry run changes nothing; the restore brings all back",
+        || {
+            // A dry run checks and tells, and changes nothing.
+            let dry = s.backup(&[
+                "restore",
+                "--database",
+                "shoe_store_hub",
+                "--users",
+                "--files-to",
+                "/",
+                "--dry-run",
+            ]);
+            ok(&dry);
+            let plan = String::from_utf8_lossy(&dry.stdout);
+            assert!(plan.contains("every checksum matches"), "{plan}");
+            assert!(
+                plan.contains("database shoe_store_hub -> shoe_store_hub (new)"),
+                "{plan}"
+            );
+            assert!(plan.contains("needs --yes: files go back"), "{plan}");
+            assert!(!db.sql("SHOW DATABASES").contains("shoe_store_hub"));
+            // Files over / need --yes.
+            let refused = s.backup(&[
+                "restore",
+                "--database",
+                "shoe_store_hub",
+                "--users",
+                "--files-to",
+                "/",
+            ]);
+            assert_eq!(refused.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&refused.stderr).contains("add --yes"));
+            assert!(!db.sql("SHOW DATABASES").contains("shoe_store_hub"));
 
-    let r = s.backup(&[
-        "restore",
-        "--database",
-        "shoe_store_hub",
-        "--users",
-        "--files-to",
-        "/",
-        "--yes",
-    ]);
-    ok(&r);
-    assert_eq!(snapshot(&db, "shoe_store_hub"), before);
-    assert_eq!(db.sql("SHOW GRANTS FOR 'shop'@'localhost'"), grants_before);
-    let files_after: Vec<String> = [s.path("etc/shoe_store_hub"), s.path("www/user_data")]
-        .iter()
-        .flat_map(|p| file_states(p))
-        .collect();
-    assert_eq!(files_after, files_before);
-    // The shop's account works again.
-    let shop = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "--user=shop",
-            "--password=shop-pass",
-            "--batch",
-            "--skip-column-names",
-        ])
-        .arg(format!("--socket={}", db.socket().display()))
-        .args(["--execute", "SELECT COUNT(*) FROM shoe_store_hub.reviews"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&shop.stdout).trim(), "200");
+            let r = s.backup(&[
+                "restore",
+                "--database",
+                "shoe_store_hub",
+                "--users",
+                "--files-to",
+                "/",
+                "--yes",
+            ]);
+            ok(&r);
+            assert_eq!(snapshot(&db, "shoe_store_hub"), before);
+            assert_eq!(db.sql("SHOW GRANTS FOR 'shop'@'localhost'"), grants_before);
+            let files_after: Vec<String> = [s.path("etc/shoe_store_hub"), s.path("www/user_data")]
+                .iter()
+                .flat_map(|p| file_states(p))
+                .collect();
+            assert_eq!(files_after, files_before);
+            // The shop's account works again.
+            let shop = Command::new("mariadb")
+                .args([
+                    "--no-defaults",
+                    "--user=shop",
+                    "--password=shop-pass",
+                    "--batch",
+                    "--skip-column-names",
+                ])
+                .arg(format!("--socket={}", db.socket().display()))
+                .args(["--execute", "SELECT COUNT(*) FROM shoe_store_hub.reviews"])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&shop.stdout).trim(), "200");
+        },
+    );
 
-    // Over an existing database only with --yes; under another name beside it.
-    let refused = s.backup(&["restore", "--database", "shoe_store_hub"]);
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("exists"));
-    ok(&s.backup(&[
-        "restore",
-        "--database",
-        "shoe_store_hub",
-        "--as",
-        "shoe_store_hub_copy",
-    ]));
-    assert_eq!(snapshot(&db, "shoe_store_hub_copy")[..3], before[..3]);
-    // The copy's events are disabled, so the nightly work does not run twice; the
-    // original's still run.
-    let events = db.sql(
-        "SELECT EVENT_SCHEMA, STATUS FROM information_schema.EVENTS \
-         WHERE EVENT_NAME = 'nightly_cleanup' ORDER BY 1",
+    cases.case(
+        "over an existing database only with --yes; --as beside it",
+        || {
+            // Over an existing database only with --yes; under another name beside it.
+            let refused = s.backup(&["restore", "--database", "shoe_store_hub"]);
+            assert_eq!(refused.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&refused.stderr).contains("exists"));
+            ok(&s.backup(&[
+                "restore",
+                "--database",
+                "shoe_store_hub",
+                "--as",
+                "shoe_store_hub_copy",
+            ]));
+            assert_eq!(snapshot(&db, "shoe_store_hub_copy")[..3], before[..3]);
+            // The copy's events are disabled, so the nightly work does not run twice; the
+            // original's still run.
+            let events = db.sql(
+                "SELECT EVENT_SCHEMA, STATUS FROM information_schema.EVENTS \
+             WHERE EVENT_NAME = 'nightly_cleanup' ORDER BY 1",
+            );
+            assert_eq!(
+                events.trim(),
+                "shoe_store_hub\tENABLED\nshoe_store_hub_copy\tDISABLED",
+                "{events}"
+            );
+            let m = s.exporter().metrics();
+            assert_eq!(
+                m.value(
+                    "shoehub_job_last_exit_code",
+                    &[("job_name", "backup-restore")]
+                ),
+                Some(0.0)
+            );
+        },
     );
-    assert_eq!(
-        events.trim(),
-        "shoe_store_hub\tENABLED\nshoe_store_hub_copy\tDISABLED",
-        "{events}"
-    );
-    let m = s.exporter().metrics();
-    assert_eq!(
-        m.value(
-            "shoehub_job_last_exit_code",
-            &[("job_name", "backup-restore")]
-        ),
-        Some(0.0)
-    );
+
+    cases.finish();
 }
 
 #[test]

@@ -287,158 +287,194 @@ fn check_passes_on_a_healthy_deployment_and_names_each_induced_failure() {
         std::time::Duration::from_secs(30),
     );
 
-    // Before the nightly backup and the first update: both named, the rest ok.
-    let (code, checks) = d.check(&[]);
-    assert_eq!(code, 1, "{checks:?}");
-    let (s, detail) = status(&checks, "backups");
-    assert_eq!(s, "failed");
-    assert!(
-        detail.contains("the newest complete backup is 3 d old"),
-        "{detail}"
-    );
-    let (s, detail) = status(&checks, "updates");
-    assert_eq!(
-        (s, detail.contains("no update has succeeded yet")),
-        ("failed", true),
-        "{detail}"
-    );
-
-    // The nightly backup, the weekly verify, the weekly update.
-    d.ok(&["backup", "run"]);
-    d.ok(&["backup", "verify"]);
-    let applied = d.update();
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
+    let mut cases = common::cases::Cases::new();
+    cases.case(
+        "before the first backup and update: both named, the rest ok",
+        || {
+            // Before the nightly backup and the first update: both named, the rest ok.
+            let (code, checks) = d.check(&[]);
+            assert_eq!(code, 1, "{checks:?}");
+            let (s, detail) = status(&checks, "backups");
+            assert_eq!(s, "failed");
+            assert!(
+                detail.contains("the newest complete backup is 3 d old"),
+                "{detail}"
+            );
+            let (s, detail) = status(&checks, "updates");
+            assert_eq!(
+                (s, detail.contains("no update has succeeded yet")),
+                ("failed", true),
+                "{detail}"
+            );
+        },
     );
 
-    // Healthy: exit 0, every check ok.
-    let (code, checks) = d.check(&[]);
-    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "exporter",
-            "probes",
-            "backups",
-            "updates",
-            "prometheus",
-            "grafana"
-        ]
+    cases.case(
+        "the nightly backup, the weekly verify, the weekly update run",
+        || {
+            // The nightly backup, the weekly verify, the weekly update.
+            d.ok(&["backup", "run"]);
+            d.ok(&["backup", "verify"]);
+            let applied = d.update();
+            assert!(
+                applied.status.success(),
+                "{}",
+                String::from_utf8_lossy(&applied.stderr)
+            );
+        },
     );
-    for c in &checks {
-        assert_eq!(c["status"], "ok", "{c}");
-    }
-    assert_eq!(code, 0);
-    let text = d.ok(&["check"]);
-    assert!(text.ends_with("0 failed, 0 warning(s), 6 ok\n"), "{text}");
 
-    // grafana: an edit in Grafana's UI is drift.
-    grafana.edit(&uid, |d| d["title"] = Value::from("Edited by hand"));
-    fails(
-        &d,
-        "grafana",
-        &[],
-        "drift: dashboard shoehub-overview differs from `generate dashboard` at title",
-    );
-    let (code, checks) = d.check(&["--only", "exporter,backups"]);
-    assert_eq!(code, 0, "{checks:?}");
-
-    // backups: a byte changed in place is found with --deep only; a cut file always.
-    let newest = {
-        let mut names: Vec<String> = std::fs::read_dir(d.path("dest"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        names.sort();
-        d.path("dest").join(names.last().unwrap())
-    };
-    let dump = std::fs::read_dir(&newest)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.to_string_lossy().ends_with(".sql.zst") && !p.to_string_lossy().contains("accounts")
-        })
-        .unwrap();
-    let mut bytes = std::fs::read(&dump).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&dump, &bytes).unwrap();
-    let (code, _) = d.check(&["--only", "backups"]);
-    assert_eq!(code, 0, "sizes still match");
-    fails(&d, "backups", &["--deep"], "checksum mismatch");
-    std::fs::write(&dump, &bytes[..100]).unwrap();
-    fails(&d, "backups", &[], "is damaged");
-    d.ok(&["backup", "run"]);
-
-    // updates: a new plan waits for approval; three days later that is a warning,
-    // which fails only with --strict.
-    let v12 = d.repo.build(pkg, "1.2", None);
-    d.repo.publish(&[&v12], &SECURITY);
-    d.ok(&["update", "plan"]);
-    assert_eq!(d.check(&["--only", "updates"]).0, 0);
-    for (strict, code) in [(false, 0), (true, 1)] {
-        let mut args = vec!["check", "--format", "json", "--only", "updates"];
-        if strict {
-            args.push("--strict");
+    cases.case("healthy: exit 0, every check ok", || {
+        // Healthy: exit 0, every check ok.
+        let (code, checks) = d.check(&[]);
+        let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "exporter",
+                "probes",
+                "backups",
+                "updates",
+                "prometheus",
+                "grafana"
+            ]
+        );
+        for c in &checks {
+            assert_eq!(c["status"], "ok", "{c}");
         }
-        let out = d.run(&args, Some("+3d"));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let (s, detail) = status(v["checks"].as_array().unwrap(), "updates");
-        assert_eq!((out.status.code(), s), (Some(code), "warning"), "{detail}");
-        assert!(detail.contains("has waited 3 d for approval"), "{detail}");
-    }
-    // ...and a package whose installation fails makes the apply fail.
-    let broken = d.repo.build(pkg, "1.3", Some("exit 1"));
-    d.repo.publish(&[&broken], &SECURITY);
-    assert!(
-        !d.update().status.success(),
-        "the broken package was installed"
+        assert_eq!(code, 0);
+        let text = d.ok(&["check"]);
+        assert!(text.ends_with("0 failed, 0 warning(s), 6 ok\n"), "{text}");
+    });
+
+    cases.case("grafana: an edit in the UI is drift", || {
+        // grafana: an edit in Grafana's UI is drift.
+        grafana.edit(&uid, |d| d["title"] = Value::from("Edited by hand"));
+        fails(
+            &d,
+            "grafana",
+            &[],
+            "drift: dashboard shoehub-overview differs from `generate dashboard` at title",
+        );
+        let (code, checks) = d.check(&["--only", "exporter,backups"]);
+        assert_eq!(code, 0, "{checks:?}");
+    });
+
+    cases.case(
+        "backups: a changed byte found with --deep, a cut file always",
+        || {
+            // backups: a byte changed in place is found with --deep only; a cut file always.
+            let newest = {
+                let mut names: Vec<String> = std::fs::read_dir(d.path("dest"))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect();
+                names.sort();
+                d.path("dest").join(names.last().unwrap())
+            };
+            let dump = std::fs::read_dir(&newest)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    p.to_string_lossy().ends_with(".sql.zst")
+                        && !p.to_string_lossy().contains("accounts")
+                })
+                .unwrap();
+            let mut bytes = std::fs::read(&dump).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&dump, &bytes).unwrap();
+            let (code, _) = d.check(&["--only", "backups"]);
+            assert_eq!(code, 0, "sizes still match");
+            fails(&d, "backups", &["--deep"], "checksum mismatch");
+            std::fs::write(&dump, &bytes[..100]).unwrap();
+            fails(&d, "backups", &[], "is damaged");
+            d.ok(&["backup", "run"]);
+        },
     );
-    fails(&d, "updates", &[], "the last update run exited with");
 
-    // exporter: the database stops, the mysql collector fails, with its cause.
-    db.stop();
-    fails(&d, "exporter", &[], "collector mysql failed:");
-    db.restart();
-    wait_until("the mysql collector succeeds again", || {
-        d.check(&["--only", "exporter"]).0 == 0
+    cases.case(
+        "updates: a waiting plan warns, a failed install fails",
+        || {
+            // updates: a new plan waits for approval; three days later that is a warning,
+            // which fails only with --strict.
+            let v12 = d.repo.build(pkg, "1.2", None);
+            d.repo.publish(&[&v12], &SECURITY);
+            d.ok(&["update", "plan"]);
+            assert_eq!(d.check(&["--only", "updates"]).0, 0);
+            for (strict, code) in [(false, 0), (true, 1)] {
+                let mut args = vec!["check", "--format", "json", "--only", "updates"];
+                if strict {
+                    args.push("--strict");
+                }
+                let out = d.run(&args, Some("+3d"));
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                let (s, detail) = status(v["checks"].as_array().unwrap(), "updates");
+                assert_eq!((out.status.code(), s), (Some(code), "warning"), "{detail}");
+                assert!(detail.contains("has waited 3 d for approval"), "{detail}");
+            }
+            // ...and a package whose installation fails makes the apply fail.
+            let broken = d.repo.build(pkg, "1.3", Some("exit 1"));
+            d.repo.publish(&[&broken], &SECURITY);
+            assert!(
+                !d.update().status.success(),
+                "the broken package was installed"
+            );
+            fails(&d, "updates", &[], "the last update run exited with");
+        },
+    );
+
+    cases.case("exporter: the mysql collector fails with its cause", || {
+        // exporter: the database stops, the mysql collector fails, with its cause.
+        db.stop();
+        fails(&d, "exporter", &[], "collector mysql failed:");
+        db.restart();
+        wait_until("the mysql collector succeeds again", || {
+            d.check(&["--only", "exporter"]).0 == 0
+        });
     });
 
-    // probes: the web server stops.
-    apache.stop();
-    fails(&d, "probes", &[], "probe shop fails");
-
-    // prometheus: a rule missing from what Prometheus loaded...
-    let cfg = std::fs::read_to_string(prometheus.config_path()).unwrap();
-    let rules_path = cfg
-        .lines()
-        .skip_while(|l| !l.starts_with("rule_files:"))
-        .nth(1)
-        .unwrap()
-        .trim_start_matches([' ', '-'])
-        .to_owned();
-    let rules = std::fs::read_to_string(&rules_path).unwrap();
-    let start = rules.find("- alert: BackupTooOld").unwrap();
-    let end = start + 1 + rules[start + 1..].find("- alert: ").unwrap();
-    std::fs::write(&rules_path, format!("{}{}", &rules[..start], &rules[end..])).unwrap();
-    prometheus.reload();
-    wait_until("Prometheus drops the rule", || {
-        d.check(&["--only", "prometheus"]).0 == 1
+    cases.case("probes: the web server stops", || {
+        // probes: the web server stops.
+        apache.stop();
+        fails(&d, "probes", &[], "probe shop fails");
     });
-    fails(&d, "prometheus", &[], "rules missing: BackupTooOld");
-    std::fs::write(&rules_path, rules).unwrap();
-    prometheus.reload();
-    wait_until("Prometheus loads the rule again", || {
-        d.check(&["--only", "prometheus"]).0 == 0
-    });
-    // ...and Alertmanager gone.
-    drop(am);
-    fails(&d, "prometheus", &[], "does not answer");
 
-    // grafana's datasource: Prometheus gone.
-    drop(prometheus);
-    fails(&d, "grafana", &[], "datasource shoehub-prometheus");
+    cases.case("prometheus: a missing rule, then Alertmanager gone", || {
+        // prometheus: a rule missing from what Prometheus loaded...
+        let cfg = std::fs::read_to_string(prometheus.config_path()).unwrap();
+        let rules_path = cfg
+            .lines()
+            .skip_while(|l| !l.starts_with("rule_files:"))
+            .nth(1)
+            .unwrap()
+            .trim_start_matches([' ', '-'])
+            .to_owned();
+        let rules = std::fs::read_to_string(&rules_path).unwrap();
+        let start = rules.find("- alert: BackupTooOld").unwrap();
+        let end = start + 1 + rules[start + 1..].find("- alert: ").unwrap();
+        std::fs::write(&rules_path, format!("{}{}", &rules[..start], &rules[end..])).unwrap();
+        prometheus.reload();
+        wait_until("Prometheus drops the rule", || {
+            d.check(&["--only", "prometheus"]).0 == 1
+        });
+        fails(&d, "prometheus", &[], "rules missing: BackupTooOld");
+        std::fs::write(&rules_path, rules).unwrap();
+        prometheus.reload();
+        wait_until("Prometheus loads the rule again", || {
+            d.check(&["--only", "prometheus"]).0 == 0
+        });
+        // ...and Alertmanager gone.
+        drop(am);
+        fails(&d, "prometheus", &[], "does not answer");
+    });
+
+    cases.case("grafana's datasource: Prometheus gone", || {
+        // grafana's datasource: Prometheus gone.
+        drop(prometheus);
+        fails(&d, "grafana", &[], "datasource shoehub-prometheus");
+    });
+
+    cases.finish();
 }

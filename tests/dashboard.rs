@@ -256,238 +256,7 @@ fn the_dashboard_renders_as_grafana_shows_it() {
             && !prometheus.query("apt_upgrades_pending").is_empty()
     });
 
-    // The host's own disks are part of the deployment: below the alert's limit the panel
-    // is rightly red, so say so instead of failing on the colour.
-    let full = prometheus.query(
-        r#"min(100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"}) < 5"#,
-    );
-    assert!(
-        full.is_empty(),
-        "this host's fullest filesystem is under alerts.filesystem_free_percent (5 % free): {full:?}; \
-         free disk space and run again"
-    );
-
-    // A stale backup: only Backup Age is red.
-    let rendered = render(&prometheus, &dashboard);
-    for (title, colour, text) in top_row(&rendered, &dashboard) {
-        let want = if title == "Backup Age" {
-            "red"
-        } else {
-            "green"
-        };
-        assert_eq!(colour, want, "{title} shows {text}");
-    }
-
-    // Tonight's backup: the whole top row green.
-    run(&["backup", "run"], None);
-    wait_until("Prometheus sees the new backup", || {
-        !prometheus
-            .query("time() - shoehub_backup_last_success_timestamp_seconds < 3600")
-            .is_empty()
-    });
-    let rendered = render(&prometheus, &dashboard);
-    let top = top_row(&rendered, &dashboard);
-    assert_eq!(top.len(), 9, "{top:?}");
-    for (title, colour, text) in &top {
-        assert_eq!(colour, "green", "{title} shows {text}");
-    }
-    let text = |title: &str| top.iter().find(|t| t.0 == title).unwrap().2.clone();
-    assert_eq!(text("Shop Up"), "Up");
-    assert_eq!(text("MySQL Up"), "Up");
-    assert_eq!(text("Security Updates"), "0");
-    assert_eq!(text("Alerts Firing"), "0");
-
-    // Tables: a row per series, labels as columns, no internals, coloured values.
-    let collectors = prometheus.query("shoehub_scrape_collector_success");
-    let table = &rendered["Collectors"]["frames"];
-    assert_eq!(table.as_array().unwrap().len(), 1, "{table}");
-    let fields: Vec<&str> = table[0]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
-    for hidden in ["Time", "__name__", "job"] {
-        assert!(!fields.contains(&hidden), "{hidden} is shown: {fields:?}");
-    }
-    assert!(
-        fields.contains(&"collector") && fields.contains(&"instance"),
-        "{fields:?}"
-    );
-    let value = table[0]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "Value")
-        .unwrap();
-    assert_eq!(value["values"].as_array().unwrap().len(), collectors.len());
-    for d in value["display"].as_array().unwrap() {
-        assert_eq!(d["color"], "green", "{value}");
-    }
-    let jobs = &rendered["Job Exit Codes"]["frames"][0]["fields"];
-    let names = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "job_name")
-        .unwrap();
-    assert_eq!(
-        names["values"],
-        json!(["backup", "backup-verify", "update"])
-    );
-
-    // The thresholds are the alert rules': Backup Age turns red where BackupTooOld
-    // fires, Lowest Free Disk where HostFilesystemAlmostFull does.
-    let steps = |title: &str| {
-        let p = dashboard["panels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["title"] == title)
-            .unwrap();
-        p["fieldConfig"]["defaults"]["thresholds"]["steps"].clone()
-    };
-    let rule = |name: &str| {
-        let start = rules.find(&format!("- alert: {name}\n")).unwrap();
-        let expr = &rules[start..];
-        let expr = &expr[expr.find("expr: ").unwrap() + 6..];
-        expr[..expr.find('\n').unwrap()].to_owned()
-    };
-    let limit = |rule_name: &str, op: &str| -> f64 {
-        let expr = rule(rule_name);
-        let after = &expr[expr.find(op).unwrap() + op.len()..];
-        let number = after.split_whitespace().next().unwrap();
-        number.trim_end_matches('"').parse().unwrap()
-    };
-    assert_eq!(
-        limit("BackupTooOld", "> "),
-        steps("Backup Age")[1]["value"].as_f64().unwrap()
-    );
-    assert_eq!(
-        limit("HostFilesystemAlmostFull", "< "),
-        steps("Lowest Free Disk")[1]["value"].as_f64().unwrap()
-    );
-    assert_eq!(
-        limit("ShopHighHttpErrorRatio", "> "),
-        steps("5xx")[1]["value"].as_f64().unwrap()
-    );
-
-    // Every panel with an alert behind it links to the runbook section of that alert;
-    // a stat, gauge or table with one has colours.
-    let runbooks = std::fs::read_to_string(repo("docs/alerts.md")).unwrap();
-    for p in dashboard["panels"].as_array().unwrap() {
-        let Some(link) = p["links"].as_array().and_then(|l| l.first()) else {
-            continue;
-        };
-        let title = p["title"].as_str().unwrap();
-        let d = &p["fieldConfig"]["defaults"];
-        assert!(
-            p["type"] == "timeseries"
-                || d["thresholds"]["steps"].as_array().unwrap().len() >= 2
-                || !d["mappings"].as_array().unwrap().is_empty(),
-            "{title} has an alert but no colours"
-        );
-        let anchor = link["url"].as_str().unwrap().rsplit('#').next().unwrap();
-        assert!(
-            runbooks.lines().any(|l| l
-                .strip_prefix("### ")
-                .is_some_and(|h| h.to_lowercase() == anchor)),
-            "{title} links to #{anchor}, which docs/alerts.md lacks"
-        );
-    }
-    // Every stat with a good and a bad state has colours for both.
-    for p in dashboard["panels"].as_array().unwrap() {
-        let title = p["title"].as_str().unwrap();
-        if p["type"] != "stat"
-            || [
-                "Requests/s",
-                "p95 Latency",
-                "Pending Updates",
-                "Backup Size",
-            ]
-            .contains(&title)
-        {
-            continue;
-        }
-        let d = &p["fieldConfig"]["defaults"];
-        assert!(
-            d["thresholds"]["steps"].as_array().unwrap().len() >= 2
-                || !d["mappings"].as_array().unwrap().is_empty(),
-            "{title} shows every value in one colour"
-        );
-    }
-    // Shares run from none to all.
-    for p in dashboard["panels"].as_array().unwrap() {
-        let d = &p["fieldConfig"]["defaults"];
-        match d["unit"].as_str() {
-            Some("percent") => assert_eq!(
-                (d["min"].clone(), d["max"].clone()),
-                (json!(0), json!(100)),
-                "{}",
-                p["title"]
-            ),
-            Some("percentunit") => assert_eq!(
-                (d["min"].clone(), d["max"].clone()),
-                (json!(0), json!(1)),
-                "{}",
-                p["title"]
-            ),
-            _ => {}
-        }
-    }
-    // The time series panels have their series on this host.
-    for (title, at_least) in [
-        ("CPU Usage", 1),
-        ("Memory Usage", 1),
-        ("Network Traffic", 2),
-        ("Requests by Status Class", 1),
-        ("Error Ratio", 1),
-        ("Latency", 3),
-        ("Load per Core", 1),
-        ("Disk Busy", 1),
-        ("Inodes Used", 1),
-        ("Network Errors", 2),
-        ("Connections", 2),
-    ] {
-        let n = rendered[title]["frames"].as_array().unwrap().len();
-        assert!(n >= at_least, "{title}: {n} series");
-    }
-    // What goes out is drawn below the axis.
-    let traffic = dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["title"] == "Network Traffic")
-        .unwrap();
-    assert_eq!(
-        traffic["fieldConfig"]["overrides"][0],
-        json!({"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "custom.transform", "value": "negative-Y"}]})
-    );
-    // The links reach the community dashboards: Node Exporter Full by its tag, the
-    // mysqld overview by its uid.
-    let reference = |name: &str| -> Value {
-        serde_json::from_str(
-            &std::fs::read_to_string(repo(&format!("../shared/reference/{name}"))).unwrap(),
-        )
-        .unwrap()
-    };
-    let links = dashboard["links"].as_array().unwrap();
-    let node_full = reference("node-exporter-full.json");
-    assert!(links.iter().any(|l| l["type"] == "dashboards"
-        && l["keepTime"] == true
-        && l["includeVars"] == true
-        && l["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| node_full["tags"].as_array().unwrap().contains(t))));
-    let mysqld = reference("mysqld-mixin-mysql-overview.json");
-    let uid = mysqld["uid"].as_str().unwrap();
-    assert!(links
-        .iter()
-        .any(|l| l["url"] == format!("/d/{uid}") && l["keepTime"] == true));
-
-    // Annotations: each of its events, induced, is found by its query.
+    // Each event's annotation query, as the dashboard has it.
     let annotation = |name: &str| -> String {
         let a = dashboard["annotations"]["list"]
             .as_array()
@@ -497,30 +266,301 @@ fn the_dashboard_renders_as_grafana_shows_it() {
             .unwrap_or_else(|| panic!("no annotation {name}"));
         resolved(a["expr"].as_str().unwrap()).replace("[2m]", "[1m]")
     };
-    wait_until("the backup's annotation", || {
-        !prometheus.query(&annotation("Backups")).is_empty()
-    });
-    std::fs::write(
-        path("textfile/deploy.prom"),
-        "shoehub_deploy_timestamp_seconds 1796000100\n",
-    )
-    .unwrap();
-    wait_until("the deploy's annotation", || {
-        !prometheus.query(&annotation("Deploys")).is_empty()
+    let mut cases = common::cases::Cases::new();
+    cases.case("the host's own disks may be rightly red", || {
+        // The host's own disks are part of the deployment: below the alert's limit the panel
+        // is rightly red, so say so instead of failing on the colour.
+        let full = prometheus.query(
+            r#"min(100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"}) < 5"#,
+        );
+        assert!(
+            full.is_empty(),
+            "this host's fullest filesystem is under alerts.filesystem_free_percent (5 % free): {full:?}; \
+             free disk space and run again"
+        );
     });
 
-    // The database stops: MySQL Up turns red and says so.
-    db.stop();
-    wait_until("Prometheus sees the database down", || {
-        !prometheus.query("mysql_up == 0").is_empty()
+    cases.case("a stale backup turns only Backup Age red", || {
+        // A stale backup: only Backup Age is red.
+        let rendered = render(&prometheus, &dashboard);
+        for (title, colour, text) in top_row(&rendered, &dashboard) {
+            let want = if title == "Backup Age" {
+                "red"
+            } else {
+                "green"
+            };
+            assert_eq!(colour, want, "{title} shows {text}");
+        }
     });
-    let rendered = render(&prometheus, &dashboard);
-    let top = top_row(&rendered, &dashboard);
-    let mysql = top.iter().find(|t| t.0 == "MySQL Up").unwrap();
-    assert_eq!((mysql.1.as_str(), mysql.2.as_str()), ("red", "Down"));
-    // ...and starts again: the restart is an annotation.
-    db.restart();
-    wait_until("the restart's annotation", || {
-        !prometheus.query(&annotation("MySQL Restarts")).is_empty()
+
+    cases.case("tonight's backup turns the top row green", || {
+        // Tonight's backup: the whole top row green.
+        run(&["backup", "run"], None);
+        wait_until("Prometheus sees the new backup", || {
+            !prometheus
+                .query("time() - shoehub_backup_last_success_timestamp_seconds < 3600")
+                .is_empty()
+        });
+        let rendered = render(&prometheus, &dashboard);
+        let top = top_row(&rendered, &dashboard);
+        assert_eq!(top.len(), 9, "{top:?}");
+        for (title, colour, text) in &top {
+            assert_eq!(colour, "green", "{title} shows {text}");
+        }
+        let text = |title: &str| top.iter().find(|t| t.0 == title).unwrap().2.clone();
+        assert_eq!(text("Shop Up"), "Up");
+        assert_eq!(text("MySQL Up"), "Up");
+        assert_eq!(text("Security Updates"), "0");
+        assert_eq!(text("Alerts Firing"), "0");
     });
+
+    cases.case("tables: a row per series, labels as columns", || {
+        let rendered = render(&prometheus, &dashboard);
+        // Tables: a row per series, labels as columns, no internals, coloured values.
+        let collectors = prometheus.query("shoehub_scrape_collector_success");
+        let table = &rendered["Collectors"]["frames"];
+        assert_eq!(table.as_array().unwrap().len(), 1, "{table}");
+        let fields: Vec<&str> = table[0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        for hidden in ["Time", "__name__", "job"] {
+            assert!(!fields.contains(&hidden), "{hidden} is shown: {fields:?}");
+        }
+        assert!(
+            fields.contains(&"collector") && fields.contains(&"instance"),
+            "{fields:?}"
+        );
+        let value = table[0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "Value")
+            .unwrap();
+        assert_eq!(value["values"].as_array().unwrap().len(), collectors.len());
+        for d in value["display"].as_array().unwrap() {
+            assert_eq!(d["color"], "green", "{value}");
+        }
+        let jobs = &rendered["Job Exit Codes"]["frames"][0]["fields"];
+        let names = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "job_name")
+            .unwrap();
+        assert_eq!(
+            names["values"],
+            json!(["backup", "backup-verify", "update"])
+        );
+    });
+
+    cases.case("the thresholds are the alert rules'", || {
+        // The thresholds are the alert rules': Backup Age turns red where BackupTooOld
+        // fires, Lowest Free Disk where HostFilesystemAlmostFull does.
+        let steps = |title: &str| {
+            let p = dashboard["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["title"] == title)
+                .unwrap();
+            p["fieldConfig"]["defaults"]["thresholds"]["steps"].clone()
+        };
+        let rule = |name: &str| {
+            let start = rules.find(&format!("- alert: {name}\n")).unwrap();
+            let expr = &rules[start..];
+            let expr = &expr[expr.find("expr: ").unwrap() + 6..];
+            expr[..expr.find('\n').unwrap()].to_owned()
+        };
+        let limit = |rule_name: &str, op: &str| -> f64 {
+            let expr = rule(rule_name);
+            let after = &expr[expr.find(op).unwrap() + op.len()..];
+            let number = after.split_whitespace().next().unwrap();
+            number.trim_end_matches('"').parse().unwrap()
+        };
+        assert_eq!(
+            limit("BackupTooOld", "> "),
+            steps("Backup Age")[1]["value"].as_f64().unwrap()
+        );
+        assert_eq!(
+            limit("HostFilesystemAlmostFull", "< "),
+            steps("Lowest Free Disk")[1]["value"].as_f64().unwrap()
+        );
+        assert_eq!(
+            limit("ShopHighHttpErrorRatio", "> "),
+            steps("5xx")[1]["value"].as_f64().unwrap()
+        );
+    });
+
+    cases.case("panels with an alert link to its runbook", || {
+        // Every panel with an alert behind it links to the runbook section of that alert;
+        // a stat, gauge or table with one has colours.
+        let runbooks = std::fs::read_to_string(repo("docs/alerts.md")).unwrap();
+        for p in dashboard["panels"].as_array().unwrap() {
+            let Some(link) = p["links"].as_array().and_then(|l| l.first()) else {
+                continue;
+            };
+            let title = p["title"].as_str().unwrap();
+            let d = &p["fieldConfig"]["defaults"];
+            assert!(
+                p["type"] == "timeseries"
+                    || d["thresholds"]["steps"].as_array().unwrap().len() >= 2
+                    || !d["mappings"].as_array().unwrap().is_empty(),
+                "{title} has an alert but no colours"
+            );
+            let anchor = link["url"].as_str().unwrap().rsplit('#').next().unwrap();
+            assert!(
+                runbooks.lines().any(|l| l
+                    .strip_prefix("### ")
+                    .is_some_and(|h| h.to_lowercase() == anchor)),
+                "{title} links to #{anchor}, which docs/alerts.md lacks"
+            );
+        }
+    });
+
+    cases.case("every two-state stat has both colours", || {
+        // Every stat with a good and a bad state has colours for both.
+        for p in dashboard["panels"].as_array().unwrap() {
+            let title = p["title"].as_str().unwrap();
+            if p["type"] != "stat"
+                || [
+                    "Requests/s",
+                    "p95 Latency",
+                    "Pending Updates",
+                    "Backup Size",
+                ]
+                .contains(&title)
+            {
+                continue;
+            }
+            let d = &p["fieldConfig"]["defaults"];
+            assert!(
+                d["thresholds"]["steps"].as_array().unwrap().len() >= 2
+                    || !d["mappings"].as_array().unwrap().is_empty(),
+                "{title} shows every value in one colour"
+            );
+        }
+    });
+
+    cases.case("shares run from none to all", || {
+        // Shares run from none to all.
+        for p in dashboard["panels"].as_array().unwrap() {
+            let d = &p["fieldConfig"]["defaults"];
+            match d["unit"].as_str() {
+                Some("percent") => assert_eq!(
+                    (d["min"].clone(), d["max"].clone()),
+                    (json!(0), json!(100)),
+                    "{}",
+                    p["title"]
+                ),
+                Some("percentunit") => assert_eq!(
+                    (d["min"].clone(), d["max"].clone()),
+                    (json!(0), json!(1)),
+                    "{}",
+                    p["title"]
+                ),
+                _ => {}
+            }
+        }
+    });
+
+    cases.case("the time series have their series on this host", || {
+        let rendered = render(&prometheus, &dashboard);
+        // The time series panels have their series on this host.
+        for (title, at_least) in [
+            ("CPU Usage", 1),
+            ("Memory Usage", 1),
+            ("Network Traffic", 2),
+            ("Requests by Status Class", 1),
+            ("Error Ratio", 1),
+            ("Latency", 3),
+            ("Load per Core", 1),
+            ("Disk Busy", 1),
+            ("Inodes Used", 1),
+            ("Network Errors", 2),
+            ("Connections", 2),
+        ] {
+            let n = rendered[title]["frames"].as_array().unwrap().len();
+            assert!(n >= at_least, "{title}: {n} series");
+        }
+    });
+
+    cases.case("what goes out is drawn below the axis", || {
+        // What goes out is drawn below the axis.
+        let traffic = dashboard["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == "Network Traffic")
+            .unwrap();
+        assert_eq!(
+            traffic["fieldConfig"]["overrides"][0],
+            json!({"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "custom.transform", "value": "negative-Y"}]})
+        );
+    });
+
+    cases.case("the links reach the community dashboards", || {
+        // The links reach the community dashboards: Node Exporter Full by its tag, the
+        // mysqld overview by its uid.
+        let reference = |name: &str| -> Value {
+            serde_json::from_str(
+                &std::fs::read_to_string(repo(&format!("../shared/reference/{name}"))).unwrap(),
+            )
+            .unwrap()
+        };
+        let links = dashboard["links"].as_array().unwrap();
+        let node_full = reference("node-exporter-full.json");
+        assert!(links.iter().any(|l| l["type"] == "dashboards"
+            && l["keepTime"] == true
+            && l["includeVars"] == true
+            && l["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| node_full["tags"].as_array().unwrap().contains(t))));
+        let mysqld = reference("mysqld-mixin-mysql-overview.json");
+        let uid = mysqld["uid"].as_str().unwrap();
+        assert!(links
+            .iter()
+            .any(|l| l["url"] == format!("/d/{uid}") && l["keepTime"] == true));
+    });
+
+    cases.case("each annotation finds its induced event", || {
+        // Annotations: each of its events, induced, is found by its query.
+        wait_until("the backup's annotation", || {
+            !prometheus.query(&annotation("Backups")).is_empty()
+        });
+        std::fs::write(
+            path("textfile/deploy.prom"),
+            "shoehub_deploy_timestamp_seconds 1796000100\n",
+        )
+        .unwrap();
+        wait_until("the deploy's annotation", || {
+            !prometheus.query(&annotation("Deploys")).is_empty()
+        });
+    });
+
+    cases.case(
+        "a stopped database turns MySQL Up red; its restart is an annotation",
+        || {
+            // The database stops: MySQL Up turns red and says so.
+            db.stop();
+            wait_until("Prometheus sees the database down", || {
+                !prometheus.query("mysql_up == 0").is_empty()
+            });
+            let rendered = render(&prometheus, &dashboard);
+            let top = top_row(&rendered, &dashboard);
+            let mysql = top.iter().find(|t| t.0 == "MySQL Up").unwrap();
+            assert_eq!((mysql.1.as_str(), mysql.2.as_str()), ("red", "Down"));
+            // ...and starts again: the restart is an annotation.
+            db.restart();
+            wait_until("the restart's annotation", || {
+                !prometheus.query(&annotation("MySQL Restarts")).is_empty()
+            });
+        },
+    );
+
+    cases.finish();
 }

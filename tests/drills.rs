@@ -328,206 +328,244 @@ fn drills_on_the_host_the_shop_and_the_jobs() {
     )
     .unwrap();
 
-    // Always: the Watchdog, to the dead-man's switch only.
-    chain.expect("Watchdog", &[], "deadmans-switch");
-    chain.expect("UpdatePlanAwaitingApproval", &[], "operators-digest");
-    // A fresh install without a backup or an update: expected, and listed in the README.
-    chain.expect("BackupTooOld", &[], "operators-pager");
-    chain.expect("BackupNotVerified", &[], "operators");
-    chain.expect("NoSuccessfulUpdate", &[], "operators");
+    let mut cases = common::cases::Cases::new();
+    cases.case("the Watchdog reaches the dead-man's switch only", || {
+        // Always: the Watchdog, to the dead-man's switch only.
+        chain.expect("Watchdog", &[], "deadmans-switch");
+        chain.expect("UpdatePlanAwaitingApproval", &[], "operators-digest");
+        // A fresh install without a backup or an update: expected, and listed in the README.
+        chain.expect("BackupTooOld", &[], "operators-pager");
+        chain.expect("BackupNotVerified", &[], "operators");
+        chain.expect("NoSuccessfulUpdate", &[], "operators");
+    });
 
-    // BackupPC: a stale host, transfer errors, then a host that vanishes.
-    chain.expect("BackupPCHostStale", &[("host", "web1")], "operators");
-    chain.expect("BackupPCTransferErrors", &[("host", "shop")], "operators");
-    std::fs::remove_dir_all(chain.path("backuppc/pc/db1")).unwrap();
-    chain.expect("BackupPCHostMissing", &[("host", "db1")], "operators");
-
-    // The certificate expires within 3 days: critical, which silences the warning.
-    chain.expect(
-        "ShopCertificateExpiring",
-        &[("severity", "critical"), ("probe", "shop")],
-        "operators-pager",
+    cases.case(
+        "BackupPC: a stale host, transfer errors, a vanished host",
+        || {
+            // BackupPC: a stale host, transfer errors, then a host that vanishes.
+            chain.expect("BackupPCHostStale", &[("host", "web1")], "operators");
+            chain.expect("BackupPCTransferErrors", &[("host", "shop")], "operators");
+            std::fs::remove_dir_all(chain.path("backuppc/pc/db1")).unwrap();
+            chain.expect("BackupPCHostMissing", &[("host", "db1")], "operators");
+        },
     );
 
-    // A failed backup run.
-    assert!(!job_run(&cfg, "backup", &["false"]).success());
-    chain.expect(
-        "BackupJobFailed",
-        &[("job_name", "backup")],
-        "operators-pager",
+    cases.case(
+        "a certificate expiring within 3 days pages critical only",
+        || {
+            // The certificate expires within 3 days: critical, which silences the warning.
+            chain.expect(
+                "ShopCertificateExpiring",
+                &[("severity", "critical"), ("probe", "shop")],
+                "operators-pager",
+            );
+        },
     );
 
-    // A failed update run; an update under way.
-    assert!(!job_run(&cfg, "update", &["sh", "-c", "exit 2"]).success());
-    let n = chain.expect("UpdateJobFailed", &[("job_name", "update")], "operators");
-    assert!(
-        n.annotations["description"].contains("exited with 2"),
-        "{n:?}"
-    );
-    let mut running = Command::new(BIN)
-        .args(["job", "run", "update", "--config"])
-        .arg(&cfg)
-        .args(["--", "sleep", "60"])
-        .spawn()
+    cases.case("A failed backup run", || {
+        // A failed backup run.
+        assert!(!job_run(&cfg, "backup", &["false"]).success());
+        chain.expect(
+            "BackupJobFailed",
+            &[("job_name", "backup")],
+            "operators-pager",
+        );
+    });
+
+    cases.case("a failed update run; an update under way", || {
+        // A failed update run; an update under way.
+        assert!(!job_run(&cfg, "update", &["sh", "-c", "exit 2"]).success());
+        let n = chain.expect("UpdateJobFailed", &[("job_name", "update")], "operators");
+        assert!(
+            n.annotations["description"].contains("exited with 2"),
+            "{n:?}"
+        );
+        let mut running = Command::new(BIN)
+            .args(["job", "run", "update", "--config"])
+            .arg(&cfg)
+            .args(["--", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        chain.expect("ShoehubUpdateRunning", &[], "operators-digest");
+        // SIGTERM: the runner stops its command's whole group and records the run.
+        shoehub_exporter::sys::kill(running.id(), shoehub_exporter::sys::SIGTERM);
+        running.wait().unwrap();
+    });
+
+    cases.case("A textfile a script left half-written", || {
+        // A textfile a script left half-written.
+        std::fs::write(
+            chain.path("textfile/deploy.prom"),
+            "shop_deploy_timestamp{ 1\n",
+        )
         .unwrap();
-    chain.expect("ShoehubUpdateRunning", &[], "operators-digest");
-    // SIGTERM: the runner stops its command's whole group and records the run.
-    shoehub_exporter::sys::kill(running.id(), shoehub_exporter::sys::SIGTERM);
-    running.wait().unwrap();
+        chain.expect("TextfileScrapeError", &[], "operators");
+        chain.expect(
+            "ShoehubCollectorFailing",
+            &[("collector", "textfile")],
+            "operators",
+        );
+    });
 
-    // A textfile a script left half-written.
-    std::fs::write(
-        chain.path("textfile/deploy.prom"),
-        "shop_deploy_timestamp{ 1\n",
-    )
-    .unwrap();
-    chain.expect("TextfileScrapeError", &[], "operators");
-    chain.expect(
-        "ShoehubCollectorFailing",
-        &[("collector", "textfile")],
-        "operators",
-    );
+    cases.case("the shop answers its checkout with 503s", || {
+        // The shop answers its checkout with 503s, for as long as the outage lasts. A
+        // burst alone would not do: a `503` series first seen after the burst has no
+        // increase for rate() to measure.
+        let outage = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let clients = {
+            let outage = std::sync::Arc::clone(&outage);
+            let url = format!("https://localhost:{}/checkout", apache.port);
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                while outage.load(std::sync::atomic::Ordering::Relaxed) {
+                    let st = Command::new("curl")
+                        .args([
+                            "-sk",
+                            "-o",
+                            "/dev/null",
+                            "-o",
+                            "/dev/null",
+                            "-o",
+                            "/dev/null",
+                        ])
+                        .args([&url, &url, &url])
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                    sent += 3;
+                }
+                sent
+            })
+        };
+        chain.expect("ShopHighHttpErrorRatio", &[], "operators-pager");
+        outage.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(clients.join().unwrap() > 0);
+    });
 
-    // The shop answers its checkout with 503s, for as long as the outage lasts. A
-    // burst alone would not do: a `503` series first seen after the burst has no
-    // increase for rate() to measure.
-    let outage = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let clients = {
-        let outage = std::sync::Arc::clone(&outage);
-        let url = format!("https://localhost:{}/checkout", apache.port);
-        std::thread::spawn(move || {
-            let mut sent = 0u64;
-            while outage.load(std::sync::atomic::Ordering::Relaxed) {
-                let st = Command::new("curl")
-                    .args([
-                        "-sk",
-                        "-o",
-                        "/dev/null",
-                        "-o",
-                        "/dev/null",
-                        "-o",
-                        "/dev/null",
-                    ])
-                    .args([&url, &url, &url])
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-                sent += 3;
+    cases.case("Garbage appended to the access log", || {
+        // Garbage appended to the access log.
+        let mut garbage = String::new();
+        for _ in 0..200 {
+            garbage.push_str("\u{1}\u{2} not a log line at all\n");
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, garbage.as_bytes()))
+            .unwrap();
+        chain.expect("WeblogParseErrors", &[("log", "apache")], "operators");
+    });
+
+    cases.case(
+        "a filesystem full of space, of inodes, read-only, unreadable",
+        || {
+            // A small tmpfs filled: space, then inodes; one mounted read-only; one the exporter
+            // may not enter.
+            let full = Tmpfs::mount(&chain.path("full"), "size=1m");
+            std::fs::write(full.0.join("fill"), vec![1u8; 1000 * 1024]).unwrap();
+            let mp = full.0.display().to_string();
+            chain.expect(
+                "HostFilesystemAlmostFull",
+                &[("mountpoint", &mp)],
+                "operators-pager",
+            );
+            let inodes = Tmpfs::mount(&chain.path("inodes"), "size=1m,nr_inodes=100");
+            for i in 0..98 {
+                std::fs::write(inodes.0.join(i.to_string()), "").unwrap();
             }
-            sent
-        })
-    };
-    chain.expect("ShopHighHttpErrorRatio", &[], "operators-pager");
-    outage.store(false, std::sync::atomic::Ordering::Relaxed);
-    assert!(clients.join().unwrap() > 0);
+            let mp = inodes.0.display().to_string();
+            chain.expect(
+                "HostInodesAlmostFull",
+                &[("mountpoint", &mp)],
+                "operators-pager",
+            );
+            // Writable first, as Prometheus sees; then the kernel's remount read-only.
+            let ro = Tmpfs::mount(&chain.path("ro"), "size=1m");
+            let mp = ro.0.display().to_string();
+            chain.prometheus.wait_for(
+                &format!("node_filesystem_readonly{{mountpoint=\"{mp}\"}} == 0"),
+                ARRIVAL,
+            );
+            let st = Command::new("mount")
+                .args(["-o", "remount,ro"])
+                .arg(&ro.0)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            chain.expect(
+                "HostFilesystemReadOnly",
+                &[("mountpoint", &mp)],
+                "operators-pager",
+            );
+            let closed = chain.path("closed");
+            std::fs::create_dir(&closed).unwrap();
+            std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+            let hidden = Tmpfs::mount(&closed.join("inside"), "size=1m");
+            let mp = hidden.0.display().to_string();
+            chain.expect(
+                "HostFilesystemDeviceError",
+                &[("mountpoint", &mp)],
+                "operators",
+            );
+        },
+    );
 
-    // Garbage appended to the access log.
-    let mut garbage = String::new();
-    for _ in 0..200 {
-        garbage.push_str("\u{1}\u{2} not a log line at all\n");
-    }
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, garbage.as_bytes()))
+    cases.case("The web server stops", || {
+        // The web server stops.
+        apache.stop();
+        chain.expect("ShopDown", &[("probe", "shop")], "operators-pager");
+    });
+
+    cases.case("A complete backup appears", || {
+        // A complete backup appears: one day of backups where the retention promises 30.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let name = shoehub_exporter::state::backup::name_for(now as i64);
+        let backup = chain.path("dest").join(&name);
+        std::fs::create_dir(&backup).unwrap();
+        std::fs::write(backup.join("files.tar.zst"), b"archive").unwrap();
+        std::fs::write(
+            backup.join("manifest.json"),
+            format!(
+                r#"{{"format": 1, "name": "{name}", "started": {now}, "completed": {now}, "server_version": "", "databases": [], "paths": [], "files_archived": 0, "artifacts": [{{"file": "files.tar.zst", "size": 7, "sha256": ""}}]}}"#
+            ),
+        )
         .unwrap();
-    chain.expect("WeblogParseErrors", &[("log", "apache")], "operators");
+        // Its for: is a minute here.
+        chain.expect_within(2 * ARRIVAL, "BackupRetentionShort", &[], "operators-digest");
+    });
 
-    // A small tmpfs filled: space, then inodes; one mounted read-only; one the exporter
-    // may not enter.
-    let full = Tmpfs::mount(&chain.path("full"), "size=1m");
-    std::fs::write(full.0.join("fill"), vec![1u8; 1000 * 1024]).unwrap();
-    let mp = full.0.display().to_string();
-    chain.expect(
-        "HostFilesystemAlmostFull",
-        &[("mountpoint", &mp)],
-        "operators-pager",
-    );
-    let inodes = Tmpfs::mount(&chain.path("inodes"), "size=1m,nr_inodes=100");
-    for i in 0..98 {
-        std::fs::write(inodes.0.join(i.to_string()), "").unwrap();
-    }
-    let mp = inodes.0.display().to_string();
-    chain.expect(
-        "HostInodesAlmostFull",
-        &[("mountpoint", &mp)],
-        "operators-pager",
-    );
-    // Writable first, as Prometheus sees; then the kernel's remount read-only.
-    let ro = Tmpfs::mount(&chain.path("ro"), "size=1m");
-    let mp = ro.0.display().to_string();
-    chain.prometheus.wait_for(
-        &format!("node_filesystem_readonly{{mountpoint=\"{mp}\"}} == 0"),
-        ARRIVAL,
-    );
-    let st = Command::new("mount")
-        .args(["-o", "remount,ro"])
-        .arg(&ro.0)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    chain.expect(
-        "HostFilesystemReadOnly",
-        &[("mountpoint", &mp)],
-        "operators-pager",
-    );
-    let closed = chain.path("closed");
-    std::fs::create_dir(&closed).unwrap();
-    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let hidden = Tmpfs::mount(&closed.join("inside"), "size=1m");
-    let mp = hidden.0.display().to_string();
-    chain.expect(
-        "HostFilesystemDeviceError",
-        &[("mountpoint", &mp)],
-        "operators",
-    );
+    cases.case("The filesystems that kept filling", || {
+        // The filesystems that kept filling.
+        let mp = filling.0.display().to_string();
+        chain.expect(
+            "HostFilesystemFillsWithin24h",
+            &[("mountpoint", &mp)],
+            "operators",
+        );
+        chain.expect(
+            "HostInodesFillWithin24h",
+            &[("mountpoint", &mp)],
+            "operators",
+        );
+    });
 
-    // The web server stops.
-    apache.stop();
-    chain.expect("ShopDown", &[("probe", "shop")], "operators-pager");
+    cases.case("What did not reach the pager", || {
+        // What did not reach the pager: the certificate's warning, silenced by the critical.
+        assert!(
+            !chain
+                .hook
+                .all()
+                .iter()
+                .any(|n| n.name() == "ShopCertificateExpiring"
+                    && n.labels.get("severity").map(String::as_str) == Some("warning")),
+            "the warning was not inhibited"
+        );
+    });
 
-    // A complete backup appears: one day of backups where the retention promises 30.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let name = shoehub_exporter::state::backup::name_for(now as i64);
-    let backup = chain.path("dest").join(&name);
-    std::fs::create_dir(&backup).unwrap();
-    std::fs::write(backup.join("files.tar.zst"), b"archive").unwrap();
-    std::fs::write(
-        backup.join("manifest.json"),
-        format!(
-            r#"{{"format": 1, "name": "{name}", "started": {now}, "completed": {now}, "server_version": "", "databases": [], "paths": [], "files_archived": 0, "artifacts": [{{"file": "files.tar.zst", "size": 7, "sha256": ""}}]}}"#
-        ),
-    )
-    .unwrap();
-    // Its for: is a minute here.
-    chain.expect_within(2 * ARRIVAL, "BackupRetentionShort", &[], "operators-digest");
-
-    // The filesystems that kept filling.
-    let mp = filling.0.display().to_string();
-    chain.expect(
-        "HostFilesystemFillsWithin24h",
-        &[("mountpoint", &mp)],
-        "operators",
-    );
-    chain.expect(
-        "HostInodesFillWithin24h",
-        &[("mountpoint", &mp)],
-        "operators",
-    );
-
-    // What did not reach the pager: the certificate's warning, silenced by the critical.
-    assert!(
-        !chain
-            .hook
-            .all()
-            .iter()
-            .any(|n| n.name() == "ShopCertificateExpiring"
-                && n.labels.get("severity").map(String::as_str) == Some("warning")),
-        "the warning was not inhibited"
-    );
+    cases.finish();
 }
 
 /// The exporter itself: killed, and a healthy host that pages nothing but the Watchdog.

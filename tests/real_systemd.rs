@@ -624,202 +624,238 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
     host.ok("test -n \"$(ls /var/backups/shoe_store_hub)\"");
     host.ok("systemctl is-enabled shoehub-backup.timer shoehub-backup-verify.timer");
 
-    // Every collector succeeds for a minute of scrapes, systemd and timex included.
-    let t = Instant::now();
-    let mut scrapes = 0;
-    let mut units = 0;
-    while scrapes < 10 || t.elapsed() < Duration::from_secs(60) {
-        let m = common::scrape_port(exporter);
-        let failing = failing_collectors(&m);
-        assert!(
-            failing.is_empty(),
-            "scrape {scrapes}: failing {failing:?}: {}",
-            host.ok("journalctl -u shoehub-exporter --no-pager | tail -n 30")
-        );
-        for c in ["systemd", "timex", "mysql"] {
-            assert_eq!(
-                m.value("shoehub_scrape_collector_success", &[("collector", c)]),
-                Some(1.0),
-                "{c} is not served"
-            );
-        }
-        units = m.family("node_systemd_unit_state").len();
-        scrapes += 1;
-        std::thread::sleep(Duration::from_secs(6));
-    }
-    assert!(units > 50, "{units} unit states");
-
-    // The verification through its unit.
-    host.ok("systemctl start shoehub-backup-verify.service");
-
-    // The weekly update: the archive offers 1.1 of an installed 1.0.
+    // The packages the weekly update's cases publish.
     let debs = tempfile::tempdir().unwrap();
-    let v10 = tiny_deb(debs.path(), "shoehub-canary", "1.0", &[]);
-    let v11 = tiny_deb(debs.path(), "shoehub-canary", "1.1", &[]);
-    publish(&host, &[&v10]);
-    host.ok(
-        "echo 'deb [trusted=yes] file:/srv/repo ./' > /etc/apt/sources.list && \
-         apt-get update -q && apt-get install -y -q shoehub-canary=1.0",
-    );
-    publish(&host, &[&v11]);
-    let planned = host.sh("systemctl start shoehub-update-plan.service");
-    assert!(
-        planned.status.success(),
-        "the plan failed: {}",
-        text(&host.sh("shoehub-exporter update status"))
-    );
-    let status = host.ok("shoehub-exporter update status");
-    assert!(status.contains("shoehub-canary"), "{status}");
-    let refused = host.sh("shoehub-exporter update apply");
-    assert!(
-        !refused.status.success(),
-        "an unapproved apply: {}",
-        text(&refused)
-    );
-    assert!(text(&refused).contains("--by NAME"), "{}", text(&refused));
-    let status = host.ok("shoehub-exporter update status");
-    assert!(status.contains("REFUSED"), "{status}");
-    approve_current_plan(&host, &status);
-    let applied = host.ok("shoehub-exporter update apply");
-    assert!(
-        applied.contains("shoehub-update-apply.service"),
-        "{applied}"
-    );
-    let version = host.ok("dpkg-query -W -f '${Version}' shoehub-canary");
-    assert_eq!(version.trim(), "1.1");
-    let again = host.sh("shoehub-exporter update apply");
-    assert!(!again.status.success(), "a second apply: {}", text(&again));
-
-    // With a backup, its verification and an update behind it, the check passes.
-    let check = host.sh("shoehub-exporter check");
-    assert!(check.status.success(), "check: {}", text(&check));
-
-    // An approved update whose package fails to install: apply fails, and says so
-    // where the operator looks.
-    let broken = tiny_deb(
-        debs.path(),
-        "shoehub-canary",
-        "1.2",
-        &[(
-            "preinst",
-            "#!/bin/sh\necho 'canary 1.2 refuses to install' >&2\nexit 1\n",
-        )],
-    );
-    publish(&host, &[&broken]);
-    host.ok("systemctl start shoehub-update-plan.service");
-    approve_current_plan(&host, &host.ok("shoehub-exporter update status"));
-    let failed = host.sh("shoehub-exporter update apply");
-    assert!(
-        !failed.status.success(),
-        "a failing apply: {}",
-        text(&failed)
-    );
-    assert!(text(&failed).contains("failed"), "{}", text(&failed));
-    let status = host.ok("shoehub-exporter update status");
-    assert!(status.contains("last update run: FAILED"), "{status}");
-    let version = host.ok("dpkg-query -W -f '${Version}' shoehub-canary");
-    assert_eq!(version.trim(), "1.1", "the failed install left 1.1");
-
-    // A bad config and a reload: the running one stays, the error is in -p err.
-    host.ok("cp /etc/shoehub-exporter/config.yml /root/config.good");
-    host.ok("echo 'no_such_key: 1' >> /etc/shoehub-exporter/config.yml");
-    host.ok("systemctl reload shoehub-exporter");
-    wait_until(
-        "the failed reload is in the journal at priority err",
+    let mut cases = common::cases::Cases::new();
+    cases.case(
+        "every collector succeeds for a minute, systemd and timex included",
         || {
-            host.sh("journalctl -u shoehub-exporter -p err --no-pager")
-                .stdout
-                .windows(13)
-                .any(|w| w == b"reload failed")
+            // Every collector succeeds for a minute of scrapes, systemd and timex included.
+            let t = Instant::now();
+            let mut scrapes = 0;
+            let mut units = 0;
+            while scrapes < 10 || t.elapsed() < Duration::from_secs(60) {
+                let m = common::scrape_port(exporter);
+                let failing = failing_collectors(&m);
+                assert!(
+                    failing.is_empty(),
+                    "scrape {scrapes}: failing {failing:?}: {}",
+                    host.ok("journalctl -u shoehub-exporter --no-pager | tail -n 30")
+                );
+                for c in ["systemd", "timex", "mysql"] {
+                    assert_eq!(
+                        m.value("shoehub_scrape_collector_success", &[("collector", c)]),
+                        Some(1.0),
+                        "{c} is not served"
+                    );
+                }
+                units = m.family("node_systemd_unit_state").len();
+                scrapes += 1;
+                std::thread::sleep(Duration::from_secs(6));
+            }
+            assert!(units > 50, "{units} unit states");
         },
     );
-    let warnings = host.ok("journalctl -u shoehub-exporter -p warning --no-pager -o cat");
-    assert!(
-        !warnings
-            .lines()
-            .any(|l| l.starts_with("20") && l.contains('T')),
-        "a second timestamp: {warnings}"
-    );
-    host.ok("cp /root/config.good /etc/shoehub-exporter/config.yml && systemctl reload shoehub-exporter");
 
-    // The database stops: the shipped rules and Alertmanager page MysqlDown, and the
-    // mysql collector's failure is inhibited by it.
-    let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_dir.path().join("config.yml");
-    std::fs::copy(&config_path, &cfg).unwrap();
-    let rules = generated_rules(&cfg);
-    let hook = Webhook::start();
-    let am = Alertmanager::start(&hook);
-    let prometheus = start_prometheus(&format!("127.0.0.1:{exporter}"), am.port, &rules);
-    let seen = || {
-        let alerts = common::http("GET", prometheus.port, "/api/v1/alerts", &[]);
-        format!(
-            "Prometheus' alerts: {}\nnotified: {:?}\nmysql_up: {:?}",
-            String::from_utf8_lossy(&alerts.body),
+    cases.case("the verification runs through its unit", || {
+        // The verification through its unit.
+        host.ok("systemctl start shoehub-backup-verify.service");
+    });
+
+    cases.case(
+        "the weekly update: refused unapproved, installs 1.1 approved",
+        || {
+            // The weekly update: the archive offers 1.1 of an installed 1.0.
+            let v10 = tiny_deb(debs.path(), "shoehub-canary", "1.0", &[]);
+            let v11 = tiny_deb(debs.path(), "shoehub-canary", "1.1", &[]);
+            publish(&host, &[&v10]);
+            host.ok(
+                "echo 'deb [trusted=yes] file:/srv/repo ./' > /etc/apt/sources.list && \
+             apt-get update -q && apt-get install -y -q shoehub-canary=1.0",
+            );
+            publish(&host, &[&v11]);
+            let planned = host.sh("systemctl start shoehub-update-plan.service");
+            assert!(
+                planned.status.success(),
+                "the plan failed: {}",
+                text(&host.sh("shoehub-exporter update status"))
+            );
+            let status = host.ok("shoehub-exporter update status");
+            assert!(status.contains("shoehub-canary"), "{status}");
+            let refused = host.sh("shoehub-exporter update apply");
+            assert!(
+                !refused.status.success(),
+                "an unapproved apply: {}",
+                text(&refused)
+            );
+            assert!(text(&refused).contains("--by NAME"), "{}", text(&refused));
+            let status = host.ok("shoehub-exporter update status");
+            assert!(status.contains("REFUSED"), "{status}");
+            approve_current_plan(&host, &status);
+            let applied = host.ok("shoehub-exporter update apply");
+            assert!(
+                applied.contains("shoehub-update-apply.service"),
+                "{applied}"
+            );
+            let version = host.ok("dpkg-query -W -f '${Version}' shoehub-canary");
+            assert_eq!(version.trim(), "1.1");
+            let again = host.sh("shoehub-exporter update apply");
+            assert!(!again.status.success(), "a second apply: {}", text(&again));
+        },
+    );
+
+    cases.case(
+        "after a backup, its verification and an update, check passes",
+        || {
+            // With a backup, its verification and an update behind it, the check passes.
+            let check = host.sh("shoehub-exporter check");
+            assert!(check.status.success(), "check: {}", text(&check));
+        },
+    );
+
+    cases.case(
+        "an update whose package fails to install fails and says so",
+        || {
+            // An approved update whose package fails to install: apply fails, and says so
+            // where the operator looks.
+            let broken = tiny_deb(
+                debs.path(),
+                "shoehub-canary",
+                "1.2",
+                &[(
+                    "preinst",
+                    "#!/bin/sh\necho 'canary 1.2 refuses to install' >&2\nexit 1\n",
+                )],
+            );
+            publish(&host, &[&broken]);
+            host.ok("systemctl start shoehub-update-plan.service");
+            approve_current_plan(&host, &host.ok("shoehub-exporter update status"));
+            let failed = host.sh("shoehub-exporter update apply");
+            assert!(
+                !failed.status.success(),
+                "a failing apply: {}",
+                text(&failed)
+            );
+            assert!(text(&failed).contains("failed"), "{}", text(&failed));
+            let status = host.ok("shoehub-exporter update status");
+            assert!(status.contains("last update run: FAILED"), "{status}");
+            let version = host.ok("dpkg-query -W -f '${Version}' shoehub-canary");
+            assert_eq!(version.trim(), "1.1", "the failed install left 1.1");
+        },
+    );
+
+    cases.case("a bad config at reload: the running one stays, the error in -p err", || {
+        // A bad config and a reload: the running one stays, the error is in -p err.
+        host.ok("cp /etc/shoehub-exporter/config.yml /root/config.good");
+        host.ok("echo 'no_such_key: 1' >> /etc/shoehub-exporter/config.yml");
+        host.ok("systemctl reload shoehub-exporter");
+        wait_until(
+            "the failed reload is in the journal at priority err",
+            || {
+                host.sh("journalctl -u shoehub-exporter -p err --no-pager")
+                    .stdout
+                    .windows(13)
+                    .any(|w| w == b"reload failed")
+            },
+        );
+        let warnings = host.ok("journalctl -u shoehub-exporter -p warning --no-pager -o cat");
+        assert!(
+            !warnings
+                .lines()
+                .any(|l| l.starts_with("20") && l.contains('T')),
+            "a second timestamp: {warnings}"
+        );
+        host.ok("cp /root/config.good /etc/shoehub-exporter/config.yml && systemctl reload shoehub-exporter");
+    });
+
+    cases.case("a stopped database pages MysqlDown and inhibits the collector alert", || {
+        // The database stops: the shipped rules and Alertmanager page MysqlDown, and the
+        // mysql collector's failure is inhibited by it.
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let cfg = cfg_dir.path().join("config.yml");
+        std::fs::copy(&config_path, &cfg).unwrap();
+        let rules = generated_rules(&cfg);
+        let hook = Webhook::start();
+        let am = Alertmanager::start(&hook);
+        let prometheus = start_prometheus(&format!("127.0.0.1:{exporter}"), am.port, &rules);
+        let seen = || {
+            let alerts = common::http("GET", prometheus.port, "/api/v1/alerts", &[]);
+            format!(
+                "Prometheus' alerts: {}\nnotified: {:?}\nmysql_up: {:?}",
+                String::from_utf8_lossy(&alerts.body),
+                hook.all()
+                    .iter()
+                    .map(|n| n.name().to_owned())
+                    .collect::<Vec<_>>(),
+                common::scrape_port(exporter).value("mysql_up", &[])
+            )
+        };
+        // Debian's MariaDB starts on a connection to its socket units too: both go.
+        host.ok("systemctl stop mariadb.socket mariadb.service 2>/dev/null || systemctl stop mariadb.service");
+        host.ok("! systemctl is-active mariadb.service");
+        wait_for(
+            "MysqlDown reaches the pager",
+            ALERT,
+            || {
+                hook.all()
+                    .iter()
+                    .any(|n| n.name() == "MysqlDown" && n.receiver == "operators-pager")
+            },
+            seen,
+        );
+        wait_for(
+            "the mysql collector's failure reaches Alertmanager, inhibited",
+            ALERT,
+            || {
+                let r = common::http(
+                    "GET",
+                    am.port,
+                    "/api/v2/alerts?filter=alertname%3D%22ShoehubCollectorFailing%22",
+                    &[],
+                );
+                let alerts: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                alerts.as_array().is_some_and(|a| {
+                    a.iter().any(|x| {
+                        x["labels"]["collector"] == "mysql"
+                            && x["status"]["inhibitedBy"]
+                                .as_array()
+                                .is_some_and(|i| !i.is_empty())
+                    })
+                })
+            },
+            seen,
+        );
+        assert!(
+            !hook
+                .all()
+                .iter()
+                .any(|n| n.name() == "ShoehubCollectorFailing"),
+            "{:?}",
             hook.all()
                 .iter()
                 .map(|n| n.name().to_owned())
-                .collect::<Vec<_>>(),
-            common::scrape_port(exporter).value("mysql_up", &[])
-        )
-    };
-    // Debian's MariaDB starts on a connection to its socket units too: both go.
-    host.ok("systemctl stop mariadb.socket mariadb.service 2>/dev/null || systemctl stop mariadb.service");
-    host.ok("! systemctl is-active mariadb.service");
-    wait_for(
-        "MysqlDown reaches the pager",
-        ALERT,
-        || {
-            hook.all()
-                .iter()
-                .any(|n| n.name() == "MysqlDown" && n.receiver == "operators-pager")
-        },
-        seen,
-    );
-    wait_for(
-        "the mysql collector's failure reaches Alertmanager, inhibited",
-        ALERT,
-        || {
-            let r = common::http(
-                "GET",
-                am.port,
-                "/api/v2/alerts?filter=alertname%3D%22ShoehubCollectorFailing%22",
-                &[],
-            );
-            let alerts: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            alerts.as_array().is_some_and(|a| {
-                a.iter().any(|x| {
-                    x["labels"]["collector"] == "mysql"
-                        && x["status"]["inhibitedBy"]
-                            .as_array()
-                            .is_some_and(|i| !i.is_empty())
-                })
-            })
-        },
-        seen,
-    );
-    assert!(
-        !hook
-            .all()
-            .iter()
-            .any(|n| n.name() == "ShoehubCollectorFailing"),
-        "{:?}",
-        hook.all()
-            .iter()
-            .map(|n| n.name().to_owned())
-            .collect::<Vec<_>>()
-    );
-    host.ok("systemctl start mariadb.socket mariadb.service 2>/dev/null || systemctl start mariadb.service");
+                .collect::<Vec<_>>()
+        );
+        host.ok("systemctl start mariadb.socket mariadb.service 2>/dev/null || systemctl start mariadb.service");
+    });
 
-    // Purge: nothing of the package is left but the backups, owned by existing accounts.
-    host.ok("apt-get purge -y -q shoehub-exporter");
-    let left = host.ok(
-        "find /etc /usr /var/lib /run -name '*shoehub*' -not -path '/var/lib/dpkg/*' \
-         -not -path '/var/lib/apt/*' -not -path '/srv/*' -not -name 'shoehub-canary*' \
-         -not -path '/var/cache/apt/*' 2>/dev/null || true",
+    cases.case(
+        "purge leaves only the backups, owned by existing accounts",
+        || {
+            // Purge: nothing of the package is left but the backups, owned by existing accounts.
+            host.ok("apt-get purge -y -q shoehub-exporter");
+            let left = host.ok(
+                "find /etc /usr /var/lib /run -name '*shoehub*' -not -path '/var/lib/dpkg/*' \
+             -not -path '/var/lib/apt/*' -not -path '/srv/*' -not -name 'shoehub-canary*' \
+             -not -path '/var/cache/apt/*' 2>/dev/null || true",
+            );
+            assert_eq!(left.trim(), "", "left after purge");
+            let unowned =
+                host.ok("find /var/backups/shoe_store_hub \\( -nouser -o -nogroup \\) -print");
+            assert_eq!(unowned.trim(), "", "kept backups owned by a bare id");
+            host.ok("test -n \"$(ls /var/backups/shoe_store_hub)\"");
+        },
     );
-    assert_eq!(left.trim(), "", "left after purge");
-    let unowned = host.ok("find /var/backups/shoe_store_hub \\( -nouser -o -nogroup \\) -print");
-    assert_eq!(unowned.trim(), "", "kept backups owned by a bare id");
-    host.ok("test -n \"$(ls /var/backups/shoe_store_hub)\"");
+
+    cases.finish();
 }

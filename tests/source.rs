@@ -1,6 +1,9 @@
-//! Rules the source keeps: `unsafe` only where no safe wrapper exists, and nothing that
-//! orders code or drops the binary's pages to lower a figure.
+//! Rules the tree keeps: `unsafe` only where no safe wrapper exists, nothing that orders
+//! code or drops the binary's pages to lower a figure, docs whose links resolve from a
+//! short README, and test cases whose first failure does not hide the rest.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -150,4 +153,23 @@ fn the_readme_is_short_and_leads_to_every_page() {
             "the README does not link docs/{name}"
         );
     }
+}
+
+#[test]
+fn a_failed_case_does_not_hide_the_next() {
+    let mut ran = Vec::new();
+    let mut cases = common::cases::Cases::new();
+    cases.case("first", || {
+        ran.push("first");
+        panic!("the first case's failure");
+    });
+    cases.case("second", || ran.push("second"));
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cases.finish()));
+    let message = *verdict.unwrap_err().downcast::<String>().unwrap();
+    assert_eq!(ran, ["first", "second"]);
+    assert!(message.starts_with("1 of 2 cases failed"), "{message}");
+    assert!(
+        message.contains("- first: the first case's failure"),
+        "{message}"
+    );
 }
