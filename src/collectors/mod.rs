@@ -33,10 +33,10 @@ pub mod weblog;
 /// Declares the host collectors from one list, in exposition order: each name is a
 /// module under `collectors/` that holds `ABOUT` (one sentence), `Config` (its section
 /// under `system:`, with `enabled` and `timeout`), `SERVED` (its families) and `build`
-/// ([`HostBuild`]: the collector, built only when its section enables it). From the list come the
-/// modules, `SystemConfig`'s fields and defaults, the host part of the collector table
-/// and [`HOST`], from which the docs are generated. A new host collector is its file
-/// and one line in the list.
+/// ([`HostBuild`]: the collector, built only when its section enables it). From the
+/// list come the modules, `SystemConfig`'s fields and defaults, and [`HOST`]: the host
+/// part of the collector table, with each entry's name, deadline and families, from
+/// which the docs are generated. A new host collector is its file and one line here.
 macro_rules! host_collectors {
     ($($name:ident),* $(,)?) => {
         $(pub mod $name;)*
@@ -76,7 +76,7 @@ macro_rules! host_collectors {
                     if !section.enabled {
                         return Ok(None);
                     }
-                    let run = $name::build(s, env)?;
+                    let run = ($name::build as HostBuild)(s, env)?;
                     Ok(run.map(|run| {
                         AnyCollector::new(stringify!($name), section.timeout.get(), $name::SERVED, run)
                     }))
