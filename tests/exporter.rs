@@ -469,6 +469,53 @@ fn fixture_procfs_tree_with_a_malformed_line() {
     );
 }
 
+/// Pointed at another procfs tree, the process collector still describes the exporter:
+/// that tree's `self` is some other process (here one that started at boot, with a
+/// 12345-byte address space), and it has no `fd`.
+#[test]
+fn process_series_describe_the_exporter_whatever_the_procfs() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_procfs(dir.path());
+    std::fs::write(
+        dir.path().join("self/stat"),
+        "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 900 900 0 0 20 0 1 0 0 12345 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    let e = Exporter::start(&format!(
+        "system:\n  procfs: {}\n  host:\n    pressure: false\n",
+        dir.path().display()
+    ));
+    let m = e.metrics();
+    assert_eq!(
+        m.value("shoehub_scrape_collector_success", &[("collector", "process")]),
+        Some(1.0),
+        "{}",
+        e.stderr()
+    );
+    let own = std::fs::read_to_string(format!("/proc/{}/stat", e.child.id())).unwrap();
+    let vsize: f64 = own[own.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(20)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let served = m.value("process_virtual_memory_bytes", &[]).unwrap();
+    assert_ne!(served, 12345.0, "the tree's self was read");
+    assert!(
+        (served - vsize).abs() / vsize < 0.5,
+        "served {served}, the exporter's is {vsize}"
+    );
+    assert!(m.value("process_open_fds", &[]).unwrap() >= 3.0);
+    // Started just now, by the host's clock and boot time (the tree's btime is not the
+    // host's, so the live one is used).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = m.value("process_start_time_seconds", &[]).unwrap();
+    assert!((now - start).abs() < 120.0, "start {start}, now {now}");
+}
+
 fn mkfifo(path: &Path) {
     shoehub_exporter::sys::mkfifo(path, 0o600).unwrap();
 }

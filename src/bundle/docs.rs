@@ -80,6 +80,7 @@ fn kind(f: &Family) -> &'static str {
         Kind::Counter => "counter",
         Kind::Gauge => "gauge",
         Kind::Histogram => "histogram",
+        Kind::Summary => "summary",
         Kind::Untyped => "untyped",
     }
 }

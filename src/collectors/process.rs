@@ -81,34 +81,11 @@ pub fn parse_stat(data: &[u8]) -> Option<Stat> {
     })
 }
 
-/// The soft limits of /proc/<pid>/limits: open files, address space (`None`:
-/// unlimited).
-pub fn parse_limits(data: &[u8]) -> (Option<u64>, Option<u64>) {
-    let mut files = None;
-    let mut address = None;
-    for (_, line) in lines(data) {
-        let soft = |name: &[u8]| -> Option<Option<u64>> {
-            let rest = line.strip_prefix(name)?;
-            let v = fields(rest).next()?;
-            Some(u64_of(v))
-        };
-        if let Some(v) = soft(b"Max open files") {
-            files = v;
-        } else if let Some(v) = soft(b"Max address space") {
-            address = v;
-        }
-    }
-    (files, address)
-}
-
 pub struct Process {
     dir: PathBuf,
-    /// `stat` and `limits`, kept open and read again from offset 0.
+    /// `stat`, kept open and read again from offset 0. The limits come from
+    /// getrlimit(2), without the kernel rendering the whole table as text.
     stat: SharedProcFile,
-    limits: SharedProcFile,
-    /// On the real procfs the limits are this process's own, and getrlimit(2) gives
-    /// them without the kernel rendering the whole table as text.
-    own_limits: bool,
     boot_time: Option<u64>,
     ticks: u64,
     page: u64,
@@ -124,19 +101,29 @@ fn boot_time(procfs: &Path) -> Option<u64> {
     btime
 }
 
+/// Always the live `/proc/self`, whatever `system.procfs` says: `self` in another
+/// tree (a host's procfs mounted into a container, a copy) is some other process, and
+/// these series describe the exporter. The boot time, for the start time, is the
+/// host's, from `system.procfs` when that is a live procfs.
 pub fn build(s: &Settings<'_>, _: &Env) -> Result<Option<Run>, BuildError> {
-    let procfs = &s.system.procfs;
-    let whole = Render::Whole.if_procfs(super::is_procfs(procfs));
-    Ok(Some(super::procfs_only(&s.system.procfs, Process {
-        dir: procfs.join("self"),
-        stat: SharedProcFile::new(procfs.join("self/stat")).rendered(whole),
-        limits: SharedProcFile::new(procfs.join("self/limits")).rendered(whole),
-        own_limits: super::is_procfs(procfs),
-        boot_time: boot_time(procfs),
+    let live = Path::new(LIVE_PROCFS);
+    let whole = Render::Whole.if_procfs(super::is_procfs(live));
+    let boot_from = if super::is_procfs(&s.system.procfs) {
+        s.system.procfs.as_path()
+    } else {
+        live
+    };
+    Ok(Some(super::procfs_only(live, Process {
+        dir: live.join("self"),
+        stat: SharedProcFile::new(live.join("self/stat")).rendered(whole),
+        boot_time: boot_time(boot_from),
         ticks: crate::sys::clock_ticks(),
         page: crate::sys::page_size(),
     })))
 }
+
+/// Where this process's own procfs is.
+const LIVE_PROCFS: &str = "/proc";
 
 impl Collector for Process {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
@@ -161,17 +148,8 @@ impl Collector for Process {
                 .count() as u64,
         };
         w.sample_u64(&OPEN_FDS, &[], open);
-        let (files, address) = if self.own_limits {
-            (
-                crate::sys::soft_limit(Resource::Nofile),
-                crate::sys::soft_limit(Resource::As),
-            )
-        } else {
-            self.limits.with(|path, data| {
-                data.map(parse_limits)
-                    .map_err(|e| CollectError::read(path, e))
-            })?
-        };
+        let files = crate::sys::soft_limit(Resource::Nofile);
+        let address = crate::sys::soft_limit(Resource::As);
         if let Some(files) = files {
             w.sample_u64(&MAX_FDS, &[], files);
         }
@@ -205,23 +183,6 @@ mod tests {
                 rss: 2560
             })
         );
-    }
-
-    #[test]
-    fn limits_give_the_soft_values() {
-        let limits = b"Limit                     Soft Limit           Hard Limit           Units     \nMax open files            20000                20000                files     \nMax address space         unlimited            unlimited            bytes     \n";
-        assert_eq!(parse_limits(limits), (Some(20000), None));
-    }
-
-    #[test]
-    fn getrlimit_gives_what_proc_self_limits_shows() {
-        let file = std::fs::read("/proc/self/limits").unwrap();
-        let syscall = (
-            crate::sys::soft_limit(Resource::Nofile),
-            crate::sys::soft_limit(Resource::As),
-        );
-        assert_eq!(syscall, parse_limits(&file));
-        assert!(syscall.0.is_some(), "a process has an open-files limit");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! a later file that repeats a series of an earlier one (in any label order, with any
 //! value), or gives a shared family another type or help, is dropped with the reason.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,7 +27,7 @@ use crate::text::excerpt;
 use crate::value::{ByteSize, DurationValue};
 
 use super::{AnyCollector, BuildError, CollectError, Collector, Env, Served, Settings};
-use crate::exposition::{Family, MetricWriter};
+use crate::exposition::{escape_into, Family, Kind, MetricWriter};
 
 /// `textfile:` — a directory of `*.prom` files written by scripts.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,7 +57,7 @@ impl Default for TextfileConfig {
 
 static MTIME: Family = Family::gauge(
     "node_textfile_mtime_seconds",
-    "Modification time of each textfile served, Unix time.",
+    "Modification time of each textfile served, Unix time in whole seconds.",
 )
 .unit("seconds");
 static SCRAPE_ERROR: Family = Family::gauge(
@@ -65,14 +65,56 @@ static SCRAPE_ERROR: Family = Family::gauge(
     "1 if a textfile could not be read or was dropped in this scrape, else 0.",
 );
 
-/// One family from the files: its metadata and its sample lines, as written.
+/// The HELP of a family whose files give none.
+const NO_HELP: &str = "Metric read from a textfile.";
+
+/// One family from a file: its metadata and its samples, parsed.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct TextFamily {
     pub help: Option<String>,
-    pub kind: String,
-    pub samples: Vec<String>,
-    /// Each sample's series: its name and sorted labels, one string.
-    pub series: Vec<String>,
+    /// `None` until a TYPE line or the first sample, which makes it untyped.
+    pub kind: Option<Kind>,
+    pub samples: Vec<TextSample>,
+}
+
+impl TextFamily {
+    fn kind(&self) -> Kind {
+        self.kind.unwrap_or(Kind::Untyped)
+    }
+}
+
+/// One sample, parsed and written again: nothing of a file reaches a scrape unparsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSample {
+    /// The sample's name and labels as the writer writes them (`name{k="v",…}`, labels
+    /// sorted by name, values escaped as both formats escape them): also the series'
+    /// identity.
+    pub series: Box<[u8]>,
+    pub value: f64,
+    /// A histogram bucket's `le` or a summary's `quantile`, and the byte range of that
+    /// label (with its comma) in `series`: what is left is the series it belongs to.
+    bound: Option<BoundAt>,
+    line: u32,
+}
+
+impl TextSample {
+    fn name(&self) -> &[u8] {
+        let end = memchr::memchr(b'{', &self.series).unwrap_or(self.series.len());
+        &self.series[..end]
+    }
+
+    /// The series without its `le` or `quantile` label: one histogram or summary.
+    fn group(&self) -> Vec<u8> {
+        match self.bound {
+            Some((_, from, to)) => {
+                let (from, to) = (from as usize, to as usize);
+                let mut g = self.series[..from].to_vec();
+                g.extend_from_slice(&self.series[to..]);
+                g
+            }
+            None => self.series.to_vec(),
+        }
+    }
 }
 
 /// How much one scrape reads.
@@ -112,10 +154,12 @@ impl Textfile {
     }
 }
 
-fn valid_metric_name(n: &str) -> bool {
-    let mut b = n.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b':')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+fn is_name_start(c: u8, metric: bool) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || (metric && c == b':')
+}
+
+fn is_name_byte(c: u8, metric: bool) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || (metric && c == b':')
 }
 
 /// Why `name` is not a metric (`metric`) or label name, quoting only what is valid of
@@ -125,12 +169,7 @@ fn bad_name(kind: &str, name: &str, metric: bool) -> String {
     let bad = name
         .bytes()
         .enumerate()
-        .position(|(i, c)| {
-            !(c.is_ascii_alphabetic()
-                || c == b'_'
-                || (metric && c == b':')
-                || (i > 0 && c.is_ascii_digit()))
-        })
+        .position(|(i, c)| !(is_name_start(c, metric) || (i > 0 && is_name_byte(c, metric))))
         .unwrap_or(name.len());
     let what = match name[bad..].chars().next() {
         None => return format!("invalid {kind} name: it is empty"),
@@ -147,19 +186,195 @@ fn bad_name(kind: &str, name: &str, metric: bool) -> String {
     }
 }
 
-fn valid_label_name(n: &str) -> bool {
-    let mut b = n.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+/// A cursor over one line of a file. Blanks are spaces and tabs, as in the format.
+struct Cursor<'a> {
+    s: &'a str,
+    at: usize,
 }
 
-/// The family a sample belongs to, given the declared families.
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.at).copied()
+    }
+
+    fn blanks(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        let yes = self.peek() == Some(c);
+        if yes {
+            self.at += 1;
+        }
+        yes
+    }
+
+    /// The longest name at the cursor, or why there is none.
+    fn name(&mut self, kind: &str, metric: bool) -> Result<&'a str, String> {
+        let from = self.at;
+        let b = self.s.as_bytes();
+        if b.get(from).is_some_and(|&c| is_name_start(c, metric)) {
+            self.at += 1;
+            while b.get(self.at).is_some_and(|&c| is_name_byte(c, metric)) {
+                self.at += 1;
+            }
+            return Ok(&self.s[from..self.at]);
+        }
+        let word = self.s[from..]
+            .split([' ', '\t', '{', '}', '=', ','])
+            .next()
+            .unwrap_or("");
+        Err(bad_name(kind, word, metric))
+    }
+
+    /// A token up to the next blank or the end of the line.
+    fn word(&mut self) -> &'a str {
+        let from = self.at;
+        let rest = &self.s.as_bytes()[from..];
+        self.at += rest
+            .iter()
+            .position(|c| matches!(c, b' ' | b'\t'))
+            .unwrap_or(rest.len());
+        &self.s[from..self.at]
+    }
+
+    /// A quoted label value after its `"`, unescaped.
+    fn quoted(&mut self) -> Result<String, String> {
+        let mut value = String::new();
+        let mut chars = self.s[self.at..].char_indices();
+        loop {
+            match chars.next() {
+                None => return Err("unterminated label value".to_owned()),
+                Some((i, '"')) => {
+                    self.at += i + 1;
+                    return Ok(value);
+                }
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, '\\')) => value.push('\\'),
+                    Some((_, '"')) => value.push('"'),
+                    _ => return Err("invalid escape in a label value".to_owned()),
+                },
+                Some((_, c)) => value.push(c),
+            }
+        }
+    }
+}
+
+/// A sample value: a float as the format writes one (`NaN`, `+Inf`, `-Inf`, decimals
+/// and exponents).
+fn parse_value(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .map_err(|_| format!("invalid value {}", excerpt(v)))
+}
+
+/// A sample line's name, labels (sorted by name, unescaped) and value.
+type ParsedSample<'a> = (&'a str, Vec<(&'a str, String)>, f64);
+
+/// A histogram bucket's `le` or a summary's `quantile` value, and where that label
+/// (with its comma) sits in the rendered series.
+type BoundAt = (f64, u32, u32);
+
+/// One sample line, read in full: its name, its labels sorted by name, its value.
+fn parse_sample(line: &str) -> Result<ParsedSample<'_>, String> {
+    let mut c = Cursor { s: line, at: 0 };
+    c.blanks();
+    let from = c.at;
+    let name = c.name("metric", true)?;
+    let mut labels: Vec<(&str, String)> = Vec::new();
+    if c.at < line.len() && !matches!(c.peek(), Some(b' ' | b'\t' | b'{')) {
+        // A name must be followed by a blank or its labels.
+        c.at = from;
+        return Err(bad_name("metric", c.word(), true));
+    }
+    c.blanks();
+    if c.eat(b'{') {
+        loop {
+            c.blanks();
+            if c.eat(b'}') {
+                break;
+            }
+            let key = c.name("label", false)?;
+            if key.starts_with("__") {
+                return Err(format!(
+                    "label name {} is reserved (names starting with __ are Prometheus's own)",
+                    excerpt(key)
+                ));
+            }
+            c.blanks();
+            if !c.eat(b'=') {
+                return Err(format!("label {} needs = and a value", excerpt(key)));
+            }
+            c.blanks();
+            if !c.eat(b'"') {
+                return Err("a label value must be quoted".to_owned());
+            }
+            labels.push((key, c.quoted()?));
+            c.blanks();
+            if !c.eat(b',') {
+                c.blanks();
+                if !c.eat(b'}') {
+                    return Err("labels must be separated by commas".to_owned());
+                }
+                break;
+            }
+        }
+        c.blanks();
+    }
+    let value = c.word();
+    if value.is_empty() {
+        return Err("a sample needs a value".to_owned());
+    }
+    let value = parse_value(value)?;
+    let end = c.at;
+    c.blanks();
+    if c.at == line.len() && end < line.len() {
+        // As node_exporter: a blank after the value announces a timestamp.
+        return Err("a blank after the value, and no timestamp".to_owned());
+    }
+    if c.at < line.len() {
+        let rest = c.word();
+        return Err(if rest.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            "client-side timestamps are not supported".to_owned()
+        } else {
+            format!("unexpected {} after the value", excerpt(rest))
+        });
+    }
+    labels.sort_by(|a, b| a.0.cmp(b.0));
+    if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("label {} twice", excerpt(w[0].0)));
+    }
+    Ok((name, labels, value))
+}
+
+/// A HELP text, unescaped: the format knows `\\` and `\n`, nothing else.
+fn unescape_help(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            _ => return Err("invalid escape in a HELP text (only \\\\ and \\n)".to_owned()),
+        }
+    }
+    Ok(out)
+}
+
+/// The family a sample belongs to, given the declared families: a histogram's or a
+/// summary's for `_bucket`, `_sum` and `_count`, else its own.
 fn family_of<'a>(name: &'a str, declared: &BTreeMap<String, TextFamily>) -> &'a str {
-    for suffix in ["_bucket", "_sum", "_count", "_created"] {
+    for suffix in ["_bucket", "_sum", "_count"] {
         if let Some(base) = name.strip_suffix(suffix) {
             if declared
                 .get(base)
-                .is_some_and(|f| f.kind == "histogram" || f.kind == "summary")
+                .is_some_and(|f| matches!(f.kind, Some(Kind::Histogram | Kind::Summary)))
             {
                 return base;
             }
@@ -168,76 +383,300 @@ fn family_of<'a>(name: &'a str, declared: &BTreeMap<String, TextFamily>) -> &'a 
     name
 }
 
-/// Parses one sample line: (metric name, canonical label set) or why not.
-fn parse_sample(line: &str) -> Result<(String, String), String> {
-    let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
-    let name = &line[..name_end];
-    if !valid_metric_name(name) {
-        return Err(bad_name("metric", name, true));
-    }
-    if name_end == line.len() {
-        return Err("a sample needs a value".to_owned());
-    }
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(body) = rest.strip_prefix('{') {
-        let mut s = body;
-        loop {
-            s = s.trim_start();
-            if let Some(after) = s.strip_prefix('}') {
-                rest = after;
-                break;
+/// Renders `name{k="v",…}` and, for a histogram bucket or a summary quantile, the
+/// bound's value and where its label sits.
+fn render(
+    name: &str,
+    labels: &[(&str, String)],
+    bound_label: Option<&str>,
+) -> Result<(Box<[u8]>, Option<BoundAt>), String> {
+    let mut out = Vec::with_capacity(name.len() + labels.len() * 16 + 2);
+    out.extend_from_slice(name.as_bytes());
+    let mut bound = None;
+    if !labels.is_empty() {
+        out.push(b'{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            let from = out.len();
+            if i > 0 {
+                out.push(b',');
             }
-            let eq = s.find('=').ok_or("a label needs =")?;
-            let key = s[..eq].trim();
-            if !valid_label_name(key) {
-                return Err(bad_name("label", key, false));
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"=\"");
+            escape_into(&mut out, v.as_bytes(), true);
+            out.push(b'"');
+            if Some(*k) == bound_label {
+                let b = parse_value(v.trim())
+                    .map_err(|_| format!("{k}=\"{}\" is not a number", excerpt(v)))?;
+                // The first label's range takes the comma after it instead.
+                let (from, to) = if i == 0 && labels.len() > 1 {
+                    (from, out.len() + 1)
+                } else {
+                    (from, out.len())
+                };
+                bound = Some((b, from as u32, to as u32));
             }
-            s = s[eq + 1..].trim_start();
-            s = s.strip_prefix('"').ok_or("a label value must be quoted")?;
-            let mut value = String::new();
-            let mut chars = s.char_indices();
-            let end = loop {
-                match chars.next() {
-                    None => return Err("unterminated label value".to_owned()),
-                    Some((i, '"')) => break i,
-                    Some((_, '\\')) => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, '\\')) => value.push('\\'),
-                        Some((_, '"')) => value.push('"'),
-                        _ => return Err("invalid escape in a label value".to_owned()),
-                    },
-                    Some((_, c)) => value.push(c),
+        }
+        out.push(b'}');
+    }
+    if let Some(label) = bound_label {
+        if bound.is_none() {
+            return Err(format!("{} needs a {label} label", excerpt(name)));
+        }
+    }
+    Ok((out.into_boxed_slice(), bound))
+}
+
+/// Parses a whole file into families, or says why the file is dropped.
+pub fn parse_file(
+    text: &str,
+    reserved: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, TextFamily>, String> {
+    let mut families: BTreeMap<String, TextFamily> = BTreeMap::new();
+    let mut allowed: HashSet<String> = HashSet::new();
+    let mut typed = BTreeSet::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let at = |e: String| format!("line {}: {e}", i + 1);
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if trimmed.is_empty() {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix('#') {
+            let mut c = Cursor { s: rest, at: 0 };
+            c.blanks();
+            let keyword = c.word();
+            if keyword != "HELP" && keyword != "TYPE" {
+                continue; // a comment
+            }
+            c.blanks();
+            let name = c.name("metric", true).map_err(at)?;
+            if c.at < rest.len() && !matches!(c.peek(), Some(b' ' | b'\t')) {
+                return Err(at(bad_name("metric", c.word(), true)));
+            }
+            c.blanks();
+            let text = &rest[c.at..];
+            let f = families.entry(name.to_owned()).or_default();
+            if keyword == "HELP" {
+                if f.help.is_some() {
+                    return Err(at(format!("second HELP for {}", excerpt(name))));
                 }
+                f.help = Some(unescape_help(text).map_err(at)?);
+                continue;
+            }
+            let kind = match text.trim_end_matches([' ', '\t']) {
+                "counter" => Kind::Counter,
+                "gauge" => Kind::Gauge,
+                "histogram" => Kind::Histogram,
+                "summary" => Kind::Summary,
+                "untyped" => Kind::Untyped,
+                other => return Err(at(format!("unknown type {}", excerpt(other)))),
             };
-            labels.push((key.to_owned(), value));
-            s = s[end + 1..].trim_start();
-            if let Some(after) = s.strip_prefix(',') {
-                s = after;
-            } else if !s.starts_with('}') {
-                return Err("labels must be separated by commas".to_owned());
+            if !typed.insert(name.to_owned()) {
+                return Err(at(format!("second TYPE for {}", excerpt(name))));
+            }
+            if !f.samples.is_empty() {
+                return Err(at(format!("TYPE for {} after its samples", excerpt(name))));
+            }
+            f.kind = Some(kind);
+            continue;
+        }
+        let (name, labels, value) = parse_sample(line).map_err(at)?;
+        let family = family_of(name, &families);
+        // Each name is checked once: the reserved list is long, the series many.
+        if !allowed.contains(name) {
+            if reserved(family) || reserved(name) {
+                return Err(at(format!(
+                    "{name} is a metric this exporter serves itself; rename it in the file"
+                )));
+            }
+            allowed.insert(name.to_owned());
+        }
+        let f = families.entry(family.to_owned()).or_default();
+        let kind = *f.kind.get_or_insert(Kind::Untyped);
+        let bound_label = match (kind, &name[family.len()..]) {
+            (Kind::Histogram, "_bucket") => Some("le"),
+            (Kind::Summary, "") => Some("quantile"),
+            (Kind::Histogram, "") => {
+                return Err(at(format!(
+                    "{family} is a histogram: its samples are {family}_bucket, {family}_sum and {family}_count"
+                )))
+            }
+            _ => None,
+        };
+        let (series, bound) = render(name, &labels, bound_label).map_err(at)?;
+        f.samples.push(TextSample {
+            series,
+            value,
+            bound,
+            line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+        });
+    }
+    families.retain(|_, f| !f.samples.is_empty());
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for s in families.values().flat_map(|f| &f.samples) {
+        if !seen.insert(&s.series) {
+            return Err(format!(
+                "line {}: {} repeats a series",
+                s.line,
+                excerpt(&String::from_utf8_lossy(s.name()))
+            ));
+        }
+    }
+    Ok(families)
+}
+
+/// One histogram's or summary's samples (one label set besides `le` or `quantile`),
+/// in the order the files give them.
+#[derive(Default)]
+struct Group<'a> {
+    samples: Vec<&'a TextSample>,
+    /// Each bucket's or quantile's bound and value.
+    bounds: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: Option<f64>,
+}
+
+/// A histogram's or summary's samples by group, groups in order of first appearance:
+/// OpenMetrics wants each group's samples together.
+fn groups<'a>(base: &str, samples: &[&'a TextSample]) -> Vec<Group<'a>> {
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for s in samples {
+        let name = s.name();
+        let suffix = &name[base.len().min(name.len())..];
+        let series = s.group();
+        // Without the suffix, so that a group's buckets, sum and count meet.
+        let key = [&series[..base.len()], &series[name.len()..]].concat();
+        let g = *index.entry(key).or_insert_with(|| {
+            groups.push(Group::default());
+            groups.len() - 1
+        });
+        let g = &mut groups[g];
+        g.samples.push(s);
+        match suffix {
+            b"_count" => g.count = Some(s.value),
+            b"_sum" => g.sum = Some(s.value),
+            _ => {
+                if let Some((bound, _, _)) = s.bound {
+                    g.bounds.push((bound, s.value));
+                }
             }
         }
     }
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    match fields.as_slice() {
-        [v] => {
-            let ok = matches!(*v, "NaN" | "+Inf" | "-Inf" | "Inf") || v.parse::<f64>().is_ok();
-            if !ok {
-                return Err(format!("invalid value {}", excerpt(v)));
+    groups
+}
+
+/// Whether a group is valid OpenMetrics as it stands: buckets in order up to `+Inf`,
+/// cumulative whole counts, a count that agrees, sum and count together, no NaN or
+/// negative where a counter's value goes; quantiles in [0, 1] and not negative.
+fn open_metrics_group(kind: Kind, g: &Group<'_>) -> bool {
+    let whole = |v: f64| v >= 0.0 && v.fract() == 0.0;
+    let counter_like = |v: Option<f64>| v.is_none_or(|v| v >= 0.0);
+    let ordered = g.bounds.windows(2).all(|w| w[0].0 < w[1].0);
+    let common = ordered
+        && counter_like(g.sum)
+        && g.count.is_none_or(whole)
+        && g.sum.is_some() == g.count.is_some();
+    match kind {
+        Kind::Histogram => {
+            let top = g.bounds.last();
+            // `+Inf` written as OpenMetrics writes it (not `Inf` or `+inf`).
+            let canonical_top = g
+                .samples
+                .iter()
+                .rev()
+                .find(|s| s.bound.is_some())
+                .is_some_and(|s| memchr::memmem::find(&s.series, b"le=\"+Inf\"").is_some());
+            common
+                && canonical_top
+                && top.is_some_and(|t| t.0 == f64::INFINITY)
+                && g.bounds.iter().all(|b| whole(b.1))
+                && g.bounds.windows(2).all(|w| w[0].1 <= w[1].1)
+                && g.count.is_none_or(|c| Some(c) == top.map(|t| t.1))
+                && (g.sum.is_none() || g.bounds.iter().all(|b| b.0 >= 0.0))
+        }
+        _ => {
+            common
+                && g.bounds
+                    .iter()
+                    .all(|b| (0.0..=1.0).contains(&b.0) && (b.1 >= 0.0 || b.1.is_nan()))
+        }
+    }
+}
+
+/// The family's name in OpenMetrics, where a counter's family drops `_total` (and a
+/// counter without it cannot be one: it is written as `unknown`).
+fn open_metrics_name(name: &str, kind: Kind) -> &str {
+    match kind {
+        Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    }
+}
+
+/// The names a family takes in OpenMetrics: its family name and every sample name its
+/// type allows. Two families of the files that take the same name would be one family
+/// there, and are refused.
+fn open_metrics_claims(name: &str, kind: Kind) -> Vec<String> {
+    let (base, suffixes): (&str, &[&str]) = match kind {
+        Kind::Counter => match name.strip_suffix("_total") {
+            Some(base) => (base, &["", "_total", "_created"]),
+            None => (name, &[""]),
+        },
+        Kind::Histogram => (name, &["", "_bucket", "_count", "_sum", "_created"]),
+        Kind::Summary => (name, &["", "_count", "_sum", "_created"]),
+        Kind::Gauge | Kind::Untyped => (name, &[""]),
+    };
+    suffixes.iter().map(|s| format!("{base}{s}")).collect()
+}
+
+/// Writes one family, merged from the files that have it.
+fn write_family(w: &mut MetricWriter<'_>, name: &str, parts: &[&TextFamily]) {
+    let kind = parts[0].kind();
+    let help = parts
+        .iter()
+        .find_map(|f| f.help.as_deref())
+        .unwrap_or(NO_HELP);
+    let samples = || parts.iter().flat_map(|f| &f.samples);
+    if !w.format().is_open_metrics() {
+        w.foreign_family(name, help, kind);
+        for s in samples() {
+            w.series_sample(&s.series, s.value);
+        }
+        return;
+    }
+    let all: Vec<&TextSample> = samples().collect();
+    let (kind, ordered) = match kind {
+        Kind::Counter if name.ends_with("_total") && all.iter().all(|s| s.value >= 0.0) => {
+            (Kind::Counter, all)
+        }
+        Kind::Histogram | Kind::Summary => {
+            let groups = groups(name, &all);
+            if groups.iter().all(|g| open_metrics_group(kind, g)) {
+                (kind, groups.into_iter().flat_map(|g| g.samples).collect())
+            } else {
+                // Not valid OpenMetrics as it stands: one unknown family per sample
+                // name, which keeps every series and its value.
+                let mut names: Vec<&[u8]> = Vec::new();
+                for s in &all {
+                    if !names.contains(&s.name()) {
+                        names.push(s.name());
+                    }
+                }
+                for n in names {
+                    w.foreign_family(&String::from_utf8_lossy(n), help, Kind::Untyped);
+                    for s in all.iter().filter(|s| s.name() == n) {
+                        w.series_sample(&s.series, s.value);
+                    }
+                }
+                return;
             }
         }
-        [_, _] => return Err("client-side timestamps are not supported".to_owned()),
-        _ => return Err("a sample is a name, labels and one value".to_owned()),
+        Kind::Gauge => (Kind::Gauge, all),
+        _ => (Kind::Untyped, all),
+    };
+    w.foreign_family(open_metrics_name(name, kind), help, kind);
+    for s in ordered {
+        w.series_sample(&s.series, s.value);
     }
-    labels.sort();
-    let mut seen = BTreeSet::new();
-    for (k, _) in &labels {
-        if !seen.insert(k) {
-            return Err(format!("label {} twice", excerpt(k)));
-        }
-    }
-    Ok((name.to_owned(), format!("{labels:?}")))
 }
 
 /// A textfile's text and modification time, if it was read whole: a regular file of at
@@ -267,78 +706,6 @@ fn read_whole(path: &Path, limit: u64) -> Result<(String, SystemTime), String> {
     Ok((text, mtime))
 }
 
-/// Parses a whole file into families, or says why the file is dropped.
-pub fn parse_file(
-    text: &str,
-    reserved: impl Fn(&str) -> bool,
-) -> Result<BTreeMap<String, TextFamily>, String> {
-    let mut families: BTreeMap<String, TextFamily> = BTreeMap::new();
-    let mut series = HashSet::new();
-    let mut allowed: HashSet<String> = HashSet::new();
-    let mut typed = BTreeSet::new();
-    for (i, raw) in text.lines().enumerate() {
-        let at = |e: String| format!("line {}: {e}", i + 1);
-        let line = raw.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('#') {
-            let mut parts = rest.trim_start().splitn(3, ' ');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("HELP"), Some(name), help) => {
-                    if !valid_metric_name(name) {
-                        return Err(at(bad_name("metric", name, true)));
-                    }
-                    let f = families.entry(name.to_owned()).or_default();
-                    if f.help.is_some() {
-                        return Err(at(format!("second HELP for {}", excerpt(name))));
-                    }
-                    f.help = Some(help.unwrap_or("").to_owned());
-                }
-                (Some("TYPE"), Some(name), Some(kind)) => {
-                    let kind = kind.trim();
-                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
-                        return Err(at(format!("unknown type {}", excerpt(kind))));
-                    }
-                    if !typed.insert(name.to_owned()) {
-                        return Err(at(format!("second TYPE for {}", excerpt(name))));
-                    }
-                    let f = families.entry(name.to_owned()).or_default();
-                    if !f.samples.is_empty() {
-                        return Err(at(format!("TYPE for {} after its samples", excerpt(name))));
-                    }
-                    f.kind = kind.to_owned();
-                }
-                _ => {} // other comments
-            }
-            continue;
-        }
-        let (name, labels) = parse_sample(line).map_err(at)?;
-        let family = family_of(&name, &families).to_owned();
-        // Each name is checked once: the reserved list is long, the series many.
-        if !allowed.contains(&name) {
-            if reserved(&family) || reserved(&name) {
-                return Err(at(format!(
-                    "{name} is a metric this exporter serves itself; rename it in the file"
-                )));
-            }
-            allowed.insert(name.clone());
-        }
-        let key = format!("{name}{labels}");
-        if !series.insert(key.clone()) {
-            return Err(at(format!("{} repeats a series", excerpt(&name))));
-        }
-        let f = families.entry(family).or_default();
-        if f.kind.is_empty() {
-            f.kind = "untyped".to_owned();
-        }
-        f.samples.push(line.to_owned());
-        f.series.push(key);
-    }
-    families.retain(|_, f| !f.samples.is_empty());
-    Ok(families)
-}
-
 /// The families this collector writes of its own (besides the files').
 pub static SERVED: Served = Served::families(&[&MTIME, &SCRAPE_ERROR]);
 
@@ -357,6 +724,89 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
     }))
 }
 
+/// What the files so far have declared, for checking the next file against them.
+#[derive(Default)]
+struct Merged<'a> {
+    /// Each family's type and HELP, by its text-format name.
+    families: HashMap<&'a str, (Kind, Option<&'a str>)>,
+    /// Each name OpenMetrics reserves for a family (its name, and its samples' names),
+    /// and the text-format family that has it.
+    claimed: HashMap<String, &'a str>,
+    series: HashSet<&'a [u8]>,
+}
+
+impl<'a> Merged<'a> {
+    /// Why `fams` cannot be served beside what was merged so far, if so.
+    fn check(&self, fams: &'a BTreeMap<String, TextFamily>) -> Result<(), String> {
+        let mut own: HashMap<String, &str> = HashMap::new();
+        for (name, f) in fams {
+            if let Some((kind, help)) = self.families.get(name.as_str()) {
+                if *kind != f.kind() {
+                    return Err(format!(
+                        "{} is a {} in another file",
+                        excerpt(name),
+                        kind_name(*kind)
+                    ));
+                }
+                if let (Some(a), Some(b)) = (help, &f.help) {
+                    if a != b {
+                        return Err(format!(
+                            "{} has another HELP in another file",
+                            excerpt(name)
+                        ));
+                    }
+                }
+            }
+            for claim in open_metrics_claims(name, f.kind()) {
+                let other = self.claimed.get(claim.as_str()).or(own.get(claim.as_str()));
+                if let Some(other) = other.filter(|o| **o != name) {
+                    return Err(format!(
+                        "{} and {} clash in OpenMetrics, which reserves {} for one of them; rename one",
+                        excerpt(other),
+                        excerpt(name),
+                        excerpt(&claim)
+                    ));
+                }
+                own.insert(claim, name);
+            }
+            if let Some(s) = f.samples.iter().find(|s| self.series.contains(&*s.series)) {
+                return Err(format!(
+                    "line {}: {} repeats a series of another file",
+                    s.line,
+                    excerpt(&String::from_utf8_lossy(s.name()))
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, fams: &'a BTreeMap<String, TextFamily>) {
+        for (name, f) in fams {
+            let entry = self
+                .families
+                .entry(name.as_str())
+                .or_insert((f.kind(), None));
+            if entry.1.is_none() {
+                entry.1 = f.help.as_deref();
+            }
+            for claim in open_metrics_claims(name, f.kind()) {
+                self.claimed.insert(claim, name.as_str());
+            }
+            self.series.extend(f.samples.iter().map(|s| &*s.series));
+        }
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Histogram => "histogram",
+        Kind::Summary => "summary",
+        Kind::Untyped => "untyped",
+    }
+}
+
 impl Collector for Textfile {
     fn collect(&self, w: &mut MetricWriter<'_>) -> Result<(), CollectError> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
@@ -372,17 +822,11 @@ impl Collector for Textfile {
             }
         };
         paths.sort();
-        let mut merged: BTreeMap<String, TextFamily> = BTreeMap::new();
-        // Every series served so far, and the file it came from.
-        let mut served: HashSet<String> = HashSet::new();
-        let mut mtimes = Vec::new();
         let mut errors = Vec::new();
+        // Read and parse every file first; then check them against each other.
+        let mut parsed = Vec::new();
         let mut budget = self.bounds.total;
         for path in &paths {
-            let file = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
             let limit = self.bounds.file.min(budget);
             let (text, mtime) = match read_whole(path, limit) {
                 Ok(x) => x,
@@ -400,63 +844,34 @@ impl Collector for Textfile {
                 }
             };
             budget -= text.len() as u64;
-            let parsed = parse_file(&text, |n| self.is_reserved(n)).and_then(|fams| {
-                // Families shared with an earlier file must agree, and not repeat series.
-                for (name, f) in &fams {
-                    if let Some(prev) = merged.get(name) {
-                        if prev.kind != f.kind {
-                            return Err(format!(
-                                "{} is a {} in another file",
-                                excerpt(name),
-                                prev.kind
-                            ));
-                        }
-                        if f.help.is_some() && prev.help.is_some() && prev.help != f.help {
-                            return Err(format!(
-                                "{} has another HELP in another file",
-                                excerpt(name)
-                            ));
-                        }
-                    }
-                    if f.series.iter().any(|s| served.contains(s)) {
-                        return Err(format!(
-                            "{} repeats a series of another file",
-                            excerpt(name)
-                        ));
-                    }
-                }
-                Ok(fams)
-            });
-            match parsed {
-                Ok(fams) => {
-                    for (name, f) in fams {
-                        let m = merged.entry(name).or_insert_with(|| TextFamily {
-                            help: None,
-                            kind: f.kind.clone(),
-                            samples: Vec::new(),
-                            series: Vec::new(),
-                        });
-                        if m.help.is_none() {
-                            m.help = f.help;
-                        }
-                        served.extend(f.series);
-                        m.samples.extend(f.samples);
-                    }
-                    let secs = mtime
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0);
-                    mtimes.push((file, secs));
-                }
+            match parse_file(&text, |n| self.is_reserved(n)) {
+                Ok(fams) => parsed.push((path, fams, mtime)),
                 Err(e) => errors.push(format!("{}: {e}", path.display())),
             }
         }
-        for (name, f) in &merged {
-            let help = f.help.as_deref().unwrap_or("Metric read from a textfile.");
-            w.raw_family(name, help, &f.kind, &f.samples);
+        let mut merged = Merged::default();
+        let mut served: BTreeMap<&str, Vec<&TextFamily>> = BTreeMap::new();
+        let mut mtimes = Vec::new();
+        for (path, fams, mtime) in &parsed {
+            if let Err(e) = merged.check(fams) {
+                errors.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+            merged.add(fams);
+            for (name, f) in fams {
+                served.entry(name).or_default().push(f);
+            }
+            let secs = mtime
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            mtimes.push((path.to_string_lossy(), secs));
         }
-        for (file, secs) in &mtimes {
-            w.sample(&MTIME, &[("file", file)], *secs);
+        for (name, parts) in &served {
+            write_family(w, name, parts);
+        }
+        for (path, secs) in &mtimes {
+            w.sample_u64(&MTIME, &[("file", path)], *secs);
         }
         w.sample_u64(&SCRAPE_ERROR, &[], u64::from(!errors.is_empty()));
         match errors.first() {
@@ -487,7 +902,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f["backup_size_bytes"].samples.len(), 2);
-        assert_eq!(f["plain"].kind, "untyped");
+        assert_eq!(f["plain"].kind, Some(Kind::Untyped));
         assert_eq!(f["lat"].samples.len(), 4);
     }
 

@@ -29,6 +29,10 @@ impl Format {
         }
     }
 
+    pub fn is_open_metrics(self) -> bool {
+        matches!(self, Format::OpenMetrics { .. })
+    }
+
     /// The Content-Type header that goes with this format.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -51,6 +55,8 @@ pub enum Kind {
     /// Buckets, sum and count; the family name is the base of `_bucket`, `_sum`,
     /// `_count`.
     Histogram,
+    /// Quantiles (a `quantile` label), sum and count; only textfiles bring these.
+    Summary,
     /// A value of unknown meaning (`untyped` in the text format, `unknown` in
     /// OpenMetrics): what mysqld_exporter reports a generic server status variable as.
     Untyped,
@@ -272,35 +278,21 @@ impl<'a> MetricWriter<'a> {
         self.buf.push(b'\n');
     }
 
-    /// A family read from elsewhere (a textfile): its metadata, then its sample lines,
-    /// already checked, as they are. `kind` is the text format's (`counter`, `gauge`,
-    /// `histogram`, `summary`, `untyped`); OpenMetrics names a counter's family without
-    /// `_total` and has no `untyped`, and a counter whose samples lack `_total` cannot
-    /// be a counter there, so those are written as `unknown`.
-    pub fn raw_family(&mut self, name: &str, help: &str, kind: &str, samples: &[String]) {
-        let om = matches!(self.format, Format::OpenMetrics { .. });
-        let (name, kind) = match (om, kind) {
-            (true, "counter") => match name.strip_suffix("_total") {
-                Some(base) => (base, "counter"),
-                None => (name, "unknown"),
-            },
-            (true, "untyped") => (name, "unknown"),
-            (_, k) => (name, k),
-        };
+    /// Starts a family read from elsewhere (a textfile) under `name`, which is already
+    /// the name this format gives it (see [`Format::is_open_metrics`]); its samples
+    /// follow with [`MetricWriter::series_sample`].
+    pub fn foreign_family(&mut self, name: &str, help: &str, kind: Kind) {
         self.current = None;
-        self.buf.extend_from_slice(b"# HELP ");
-        self.buf.extend_from_slice(name.as_bytes());
+        self.metadata(name, help, kind, None);
+    }
+
+    /// One sample whose name and labels were rendered before (`name{k="v",…}`, label
+    /// values escaped as both formats escape them), and its value.
+    pub fn series_sample(&mut self, series: &[u8], value: f64) {
+        self.buf.extend_from_slice(series);
         self.buf.push(b' ');
-        escape_into(self.buf, help.as_bytes(), false);
-        self.buf.extend_from_slice(b"\n# TYPE ");
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.push(b' ');
-        self.buf.extend_from_slice(kind.as_bytes());
+        write_f64(self.buf, value);
         self.buf.push(b'\n');
-        for s in samples {
-            self.buf.extend_from_slice(s.as_bytes());
-            self.buf.push(b'\n');
-        }
     }
 
     /// Writes one sample whose value is a [`Number`] read from a server.
@@ -424,13 +416,20 @@ fn metadata(
     buf.extend_from_slice(b"# HELP ");
     buf.extend_from_slice(name);
     buf.push(b' ');
-    escape_into(buf, help.as_bytes(), false);
+    // OpenMetrics' HELP is an escaped string like a label value; the text format's
+    // knows only `\\` and `\n`, and reads `\"` as an invalid escape.
+    escape_into(
+        buf,
+        help.as_bytes(),
+        matches!(format, Format::OpenMetrics { .. }),
+    );
     buf.extend_from_slice(b"\n# TYPE ");
     buf.extend_from_slice(name);
     buf.extend_from_slice(match kind {
         Kind::Counter => b" counter\n",
         Kind::Gauge => b" gauge\n",
         Kind::Histogram => b" histogram\n",
+        Kind::Summary => b" summary\n",
         Kind::Untyped => match format {
             Format::OpenMetrics { .. } => b" unknown\n",
             Format::Text => b" untyped\n",
@@ -452,8 +451,9 @@ pub fn finish(buf: &mut Vec<u8>, format: Format) {
     }
 }
 
-/// Escapes `\` and newline (and `"` in label values) as both formats require.
-fn escape_into(buf: &mut Vec<u8>, s: &[u8], quote: bool) {
+/// Escapes `\` and newline (and `"` in label values and OpenMetrics' HELP) as the
+/// formats require.
+pub fn escape_into(buf: &mut Vec<u8>, s: &[u8], quote: bool) {
     let needs = if quote {
         memchr::memchr3(b'\\', b'\n', b'"', s).is_some()
     } else {
