@@ -487,7 +487,10 @@ fn process_series_describe_the_exporter_whatever_the_procfs() {
     ));
     let m = e.metrics();
     assert_eq!(
-        m.value("shoehub_scrape_collector_success", &[("collector", "process")]),
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "process")]
+        ),
         Some(1.0),
         "{}",
         e.stderr()

@@ -485,7 +485,7 @@ fn a_missing_replication_grant_costs_only_the_replication_series() {
     );
     let dir = tempfile::tempdir().unwrap();
     let e = Exporter::start(&format!(
-        "mysql:\n  url: mysql://narrow@127.0.0.1:{}/\n  password_file: {}\n  schemas: [shoe_store_hub]\n",
+        "mysql:\n  url: mysql://narrow@127.0.0.1:{}/\n  password_file: {}\n  schemas: [shoe_store_hub]\n  grants_recheck: 2s\n",
         db.port,
         password_file(dir.path(), "narrow-pw").display()
     ));
@@ -506,6 +506,14 @@ fn a_missing_replication_grant_costs_only_the_replication_series() {
         log.contains("reading replication status") && log.contains("grants"),
         "{log}"
     );
+    // The grant is added: the collector recovers by itself, on a new login (the server
+    // gives an open connection the global grants it logged in with), no reload.
+    db.sql("GRANT REPLICA MONITOR ON *.* TO 'narrow'@'127.0.0.1';");
+    let granted = std::time::Instant::now();
+    common::wait_until("the collector succeeds once the grant is there", || {
+        success(&scrape(&e)) == 1.0
+    });
+    eprintln!("recovered {:?} after the grant", granted.elapsed());
 }
 
 #[test]

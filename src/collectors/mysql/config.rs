@@ -43,6 +43,17 @@ pub struct MysqlConfig {
     /// every scrape, as mysqld_exporter does.
     #[serde(default = "one_minute")]
     pub variables_interval: DurationValue,
+    /// How long a statement the account was refused (replication status, table sizes)
+    /// or a table it may not read (the compression tables, without PROCESS) stays
+    /// skipped before it is tried again, on a new connection: a grant added meanwhile
+    /// then takes effect without a reload. A connection that met a refusal is never
+    /// kept (the server applies global grants to new logins only).
+    #[serde(default = "five_minutes")]
+    pub grants_recheck: DurationValue,
+}
+
+fn five_minutes() -> DurationValue {
+    DurationValue(Duration::from_secs(300))
 }
 
 fn one_minute() -> DurationValue {
@@ -70,6 +81,12 @@ impl MysqlConfig {
     /// Rules that span keys, which serde cannot check one value at a time.
     pub fn validate(&self) -> Result<(), String> {
         self.account().validate("mysql")?;
+        if self.grants_recheck.get() < Duration::from_secs(1) {
+            return Err(format!(
+                "mysql.grants_recheck: {} is too short; at least 1s (the default, 5m, costs one login per five minutes while a grant is missing)",
+                self.grants_recheck
+            ));
+        }
         if let Some(bad) = self.schemas.iter().find(|s| {
             s.is_empty()
                 || !s

@@ -36,9 +36,6 @@ use encode::{
 
 /// Connections the exporter opens at most.
 pub const POOL_SIZE: usize = 2;
-/// How long a connection whose account was refused replication status waits before
-/// asking again (a grant added meanwhile then takes effect).
-const REPLICA_RETRY: Duration = Duration::from_secs(300);
 
 /// A server session the pool keeps, and what it learnt when it logged in.
 struct Session {
@@ -49,8 +46,10 @@ struct Session {
     /// after replication status: `{status}; {variables}{tail}`.
     status: &'static str,
     tail: String,
-    /// Why replication status was refused, and when it was last tried.
-    replica_refused: Option<(String, Instant)>,
+    /// When the session logged in.
+    born: Instant,
+    /// Whether the server refused it a statement: it is not kept for the next scrape.
+    refused: bool,
     /// The variables read with every scrape ([`VARIABLES`] that this server has), and
     /// the statement that reads them by name.
     fresh: Vec<String>,
@@ -99,6 +98,10 @@ pub struct Mysql {
     /// Every numeric variable as last read, and when.
     variables: Mutex<Option<(Instant, StatusText)>>,
     idle: Mutex<Vec<Session>>,
+    /// Why replication status was refused, and when: it is skipped until
+    /// `grants_recheck` has passed, then tried on a new connection.
+    replica_refused: Mutex<Option<(String, Instant)>>,
+    grants_recheck: Duration,
     permits: Semaphore,
     /// The read under way (its result is `None` until it ends), which scrapes join.
     flight: Mutex<Option<Flight>>,
@@ -137,6 +140,8 @@ impl Mysql {
             variables_interval: cfg.variables_interval.get(),
             variables: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
+            replica_refused: Mutex::new(None),
+            grants_recheck: cfg.grants_recheck.get(),
             permits: Semaphore::new(POOL_SIZE),
             flight: Mutex::new(None),
             last_len: std::sync::atomic::AtomicUsize::new(32 * 1024),
@@ -332,7 +337,8 @@ impl Mysql {
             replica,
             status,
             tail,
-            replica_refused: None,
+            born: Instant::now(),
+            refused: false,
             fresh,
             fresh_sql,
             all,
@@ -350,7 +356,10 @@ impl Mysql {
             .acquire()
             .await
             .map_err(|_| CollectError::Remote("shutting down".to_owned()))?;
-        let (mut session, reused) = match self.take_idle() {
+        // A refused statement is tried again on a new login: the server gives an open
+        // connection the global grants it had when it logged in.
+        let recheck = self.replica_due() && self.replica_refusal().is_some();
+        let (mut session, reused) = match self.take_idle().filter(|_| !recheck) {
             Some(s) => (s, true),
             None => (self.connect().await?, false),
         };
@@ -367,10 +376,34 @@ impl Mysql {
         };
         match result {
             Ok(r) => {
-                self.put_idle(session);
+                // A session that met a refusal, or that logged in without PROCESS, is
+                // replaced in time: a grant added meanwhile comes with the new login.
+                let stale = session.refused
+                    || (!session.compression && session.born.elapsed() >= self.grants_recheck);
+                if !stale {
+                    self.put_idle(session);
+                }
                 Ok(r)
             }
             Err(e) => Err(CollectError::Remote(e.to_string())),
+        }
+    }
+
+    /// Why replication status was refused last, if it was.
+    fn replica_refusal(&self) -> Option<(String, Instant)> {
+        self.replica_refused.lock().ok()?.clone()
+    }
+
+    /// Whether replication status is asked in this scrape: always, unless it was
+    /// refused less than `grants_recheck` ago.
+    fn replica_due(&self) -> bool {
+        self.replica_refusal()
+            .is_none_or(|(_, at)| at.elapsed() >= self.grants_recheck)
+    }
+
+    fn set_replica_refusal(&self, refusal: Option<(String, Instant)>) {
+        if let Ok(mut r) = self.replica_refused.lock() {
+            *r = refusal;
         }
     }
 
@@ -384,10 +417,7 @@ impl Mysql {
     ) -> Result<(Snapshot, Option<CollectError>), mysql_async::Error> {
         let mut snap = Snapshot::default();
         let mut partial = None;
-        let try_replica = session
-            .replica_refused
-            .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() >= REPLICA_RETRY);
+        let try_replica = self.replica_due();
         let mut with_replica = try_replica;
         let all_due = self.variables_due();
         let variables_sql = if all_due {
@@ -402,12 +432,13 @@ impl Mysql {
         let mut result = if try_replica {
             match session.conn.query_iter(batch.as_str()).await {
                 Ok(r) => {
-                    session.replica_refused = None;
+                    self.set_replica_refusal(None);
                     r
                 }
                 Err(e @ mysql_async::Error::Server(_)) => {
                     let cause = server_error("reading replication status", e)?;
-                    session.replica_refused = Some((cause.to_string(), Instant::now()));
+                    self.set_replica_refusal(Some((cause.to_string(), Instant::now())));
+                    session.refused = true;
                     with_replica = false;
                     session.conn.query_iter(without_replica.as_str()).await?
                 }
@@ -416,8 +447,8 @@ impl Mysql {
         } else {
             session.conn.query_iter(without_replica.as_str()).await?
         };
-        if let Some((cause, _)) = &session.replica_refused {
-            partial = Some(CollectError::Remote(cause.clone()));
+        if let Some((cause, _)) = self.replica_refusal() {
+            partial = Some(CollectError::Remote(cause));
         }
         if with_replica {
             let replica = &mut snap.replica;
@@ -531,7 +562,10 @@ impl Mysql {
                         *t = Some((Instant::now(), tables));
                     }
                 }
-                Err(e) => partial = partial.or(Some(server_error("reading table sizes", e)?)),
+                Err(e) => {
+                    session.refused = true;
+                    partial = partial.or(Some(server_error("reading table sizes", e)?));
+                }
             }
         }
         snap.tables = match self.tables.lock() {
