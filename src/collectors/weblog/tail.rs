@@ -2,7 +2,9 @@
 //!
 //! The follower keeps the file it reads open and reads it to its end on every poll,
 //! then looks at the path:
-//! - the same file, shorter than what was read: truncated in place (copytruncate).
+//! - the same file, shorter than what was read, or whose first bytes or the bytes before
+//!   where reading stopped are no longer what was read: truncated in place
+//!   (copytruncate), perhaps written past the old end since the last poll.
 //!   Lines written before the copy that were not read yet are in the copy; when a
 //!   sibling file (`access.log.1`, `access.log-20261125`, …) ends where reading stopped
 //!   (its bytes before that point match the last bytes read), the rest is read from it.
@@ -17,7 +19,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -100,6 +102,9 @@ struct Open {
     ino: u64,
     /// Bytes of it read so far.
     offset: u64,
+    /// Its first bytes (up to [`FINGERPRINT`]), as read: a file truncated and written
+    /// again past the old end starts with others.
+    head: Vec<u8>,
 }
 
 pub struct Follower {
@@ -169,6 +174,11 @@ impl Follower {
         if self.open.is_none() && !self.open_path()? {
             return Ok(());
         }
+        // Before reading on: a file truncated and written again past where reading
+        // stopped, since the last poll, is no longer longer-and-the-same.
+        if let Some(offset) = self.rewritten() {
+            self.truncated(offset)?;
+        }
         self.read_to_end()?;
         match std::fs::metadata(&self.path) {
             Ok(meta) => {
@@ -237,13 +247,33 @@ impl Follower {
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| FollowError::Io(path.clone(), e))?;
         }
+        // Read from its end: its first bytes now are what a rewrite would change.
+        let mut head = vec![0; FINGERPRINT.min(offset as usize)];
+        if file.read_exact_at(&mut head, 0).is_err() {
+            head.clear();
+        }
         self.open = Some(Open {
             file,
             dev: meta.dev(),
             ino: meta.ino(),
             offset,
+            head,
         });
         Ok(true)
+    }
+
+    /// Where reading stopped in the open file, if the file no longer holds what was read
+    /// there: shorter, or other bytes at its start or just before that point.
+    fn rewritten(&self) -> Option<u64> {
+        let open = self.open.as_ref()?;
+        let same = |at: u64, want: &[u8]| {
+            let mut got = vec![0; want.len()];
+            open.file.read_exact_at(&mut got, at).is_ok() && got == want
+        };
+        let before = self.fingerprint.len() as u64;
+        let unchanged = same(0, &open.head)
+            && (before > open.offset || same(open.offset - before, &self.fingerprint));
+        (!unchanged).then_some(open.offset)
     }
 
     /// Leaves the current file: an unfinished last line in it is dropped (a writer
@@ -277,6 +307,7 @@ impl Follower {
         self.fingerprint.clear();
         if let Some(o) = self.open.as_mut() {
             o.offset = 0;
+            o.head.clear();
             o.file
                 .seek(SeekFrom::Start(0))
                 .map_err(|e| FollowError::Io(self.path.clone(), e))?;
@@ -338,6 +369,11 @@ impl Follower {
             match open.file.read(&mut buf) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
+                    // The file's first bytes, as they are read.
+                    if open.offset == open.head.len() as u64 && open.head.len() < FINGERPRINT {
+                        let take = (FINGERPRINT - open.head.len()).min(n);
+                        open.head.extend_from_slice(&buf[..take]);
+                    }
                     open.offset += n as u64;
                     self.consume(&buf[..n]);
                 }
@@ -431,4 +467,82 @@ pub enum FollowError {
     Io(PathBuf, #[source] io::Error),
     #[error("{0} is not a regular file")]
     NotAFile(PathBuf),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines(from: usize, n: usize) -> String {
+        (from..from + n)
+            .map(|i| {
+                format!(
+                    "203.0.113.{} - - [04/Dec/2026:10:00:{:02} +0000] \"GET /shoes/{i} HTTP/1.1\" 200 {i} \"-\" \"t\"\n",
+                    i % 250,
+                    i % 60
+                )
+            })
+            .collect()
+    }
+
+    fn counted(f: &Follower) -> u64 {
+        f.shared.lock().unwrap().stats.lines
+    }
+
+    /// Truncated and written again past its old size between two polls: every line of
+    /// the new content is counted, not only those past the old offset.
+    #[test]
+    fn a_file_truncated_and_refilled_past_its_old_size_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        std::fs::write(&path, lines(0, 1000)).unwrap();
+        let mut f = Follower::new(&WeblogConfig {
+            name: "shop".to_owned(),
+            path: path.clone(),
+            format: LogFormat::Combined,
+            from_beginning: true,
+            max_line_bytes: 65536,
+        });
+        f.poll();
+        assert_eq!(counted(&f), 1000);
+        // Same inode: truncated in place, then 2,000 other lines, more bytes than before.
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        w.write_all(lines(5000, 2000).as_bytes()).unwrap();
+        drop(w);
+        f.poll();
+        assert_eq!(counted(&f), 3000);
+        // Appending goes on as before.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(lines(9000, 10).as_bytes())
+            .unwrap();
+        f.poll();
+        assert_eq!(counted(&f), 3010);
+        // Followed from its end at start: rewritten, it is recognised as well.
+        let mut g = Follower::new(&WeblogConfig {
+            name: "late".to_owned(),
+            path: path.clone(),
+            format: LogFormat::Combined,
+            from_beginning: false,
+            max_line_bytes: 65536,
+        });
+        g.poll();
+        assert_eq!(counted(&g), 0);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap()
+            .write_all(lines(20_000, 2500).as_bytes())
+            .unwrap();
+        g.poll();
+        assert_eq!(counted(&g), 2500);
+    }
 }
