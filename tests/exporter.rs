@@ -1239,6 +1239,160 @@ fn network_devices_read_the_same_in_the_units_sandbox_with_and_without_netlink()
     assert!(said.contains("Address family not supported"), "{said}");
 }
 
+/// hwmon chips that share a device, and a GPU's clocks, in a sysfs tree written here:
+/// the three radios of one `ieee80211/phy0`, two chips of `platform/asus-nb-wmi` with
+/// the same `name`, and an amdgpu with a labelled and an unlabelled `freq` input.
+fn shared_device_sysfs(root: &Path) {
+    let chip = |device: &str, n: u32, files: &[(&str, &str)]| {
+        let dir = root.join(device).join(format!("hwmon/hwmon{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (f, v) in files {
+            std::fs::write(dir.join(f), format!("{v}\n")).unwrap();
+        }
+        std::os::unix::fs::symlink("../..", dir.join("device")).unwrap();
+        std::fs::create_dir_all(root.join("class/hwmon")).unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../{device}/hwmon/hwmon{n}"),
+            root.join(format!("class/hwmon/hwmon{n}")),
+        )
+        .unwrap();
+    };
+    let radio = "devices/pci0000:00/0000:00:1c.0/0000:03:00.0/ieee80211/phy0";
+    for n in 0..3 {
+        let name = format!("mt7996_phy0_{n}");
+        let temp = (55_000 + n * 1000).to_string();
+        chip(
+            radio,
+            n,
+            &[
+                ("name", &name),
+                ("temp1_input", &temp),
+                ("temp1_crit", "120000"),
+            ],
+        );
+    }
+    let wmi = "devices/platform/asus-nb-wmi";
+    chip(
+        wmi,
+        3,
+        &[
+            ("name", "asus"),
+            ("pwm1_enable", "2"),
+            ("fan1_input", "2000"),
+        ],
+    );
+    chip(
+        wmi,
+        4,
+        &[
+            ("name", "asus"),
+            ("pwm1_enable", "1"),
+            ("fan1_input", "2100"),
+        ],
+    );
+    chip(
+        "devices/pci0000:00/0000:00:01.0/0000:01:00.0",
+        5,
+        &[
+            ("name", "amdgpu"),
+            ("temp1_input", "45000"),
+            ("freq1_input", "1800000000"),
+            ("freq1_label", "sclk"),
+            ("freq2_input", "96000000"),
+        ],
+    );
+}
+
+/// Chips that share a device get names of their own, and freq sensors are served, as
+/// node_exporter 1.12 (unique names: the `name` file as a suffix when it tells the chips
+/// apart, else `hwmonN`) and 1.9 (`node_hwmon_freq_freq_mhz`) do. Debian's node_exporter
+/// (1.5) predates both: it gives the sharing chips one name, serves one of each
+/// duplicated series, and no frequencies; the rest it serves as this exporter does.
+#[test]
+fn hwmon_chips_sharing_a_device_get_names_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    shared_device_sysfs(dir.path());
+    let flag = format!("--path.sysfs={}", dir.path().display());
+    let (_node, node_port) = common::start_node_exporter_with(&[
+        &flag,
+        "--collector.disable-defaults",
+        "--collector.hwmon",
+    ]);
+    let e = Exporter::start(&format!("system:\n  sysfs: {}\n", dir.path().display()));
+    let m = e.metrics();
+    assert_collector_succeeded(&e, &m, "hwmon");
+    let ours = m.series_with_prefix(&["node_hwmon_"]);
+    // No series twice.
+    let unique: std::collections::BTreeSet<&String> = ours.iter().collect();
+    assert_eq!(unique.len(), ours.len(), "{ours:#?}");
+    for (chip, name, temp) in [
+        ("ieee80211_phy0_mt7996_phy0_0", "mt7996_phy0_0", 55.0),
+        ("ieee80211_phy0_mt7996_phy0_1", "mt7996_phy0_1", 56.0),
+        ("ieee80211_phy0_mt7996_phy0_2", "mt7996_phy0_2", 57.0),
+    ] {
+        assert_eq!(
+            m.value(
+                "node_hwmon_temp_celsius",
+                &[("chip", chip), ("sensor", "temp1")]
+            ),
+            Some(temp)
+        );
+        assert_eq!(
+            m.value(
+                "node_hwmon_chip_names",
+                &[("chip", chip), ("chip_name", name)]
+            ),
+            Some(1.0)
+        );
+    }
+    for (chip, rpm) in [
+        ("platform_asus_nb_wmi_hwmon3", 2000.0),
+        ("platform_asus_nb_wmi_hwmon4", 2100.0),
+    ] {
+        assert_eq!(
+            m.value("node_hwmon_fan_rpm", &[("chip", chip), ("sensor", "fan1")]),
+            Some(rpm)
+        );
+    }
+    let gpu = m.family("node_hwmon_freq_freq_mhz");
+    assert_eq!(gpu.len(), 1, "only the labelled clock: {gpu:?}");
+    assert_eq!(gpu[0].labels["sensor"], "sclk");
+    assert_eq!(gpu[0].value, 1800.0);
+    // node_exporter 1.5 on the same tree: the same series once the names are taken
+    // back to the shared one and the frequencies left out; of each duplicated series it
+    // keeps one.
+    let shared = |s: &String| {
+        let mut s = s.clone();
+        for (unique, base) in [
+            ("ieee80211_phy0_mt7996_phy0_0", "ieee80211_phy0"),
+            ("ieee80211_phy0_mt7996_phy0_1", "ieee80211_phy0"),
+            ("ieee80211_phy0_mt7996_phy0_2", "ieee80211_phy0"),
+            ("platform_asus_nb_wmi_hwmon3", "platform_asus_nb_wmi"),
+            ("platform_asus_nb_wmi_hwmon4", "platform_asus_nb_wmi"),
+        ] {
+            s = s.replace(&format!("\"{unique}\""), &format!("\"{base}\""));
+        }
+        s
+    };
+    let label_free = |s: &String| {
+        // The series without its value: which of the duplicates 1.5 kept varies.
+        s.rsplit_once(' ').map_or(s.clone(), |(k, _)| k.to_owned())
+    };
+    let peer: std::collections::BTreeSet<String> = common::scrape_port(node_port)
+        .series_with_prefix(&["node_hwmon_"])
+        .iter()
+        .map(label_free)
+        .collect();
+    let ours_as_old: std::collections::BTreeSet<String> = ours
+        .iter()
+        // 1.5 knows no freq sensors: neither their value nor their label.
+        .filter(|s| !s.contains("\"sensor\": \"freq") && !s.starts_with("node_hwmon_freq_"))
+        .map(|s| label_free(&shared(s)))
+        .collect();
+    assert!(peer.len() >= 8, "{peer:#?}");
+    assert_eq!(ours_as_old, peer);
+}
+
 #[test]
 fn sensors_and_thermal_zones_are_node_exporters_series() {
     // A sysfs tree with the hwmon chips and thermal zones of a desktop board (see
@@ -1259,8 +1413,14 @@ fn sensors_and_thermal_zones_are_node_exporters_series() {
     assert!(peer.len() > 50, "node_exporter gave {peer:#?}");
     let missing: Vec<&String> = peer.iter().filter(|s| !ours.contains(s)).collect();
     let extra: Vec<&String> = ours.iter().filter(|s| !peer.contains(s)).collect();
+    // The GPU's clock, which node_exporter serves since 1.9 (Debian's is 1.5): its
+    // frequency in MHz and its label.
+    let newer = [
+        "node_hwmon_freq_freq_mhz{\"chip\": \"0000:00:03_1_0000:09:00_0\", \"sensor\": \"sclk\"} 1000",
+        "node_hwmon_sensor_label{\"chip\": \"0000:00:03_1_0000:09:00_0\", \"label\": \"sclk\", \"sensor\": \"freq1\"} 1",
+    ];
     assert!(
-        missing.is_empty() && extra.is_empty(),
+        missing.is_empty() && extra == newer.iter().collect::<Vec<_>>(),
         "node_exporter's only: {missing:#?}\nthis exporter's only: {extra:#?}"
     );
     for collector in ["hwmon", "thermal_zone"] {

@@ -12,7 +12,7 @@
 //! the family's suffix (`_max`, `_crit`, `_alarm`, …); `_label` becomes
 //! `node_hwmon_sensor_label`, and the chip's `name` `node_hwmon_chip_names`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::thermal_zone::attribute;
@@ -26,7 +26,7 @@ pub const ABOUT: &str = "Hardware sensors (/sys/class/hwmon): temperatures, fans
 pub type Config = super::CollectorToggle;
 
 /// The sensor types read; other files (`name`, `uevent`, `power/`) are not sensors.
-const SENSOR_TYPES: [&str; 13] = [
+const SENSOR_TYPES: [&str; 14] = [
     "vrm",
     "beep_enable",
     "update_interval",
@@ -40,6 +40,7 @@ const SENSOR_TYPES: [&str; 13] = [
     "energy",
     "humidity",
     "intrusion",
+    "freq",
 ];
 
 /// Every family is named `node_hwmon_*` after the sensor type and item it holds.
@@ -313,6 +314,20 @@ pub fn chip_samples(chip: &str, human: Option<String>, sensors: &Sensors) -> Vec
             if item == "label" {
                 continue;
             }
+            if kind == "freq" && item == "input" {
+                // A clock's frequency (GPUs give them), in MHz and under its label, as
+                // node_exporter (1.9 and later) serves it; one without a label is not.
+                if let (Some(label), Ok(hz)) = (items.get("label"), text.trim().parse::<f64>()) {
+                    out.push(Sample {
+                        family: "node_hwmon_freq_freq_mhz".into(),
+                        help: "Hardware monitor frequency, in MHz.",
+                        kind: Kind::Gauge,
+                        labels: vec![("chip", chip.to_owned()), ("sensor", clean(label))],
+                        value: hz / 1_000_000.0,
+                    });
+                }
+                continue;
+            }
             let mut name = format!("node_hwmon_{kind}");
             if item == "input" {
                 // The reading itself, unless the bare file is the reading.
@@ -345,30 +360,53 @@ pub fn chip_samples(chip: &str, human: Option<String>, sensors: &Sensors) -> Vec
     out
 }
 
-/// Every chip's samples, and how many chips could not be named.
+/// Every chip's samples, and the chips that could not be named.
+///
+/// Chips that share a device (the radios of one `ieee80211/phy0`, two of
+/// `platform/asus-nb-wmi`) would share a name, and every series with it: as
+/// node_exporter (1.12 and later), each of them then takes its `name` file as a suffix
+/// when that tells them apart, else its `hwmonN`.
 pub fn read(class: &Path) -> std::io::Result<(Vec<Sample>, Vec<String>)> {
     let mut names: Vec<String> = std::fs::read_dir(class)?
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     names.sort();
-    let mut out = Vec::new();
     let mut unnamed = Vec::new();
+    // (directory, its base name, its `name` file)
+    let mut chips = Vec::new();
+    let mut per_base: HashMap<String, usize> = HashMap::new();
+    let mut per_name: HashMap<(String, Option<String>), usize> = HashMap::new();
     for n in names {
         let dir = class.join(&n);
         if !dir.is_dir() {
             continue;
         }
-        let Some(chip) = chip_name(&dir) else {
+        let Some(base) = chip_name(&dir) else {
             unnamed.push(n);
             continue;
         };
+        let own = attribute(&dir, "name");
+        *per_base.entry(base.clone()).or_default() += 1;
+        *per_name.entry((base.clone(), own.clone())).or_default() += 1;
+        chips.push((n, dir, base, own));
+    }
+    let mut out = Vec::new();
+    for (n, dir, base, own) in chips {
+        let mut chip = base.clone();
+        if per_base[&base] > 1 {
+            let by_name = own
+                .as_deref()
+                .map(clean)
+                .filter(|s| !s.is_empty() && per_name[&(base.clone(), own.clone())] == 1);
+            chip = format!("{base}_{}", by_name.unwrap_or_else(|| clean(&n)));
+        }
         let mut sensors = Sensors::new();
         read_sensors(&dir, &mut sensors);
         if dir.join("device").exists() {
             read_sensors(&dir.join("device"), &mut sensors);
         }
-        out.extend(chip_samples(&chip, attribute(&dir, "name"), &sensors));
+        out.extend(chip_samples(&chip, own, &sensors));
     }
     Ok((out, unnamed))
 }
