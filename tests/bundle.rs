@@ -428,8 +428,10 @@ fn the_dashboard_type_checks_against_grafana_s_schema() {
     );
     // The JSON as a TypeScript literal of Grafana's Dashboard type. Fields that the
     // schema types as TypeScript enums take the enum member for the same string. The
-    // annotations carry the Prometheus datasource's own fields (expr, step, …), which the
-    // schema leaves to the datasource: they are checked as AnnotationQuery plus those.
+    // annotations are checked as the schema's AnnotationQuery whose `target` is the
+    // Prometheus datasource's query (a DataQuery with `expr` and `interval`, which the
+    // schema leaves to the datasource), plus that datasource's display options; the
+    // legacy form, `expr` and `step` beside `target`, does not type-check.
     let mut dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo("grafana/dashboards/shoehub-overview.json")).unwrap(),
     )
@@ -438,7 +440,7 @@ fn the_dashboard_type_checks_against_grafana_s_schema() {
     dashboard["annotations"]["list"] = Value::from("__ANNOTATIONS__");
     let json = serde_json::to_string_pretty(&dashboard)
         .unwrap()
-        .replace(r#""__ANNOTATIONS__""#, "annotations");
+        .replace(r#""__ANNOTATIONS__""#, "list");
     let literal = json
         .replace(
             r#""mode": "absolute""#,
@@ -471,7 +473,19 @@ fn type_check(tsc: &Path, dir: &Path, package: &str, literal: &str, annotations:
     let work = tempfile::tempdir_in(dir).unwrap();
     std::fs::write(
         work.path().join("check.ts"),
-        format!("import {{ AnnotationQuery, Dashboard, ThresholdsMode, FieldColorModeId, MappingType }} from '{package}';\nconst annotations: Array<AnnotationQuery & Record<string, unknown>> = {annotations};\nexport const dashboard: Dashboard = {literal};\n"),
+        format!(
+            "import {{ AnnotationQuery, DataQuery, Dashboard, ThresholdsMode, FieldColorModeId, MappingType }} from '{package}';\n\
+             type PrometheusAnnotation = Omit<AnnotationQuery, 'target'> & {{\n\
+               target?: DataQuery & {{ expr: string; interval?: string }};\n\
+               titleFormat?: string; tagKeys?: string; textFormat?: string; useValueForTime?: boolean;\n\
+               expr?: never; step?: never;\n\
+             }};\n\
+             const annotations: PrometheusAnnotation[] = {annotations};\n\
+             // Checked above in their datasource's form; the schema's AnnotationTarget is the\n\
+             // Grafana datasource's.\n\
+             const list = annotations as unknown as AnnotationQuery[];\n\
+             export const dashboard: Dashboard = {literal};\n"
+        ),
     )
     .unwrap();
     std::fs::write(

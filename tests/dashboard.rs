@@ -264,7 +264,7 @@ fn the_dashboard_renders_as_grafana_shows_it() {
             .iter()
             .find(|a| a["name"] == name)
             .unwrap_or_else(|| panic!("no annotation {name}"));
-        resolved(a["expr"].as_str().unwrap()).replace("[2m]", "[1m]")
+        resolved(a["target"]["expr"].as_str().unwrap()).replace("[2m]", "[1m]")
     };
     let mut cases = common::cases::Cases::new();
     cases.case("the host's own disks may be rightly red", || {

@@ -315,8 +315,13 @@ fn annotations() -> Value {
             "enable": true,
             "hide": false,
             "iconColor": color,
-            "expr": catalogue::expand(expr),
-            "step": "1m",
+            // The query in the datasource's own form, as Grafana's Prometheus
+            // datasource saves it since it moved `expr` and `step` under `target`.
+            "target": {
+                "refId": "Anno",
+                "expr": catalogue::expand(expr),
+                "interval": "1m"
+            },
             "titleFormat": title,
             "tagKeys": tags,
             "textFormat": "{{instance}}",
