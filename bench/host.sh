@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
 # Host collectors: shoehub-exporter against node_exporter, side by side, one run.
 #
-# Both serve the same collectors (node_exporter: cpu, meminfo, filesystem, netdev,
-# diskstats, loadavg, stat, time, netstat, sockstat, softnet, vmstat, filefd, entropy,
-# netclass, timex, conntrack, arp, udp_queues, os, mdadm, hwmon, thermal_zone, and its process
-# metrics; shoehub-exporter:
-# cpu, memory, filesystem, network, disk, host without PSI, netstat, sockstat, softnet,
-# vmstat, filefd, entropy, netclass, timex, conntrack, arp, udp_queues, os, mdadm, hwmon,
-# thermal_zone, process; its jobs,
-# textfile, apt and backups collectors off). Each round loads one,
-# then the other, with wrk on loopback:
+# Both serve the same collectors: node_exporter those its names for this exporter's
+# host collectors (docs/collectors.md, generated: cpu, stat, meminfo, diskstats, netdev,
+# loadavg, time, uname, … and its own process metrics), shoehub-exporter its host
+# collectors without PSI (pressure is off on both sides), its jobs, textfile, apt and
+# backups collectors off. Each round loads one, then the other, with wrk on loopback:
 # first one connection, then eight. Reported per exporter: scrapes/s, p99 latency, CPU
 # seconds per 1,000 scrapes (from /proc/PID/stat), peak anonymous memory (RssAnon,
 # sampled) and peak RSS (VmHWM); then the ratios. Requests ask for gzip, as Prometheus's do.
@@ -33,22 +29,17 @@ node_port=$(free_port)
 ours_port=$(free_port)
 
 # node_exporter runs the collectors this exporter has, named as it names them: the
-# list comes from the generated reference, so a new host collector is compared without
-# an edit here when node_exporter calls it the same.
+# list comes from the generated reference (its node_exporter column), so a new host
+# collector is compared without an edit here.
 "$bin" generate docs --out "$work/docs" >/dev/null
 node_flags=(--collector.disable-defaults)
-for c in $(sed -n 's/^| \[`\([a-z_]*\)`\].*/\1/p' "$work/docs/collectors.md"); do
-  case $c in
-    cpu) peer="cpu stat" ;;
-    memory) peer=meminfo ;;
-    disk) peer=diskstats ;;
-    network) peer=netdev ;;
-    host) peer="loadavg time" ;;          # pressure is off on both sides (below)
-    process) peer="" ;;                   # node_exporter serves its own process_* always
-    systemd) peer="" ;;                   # this exporter's is off where systemd is not PID 1
-    *) peer=$c ;;
+for p in $(sed -n 's/^| \[`[a-z_]*`\]([^)]*) | \([^|]*\) |.*/\1/p' "$work/docs/collectors.md" | tr -d '`,'); do
+  case $p in
+    none) ;;
+    pressure) ;;   # off on both sides (below): not every kernel has it
+    systemd) ;;    # this exporter's is off where systemd is not PID 1
+    *) node_flags+=("--collector.$p") ;;
   esac
-  for p in $peer; do node_flags+=("--collector.$p"); done
 done
 [ "${#node_flags[@]}" -gt 15 ] || { echo "no collector list in $work/docs/collectors.md" >&2; exit 1; }
 prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" "${node_flags[@]}" \

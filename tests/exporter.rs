@@ -1188,7 +1188,32 @@ fn network_device_series_are_node_exporters_on_this_host() {
                 .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
                 .collect()
         };
-        let (theirs, ours) = (of_families(&peer), of_families(&e.metrics()));
+        let mine = e.metrics();
+        // node_exporter 1.6 and later label node_network_info with `adminstate`, the
+        // UP flag; Debian's 1.5 does not: checked here, then left out.
+        for info in mine.family("node_network_info") {
+            let device = &info.labels["device"];
+            let up = mine
+                .value("node_network_flags", &[("device", device)])
+                .unwrap() as i64
+                & 1;
+            let want = if up == 1 { "up" } else { "down" };
+            assert_eq!(info.labels["adminstate"], want, "{device}");
+        }
+        let ours: Vec<String> = of_families(&mine)
+            .into_iter()
+            .map(|s| {
+                let at = s.find("\"adminstate\": ");
+                match at {
+                    Some(i) => {
+                        let end = s[i..].find(", ").map_or(s.len(), |j| i + j + 2);
+                        format!("{}{}", &s[..i], &s[end..])
+                    }
+                    None => s,
+                }
+            })
+            .collect();
+        let theirs = of_families(&peer);
         assert!(theirs.iter().any(|s| s.contains("\"lo\"")), "{theirs:#?}");
         last = format!("node_exporter: {theirs:#?}\nthis exporter: {ours:#?}");
         ours == theirs
@@ -1237,6 +1262,70 @@ fn network_devices_read_the_same_in_the_units_sandbox_with_and_without_netlink()
     let said = plain.stderr();
     assert_eq!(said.matches("no rtnetlink socket").count(), 1, "{said}");
     assert!(said.contains("Address family not supported"), "{said}");
+}
+
+/// node_exporter's scrape statistics carry its own collector names (`meminfo`,
+/// `diskstats`, `netdev`, …): every name this exporter puts there is one Debian's
+/// node_exporter has a `--collector.NAME` switch for, and the collectors that stand for
+/// none of its own (jobs, MySQL, the exporter's process) are left out.
+#[test]
+fn node_scrape_statistics_use_node_exporters_collector_names() {
+    let help = Command::new(common::require_tool(
+        "prometheus-node-exporter",
+        "prometheus-node-exporter",
+    ))
+    .arg("--help")
+    .output()
+    .unwrap();
+    let help =
+        String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+    let known: std::collections::BTreeSet<&str> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--collector."))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .collect();
+    assert!(known.contains("meminfo") && known.len() > 40, "{known:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let e = Exporter::start(&format!(
+        "textfile:\n  directory: {}\n",
+        dir.path().display()
+    ));
+    let m = e.metrics();
+    let ours: std::collections::BTreeSet<String> = m
+        .family("node_scrape_collector_success")
+        .iter()
+        .map(|s| s.labels["collector"].clone())
+        .collect();
+    let unknown: Vec<&String> = ours
+        .iter()
+        .filter(|c| !known.contains(c.as_str()))
+        .collect();
+    assert!(unknown.is_empty(), "not node_exporter's names: {unknown:?}");
+    for name in [
+        "meminfo",
+        "diskstats",
+        "netdev",
+        "loadavg",
+        "time",
+        "uname",
+        "stat",
+        "textfile",
+    ] {
+        assert!(ours.contains(name), "{name} missing: {ours:?}");
+    }
+    // Each stands for one of this exporter's collectors, with its outcome and time.
+    assert_eq!(
+        m.value("node_scrape_collector_success", &[("collector", "meminfo")]),
+        m.value(
+            "shoehub_scrape_collector_success",
+            &[("collector", "memory")]
+        )
+    );
+    assert_eq!(
+        m.family("node_scrape_collector_duration_seconds").len(),
+        ours.len()
+    );
 }
 
 /// hwmon chips that share a device, and a GPU's clocks, in a sysfs tree written here:

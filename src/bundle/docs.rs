@@ -23,11 +23,24 @@ pub fn collectors_page() -> Result<String, serde_yaml::Error> {
          shown at its default (`null`: not set). `enabled: false` switches a collector off; `timeout` is its \
          own deadline (a scrape's may be shorter). Every collector's outcome is \
          `shoehub_scrape_collector_success{collector}` and its time \
-         `shoehub_scrape_collector_duration_seconds{collector}`.\n\n\
-         | collector | reads |\n|---|---|\n",
+         `shoehub_scrape_collector_duration_seconds{collector}`; those that stand for \
+         node_exporter's collectors are in `node_scrape_collector_success{collector}` and \
+         `node_scrape_collector_duration_seconds{collector}` too, under node_exporter's \
+         names.\n\n\
+         | collector | node_exporter's | reads |\n|---|---|---|\n",
     );
     for h in collectors::HOST {
-        let _ = writeln!(page, "| [`{}`](#{}) | {} |", h.name, h.name, h.about);
+        let peers: Vec<String> = h.node_exporter.iter().map(|n| format!("`{n}`")).collect();
+        let peers = if peers.is_empty() {
+            "none".to_owned()
+        } else {
+            peers.join(", ")
+        };
+        let _ = writeln!(
+            page,
+            "| [`{}`](#{}) | {peers} | {} |",
+            h.name, h.name, h.about
+        );
     }
     page.push_str("\n## Host collectors\n");
     for h in collectors::HOST {

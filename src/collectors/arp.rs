@@ -11,6 +11,10 @@ use crate::procfile::{Render, SharedProcFile};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "ARP entries per device (/proc/net/arp).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["arp"];
+
 /// Its section, `system.arp:`.
 pub type Config = super::CollectorToggle;
 

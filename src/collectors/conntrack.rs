@@ -12,6 +12,10 @@ use crate::procfile::{Render, SharedProcFile};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "The connection tracking table (where nf_conntrack is loaded).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["conntrack"];
+
 /// Its section, `system.conntrack:`.
 pub type Config = super::CollectorToggle;
 

@@ -13,6 +13,10 @@ use crate::procfile::{Render, SharedProcFile};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "CPU time per CPU and mode, context switches, interrupts, forks and processes (/proc/stat).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["cpu", "stat"];
+
 /// Its section, `system.cpu:`.
 pub type Config = super::CollectorToggle;
 

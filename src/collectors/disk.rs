@@ -14,6 +14,10 @@ use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "I/O counts, bytes and times per block device (/proc/diskstats).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["diskstats"];
+
 /// Its section, `system.disk:`.
 pub type Config = DiskConfig;
 

@@ -10,6 +10,10 @@ use crate::procfile::SharedProcFile;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "The entropy pool (/proc/sys/kernel/random).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["entropy"];
+
 /// Its section, `system.entropy:`.
 pub type Config = super::CollectorToggle;
 

@@ -10,6 +10,10 @@ use crate::exposition::{Family, MetricWriter};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "File handles allocated and their limit (/proc/sys/fs/file-nr).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["filefd"];
+
 /// Its section, `system.filefd:`.
 pub type Config = super::CollectorToggle;
 

@@ -28,6 +28,10 @@ use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Size, free space and inodes of every mount (statvfs(2)), read-only and device errors.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["filesystem"];
+
 /// Its section, `system.filesystem:`.
 pub type Config = FilesystemConfig;
 

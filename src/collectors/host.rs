@@ -15,6 +15,10 @@ use crate::value::DurationValue;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Load average, wall-clock time, uname and pressure stall information.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["loadavg", "pressure", "time", "uname"];
+
 /// Its section, `system.host:`.
 pub type Config = HostConfig;
 

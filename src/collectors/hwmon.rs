@@ -22,6 +22,10 @@ use crate::exposition::{Kind, MetricWriter, Number};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Hardware sensors (/sys/class/hwmon): temperatures, fans, voltages.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["hwmon"];
+
 /// Its section, `system.hwmon:`.
 pub type Config = super::CollectorToggle;
 

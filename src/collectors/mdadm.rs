@@ -25,6 +25,10 @@ use crate::exposition::{Family, MetricWriter};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Software RAID arrays (/proc/mdstat, where the md driver is loaded).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["mdadm"];
+
 /// Its section, `system.mdadm:`.
 pub type Config = super::CollectorToggle;
 

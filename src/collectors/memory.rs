@@ -14,6 +14,10 @@ use crate::procfile::{Render, SharedProcFile};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Every /proc/meminfo field.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["meminfo"];
+
 /// Its section, `system.memory:`.
 pub type Config = super::CollectorToggle;
 

@@ -70,6 +70,7 @@ macro_rules! host_collectors {
             $(HostCollector {
                 name: stringify!($name),
                 about: $name::ABOUT,
+                node_exporter: $name::NODE_EXPORTER,
                 served: &$name::SERVED,
                 build: |s, env| {
                     let section = &s.system.$name;
@@ -79,6 +80,7 @@ macro_rules! host_collectors {
                     let run = ($name::build as HostBuild)(s, env)?;
                     Ok(run.map(|run| {
                         AnyCollector::new(stringify!($name), section.timeout.get(), $name::SERVED, run)
+                            .node_exporter($name::NODE_EXPORTER)
                     }))
                 },
                 section: |c| serde_yaml::to_value(&c.$name),
@@ -121,6 +123,8 @@ pub struct HostCollector {
     pub name: &'static str,
     /// What it reads, in one sentence.
     pub about: &'static str,
+    /// The node_exporter collectors it stands for, by their names.
+    pub node_exporter: &'static [&'static str],
     /// The families it serves.
     pub served: &'static Served,
     pub build: Build,
@@ -267,6 +271,8 @@ pub struct AnyCollector {
     name: &'static str,
     timeout: Duration,
     served: Served,
+    /// The node_exporter collectors it stands for, by their names.
+    node_exporter: &'static [&'static str],
     pub run: Run,
 }
 
@@ -276,12 +282,25 @@ impl AnyCollector {
             name,
             timeout,
             served,
+            node_exporter: &[],
             run,
         }
     }
 
+    /// The same collector, standing for these node_exporter collectors in
+    /// `node_scrape_collector_*`.
+    pub fn node_exporter(mut self, names: &'static [&'static str]) -> AnyCollector {
+        self.node_exporter = names;
+        self
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The node_exporter collectors it stands for (none for the exporter's own).
+    pub fn node_exporter_names(&self) -> &'static [&'static str] {
+        self.node_exporter
     }
 
     pub fn timeout(&self) -> Duration {

@@ -30,6 +30,10 @@ use crate::rtnetlink::Link;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Each network device's state (/sys/class/net): up, carrier, MTU, speed.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["netclass"];
+
 /// Its section, `system.netclass:`.
 pub type Config = super::CollectorToggle;
 
@@ -396,11 +400,19 @@ pub fn encode(devices: &[Device], w: &mut MetricWriter<'_>) {
             }
         }
     }
+    // The administrative state, as node_exporter (1.6 and later) labels it: the UP flag.
+    let flags = NUMERIC.iter().position(|(file, _, _)| *file == "flags");
     for d in devices {
+        let adminstate = match flags.and_then(|i| d.numbers.get(i).copied().flatten()) {
+            None => "unknown",
+            Some(f) if f & i64::from(libc::IFF_UP) != 0 => "up",
+            Some(_) => "down",
+        };
         w.sample_u64(
             &INFO,
             &[
                 ("address", &d.address),
+                ("adminstate", adminstate),
                 ("broadcast", &d.broadcast),
                 ("device", &d.name),
                 ("duplex", &d.duplex),
@@ -581,7 +593,7 @@ mod tests {
             "node_network_flags{device=\"eth0\"} 4099\n",
             "node_network_up{device=\"eth0\"} 1\n",
             "node_network_receive_nohandler_total{device=\"eth0\"} 7\n",
-            "node_network_info{address=\"02:fc:00:00:00:01\",broadcast=\"\",device=\"eth0\",duplex=\"\",ifalias=\"\",operstate=\"up\"} 1\n",
+            "node_network_info{address=\"02:fc:00:00:00:01\",adminstate=\"up\",broadcast=\"\",device=\"eth0\",duplex=\"\",ifalias=\"\",operstate=\"up\"} 1\n",
         ] {
             assert!(text.contains(want), "{want} not in {text}");
         }

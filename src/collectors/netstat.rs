@@ -16,6 +16,10 @@ use crate::procfile::SharedProcFile;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Protocol counters (/proc/net/netstat, snmp, snmp6), node_exporter's default fields.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["netstat"];
+
 /// Its section, `system.netstat:`.
 pub type Config = super::CollectorToggle;
 

@@ -14,6 +14,10 @@ use crate::value::{DurationValue, NameFilter, Pattern};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Bytes, packets, errors and drops per network device (/proc/net/dev).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["netdev"];
+
 /// Its section, `system.network:`.
 pub type Config = NetworkConfig;
 

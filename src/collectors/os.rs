@@ -12,6 +12,10 @@ use crate::exposition::{Family, MetricWriter};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "The distribution, from os-release.";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["os"];
+
 /// Its section, `system.os:`.
 pub type Config = super::CollectorToggle;
 

@@ -13,6 +13,10 @@ use crate::sys::Resource;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "The exporter's own CPU, memory and file descriptors (process_*).";
 
+/// The node_exporter collectors whose series it serves: none (`process_*` are the
+/// client libraries' own), so it is not in `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &[];
+
 /// Its section, `system.process:`.
 pub type Config = super::CollectorToggle;
 

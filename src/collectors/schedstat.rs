@@ -14,6 +14,10 @@ use crate::procfile::SharedProcFile;
 pub const ABOUT: &str =
     "Time each CPU spent running tasks, tasks waited for it, and its time slices (/proc/schedstat).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["schedstat"];
+
 /// Its section, `system.schedstat:`.
 pub type Config = super::CollectorToggle;
 

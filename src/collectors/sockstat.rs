@@ -13,6 +13,10 @@ use crate::procfile::SharedProcFile;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Sockets in use per protocol (/proc/net/sockstat, sockstat6).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["sockstat"];
+
 /// Its section, `system.sockstat:`.
 pub type Config = super::CollectorToggle;
 

@@ -11,6 +11,10 @@ use crate::exposition::{Family, MetricWriter};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Per-CPU packet processing (/proc/net/softnet_stat).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["softnet"];
+
 /// Its section, `system.softnet:`.
 pub type Config = super::CollectorToggle;
 

@@ -26,6 +26,10 @@ use crate::value::{Builtin, DurationValue, NameFilter, Pattern};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Unit states from systemd over D-Bus (where systemd is PID 1).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["systemd"];
+
 /// Its section, `system.systemd:`.
 pub type Config = SystemdConfig;
 

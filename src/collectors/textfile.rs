@@ -720,7 +720,7 @@ pub fn build(s: &Settings<'_>, env: &Env) -> Result<Option<AnyCollector>, BuildE
             total: c.max_total_bytes.get(),
         };
         let run = super::blocking(Textfile::new(c.directory.clone(), reserved, bounds));
-        AnyCollector::new("textfile", c.timeout.get(), SERVED, run)
+        AnyCollector::new("textfile", c.timeout.get(), SERVED, run).node_exporter(&["textfile"])
     }))
 }
 

@@ -10,6 +10,10 @@ use crate::exposition::{Family, MetricWriter};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Thermal zones and cooling devices (/sys/class/thermal).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["thermal_zone"];
+
 /// Its section, `system.thermal_zone:`.
 pub type Config = super::CollectorToggle;
 

@@ -10,6 +10,10 @@ use crate::sys::Timex;
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "The kernel clock's synchronisation (adjtimex(2), read only).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["timex"];
+
 /// Its section, `system.timex:`.
 pub type Config = super::CollectorToggle;
 

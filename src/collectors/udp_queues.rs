@@ -11,6 +11,10 @@ use crate::procfile::{Render, SharedProcFile};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Memory held for UDP datagrams (/proc/net/udp, udp6).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["udp_queues"];
+
 /// Its section, `system.udp_queues:`.
 pub type Config = super::CollectorToggle;
 

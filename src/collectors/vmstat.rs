@@ -9,6 +9,10 @@ use crate::exposition::{Kind, MetricWriter, Number};
 /// What the collector reads, as the docs and the configuration reference say it.
 pub const ABOUT: &str = "Paging, swapping, page faults and OOM kills (/proc/vmstat).";
 
+/// The node_exporter collectors whose series it serves: its names in
+/// `node_scrape_collector_*`.
+pub const NODE_EXPORTER: &[&str] = &["vmstat"];
+
 /// Its section, `system.vmstat:`.
 pub type Config = super::CollectorToggle;
 

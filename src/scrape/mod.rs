@@ -380,18 +380,27 @@ impl Engine {
         let mut parts = Vec::with_capacity(outcomes.len() + 1);
         let mut buf = Vec::with_capacity(2048);
         let mut w = MetricWriter::new(&mut buf, format);
-        for success in [&COLLECTOR_SUCCESS, &NODE_COLLECTOR_SUCCESS] {
-            for (slot, o) in self.slots.iter().zip(&outcomes) {
+        for (slot, o) in self.slots.iter().zip(&outcomes) {
+            let c = [("collector", slot.collector.name())];
+            w.sample_u64(&COLLECTOR_SUCCESS, &c, u64::from(o.ok));
+        }
+        for (slot, o) in self.slots.iter().zip(&outcomes) {
+            let c = [("collector", slot.collector.name())];
+            w.sample(&COLLECTOR_DURATION, &c, o.seconds);
+        }
+        // Again under node_exporter's names, for the collectors that stand for its own.
+        for (slot, o) in self.slots.iter().zip(&outcomes) {
+            for name in slot.collector.node_exporter_names() {
                 w.sample_u64(
-                    success,
-                    &[("collector", slot.collector.name())],
+                    &NODE_COLLECTOR_SUCCESS,
+                    &[("collector", name)],
                     u64::from(o.ok),
                 );
             }
         }
-        for duration in [&COLLECTOR_DURATION, &NODE_COLLECTOR_DURATION] {
-            for (slot, o) in self.slots.iter().zip(&outcomes) {
-                w.sample(duration, &[("collector", slot.collector.name())], o.seconds);
+        for (slot, o) in self.slots.iter().zip(&outcomes) {
+            for name in slot.collector.node_exporter_names() {
+                w.sample(&NODE_COLLECTOR_DURATION, &[("collector", name)], o.seconds);
             }
         }
         w.sample_u64(

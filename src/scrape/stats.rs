@@ -16,14 +16,16 @@ pub static COLLECTOR_DURATION: Family = Family::gauge(
 )
 .unit("seconds");
 /// [`COLLECTOR_SUCCESS`] and [`COLLECTOR_DURATION`] again under node_exporter's names,
-/// for the dashboards built on it (Node Exporter Full's "Node Exporter Scrape Time").
+/// for the dashboards built on it (Node Exporter Full's "Node Exporter Scrape Time"):
+/// labelled with node_exporter's collector names (`meminfo`, `diskstats`, `netdev`, …),
+/// for the collectors that stand for one of its own.
 pub static NODE_COLLECTOR_SUCCESS: Family = Family::gauge(
     "node_scrape_collector_success",
-    "shoehub_scrape_collector_success under node_exporter's name.",
+    "shoehub_scrape_collector_success under node_exporter's names, for its collectors.",
 );
 pub static NODE_COLLECTOR_DURATION: Family = Family::gauge(
     "node_scrape_collector_duration_seconds",
-    "shoehub_scrape_collector_duration_seconds under node_exporter's name.",
+    "shoehub_scrape_collector_duration_seconds under node_exporter's names, for its collectors.",
 )
 .unit("seconds");
 pub static BUILD_INFO: Family = Family::gauge(
