@@ -392,20 +392,69 @@ fn drills_on_the_host_the_shop_and_the_jobs() {
         running.wait().unwrap();
     });
 
-    cases.case("A textfile a script left half-written", || {
-        // A textfile a script left half-written.
-        std::fs::write(
-            chain.path("textfile/deploy.prom"),
-            "shop_deploy_timestamp{ 1\n",
-        )
-        .unwrap();
-        chain.expect("TextfileScrapeError", &[], "operators");
-        chain.expect(
-            "ShoehubCollectorFailing",
-            &[("collector", "textfile")],
-            "operators",
-        );
-    });
+    cases.case(
+        "A textfile a script left half-written, and hostile ones",
+        || {
+            // A textfile a script left half-written, and lines that once reached the answer
+            // as they were and made Prometheus (asking for OpenMetrics) refuse all of it.
+            std::fs::write(
+                chain.path("textfile/deploy.prom"),
+                "shop_deploy_timestamp{ 1\n",
+            )
+            .unwrap();
+            for (name, line) in [
+                ("name_label", "t3{__name__=\"x\"} 1"),
+                ("no_blank", "t14{a=\"b\"}1"),
+                ("trailing_comma", "t15{a=\"b\",} 1"),
+                ("tab", "t16\t1"),
+                ("two_spaces", "t17  1"),
+                ("blanks", "v7{ a = \"b\" } 1"),
+                ("help", "# HELP t18 A \"quoted\" help.\nt18 1"),
+            ] {
+                std::fs::write(
+                    chain.path(&format!("textfile/{name}.prom")),
+                    format!("{line}\n"),
+                )
+                .unwrap();
+            }
+            chain.expect("TextfileScrapeError", &[], "operators");
+            chain.expect(
+                "ShoehubCollectorFailing",
+                &[("collector", "textfile")],
+                "operators",
+            );
+            // Prometheus kept reading every answer: the target is up, the readable lines
+            // are there as series, and the exporter's own series with them.
+            for q in [
+                "up{job=\"shoehub\"} == 1",
+                "t14{a=\"b\"} == 1",
+                "t15{a=\"b\"} == 1",
+                "v7{a=\"b\"} == 1",
+                "t18 == 1",
+                "node_load1",
+            ] {
+                chain.prometheus.wait_for(q, Duration::from_secs(30));
+            }
+            assert!(
+                chain
+                    .prometheus
+                    .query("up{job=\"shoehub\"} == 0")
+                    .is_empty(),
+                "the target went down"
+            );
+            for name in [
+                "name_label",
+                "no_blank",
+                "trailing_comma",
+                "tab",
+                "two_spaces",
+                "blanks",
+                "help",
+            ] {
+                std::fs::remove_file(chain.path(&format!("textfile/{name}.prom"))).unwrap();
+            }
+        },
+    );
 
     cases.case("the shop answers its checkout with 503s", || {
         // The shop answers its checkout with 503s, for as long as the outage lasts. A
