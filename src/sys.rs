@@ -1,9 +1,9 @@
 //! The system calls the exporter and its jobs make, in the types the rest of the crate
 //! uses. Almost all go through `rustix` (and signal handlers through `signal-hook`),
-//! whose wrappers are safe; three calls have no safe wrapper anywhere and are made here
-//! with `unsafe`, each with its SAFETY comment: clock_adjtime(2), mallopt(3), and the
-//! one fcntl(2) a child makes between fork and exec. `unsafe_code` is denied everywhere
-//! else.
+//! whose wrappers are safe; four calls have no safe wrapper anywhere and are made here
+//! with `unsafe`, each with its SAFETY comment: clock_adjtime(2), mallopt(3),
+//! malloc_trim(3), and the one fcntl(2) a child makes between fork and exec.
+//! `unsafe_code` is denied everywhere else.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
@@ -315,6 +315,18 @@ pub fn limit_malloc_arenas() {
     // SAFETY: mallopt only adjusts allocator tuning.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Returns the heap's free pages to the system: after a scrape that parsed much (large
+/// textfiles), what it freed would otherwise stay resident, since glibc keeps freed
+/// memory that is not at the heap's top.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own heap to the
+    // system; it touches no memory that is in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

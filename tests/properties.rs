@@ -96,7 +96,7 @@ proptest! {
             text.push_str(&format!("{name}{{{}}} {value}\n", labels.join(",")));
         }
         let families = collectors::textfile::parse_file(&text, |_| false).unwrap();
-        let samples: usize = families.values().map(|f| f.samples.len()).sum();
+        let samples: usize = families.values().map(|f| f.len()).sum();
         prop_assert_eq!(samples, series.len());
     }
 

@@ -148,6 +148,8 @@ pub fn parse<'a>(
     errors: &mut LineErrors,
 ) -> Vec<DiskLine<'a>> {
     let mut out = Vec::new();
+    // A device twice (not in a kernel's file, but in a copy) would repeat its series.
+    let mut seen = std::collections::HashSet::new();
     for (n, line) in lines(data) {
         let mut f = fields(line);
         let (Some(_major), Some(_minor), Some(name)) = (f.next(), f.next(), f.next()) else {
@@ -173,6 +175,10 @@ pub fn parse<'a>(
         }
         if bad || count < 11 {
             errors.record(n, "missing or non-numeric counters");
+            continue;
+        }
+        if !seen.insert(device) {
+            errors.record(n, "repeats an earlier device");
             continue;
         }
         out.push(DiskLine {

@@ -52,10 +52,21 @@ pub fn parse_line(line: &[u8]) -> Option<Field<'_>> {
     {
         return None;
     }
+    // `Name` or `Name(inner)`, nothing else: the parts become a metric name.
     let (name, paren) = match key.split_once('(') {
-        Some((name, inner)) => (name, Some(inner.trim_end_matches(')'))),
+        Some((name, inner)) => {
+            let inner = inner.strip_suffix(')')?;
+            if inner.is_empty() || inner.contains(['(', ')']) {
+                return None;
+            }
+            (name, Some(inner))
+        }
+        None if key.contains(')') => return None,
         None => (key, None),
     };
+    if name.is_empty() {
+        return None;
+    }
     Some(Field {
         name,
         paren,
@@ -81,6 +92,8 @@ pub struct Memory {
 #[derive(Debug)]
 pub struct KeptLine {
     key: Box<[u8]>,
+    /// The family's name, to refuse a field that would repeat it.
+    name: Box<str>,
     kb: bool,
     head: Box<[u8]>,
 }
@@ -113,6 +126,8 @@ pub fn encode_with(
     let mut errors = LineErrors::default();
     let mut name = String::with_capacity(64);
     let mut help = String::with_capacity(96);
+    // The names rendered afresh in this scrape (the kept ones are in `kept`).
+    let mut fresh: Vec<String> = Vec::new();
     let format = w.format();
     for (i, (n, line)) in lines(data).enumerate() {
         if let Some(r) = kept.as_deref().and_then(|k| k.get(i)) {
@@ -150,6 +165,20 @@ pub fn encode_with(
         } else {
             help.push('.');
         }
+        // A field twice (not in a kernel's file, but in a copy or a fixture) would be a
+        // family twice, which no parser accepts: the first one stands.
+        let repeated = fresh.contains(&name)
+            || kept
+                .as_deref()
+                .is_some_and(|k| k[..i.min(k.len())].iter().any(|r| *r.name == *name));
+        if repeated {
+            errors.record(n, "repeats an earlier field");
+            if let Some(k) = kept.as_deref_mut() {
+                k.truncate(i);
+            }
+            continue;
+        }
+        fresh.push(name.clone());
         w.dynamic_gauge(&name, &help, f.bytes.then_some("bytes"), f.value);
         if let Some(kept) = kept.as_deref_mut().filter(|k| k.len() >= i) {
             kept.truncate(i);
@@ -162,6 +191,7 @@ pub fn encode_with(
             let colon = line.iter().position(|&b| b == b':').unwrap_or(0);
             kept.push(KeptLine {
                 key: line[..colon].into(),
+                name: name.as_str().into(),
                 kb: f.bytes,
                 head: head.into(),
             });

@@ -93,6 +93,8 @@ pub fn parse<'a>(
     errors: &mut LineErrors,
 ) -> Vec<(&'a str, [u64; 16])> {
     let mut out = Vec::new();
+    // A device twice (not in a kernel's file, but in a copy) would repeat its series.
+    let mut seen = std::collections::HashSet::new();
     // The first two lines are column headers.
     for (n, line) in lines(data).filter(|(n, _)| *n > 2) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -121,6 +123,10 @@ pub fn parse<'a>(
         }
         if count != 16 || device.is_empty() {
             errors.record(n, "expected sixteen counters");
+            continue;
+        }
+        if !seen.insert(device) {
+            errors.record(n, "repeats an earlier device");
             continue;
         }
         out.push((device, values));

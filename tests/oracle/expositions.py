@@ -2,7 +2,8 @@
 own Python parsers, which share no code with the exporter.
 
 Usage: expositions.py DIR. DIR holds one directory per round: `text` and `openmetrics`
-(the bodies the exporter answered in each format) and `files/` (the textfiles in place).
+(the bodies the exporter answered in each format) and `files/` (the textfiles in place,
+if the round had any).
 For every round:
   - both bodies parse, the OpenMetrics one with the strict OpenMetrics parser;
   - every file the exporter served (a `node_textfile_mtime_seconds` series names it)
@@ -76,7 +77,7 @@ def check(round_dir):
     # A served file this parser cannot read leaves the body's samples without an origin.
     unread = False
     files_dir = os.path.join(round_dir, "files")
-    for name in sorted(os.listdir(files_dir)):
+    for name in sorted(os.listdir(files_dir)) if os.path.isdir(files_dir) else []:
         path = os.path.join(files_dir, name)
         if path not in served:
             continue
