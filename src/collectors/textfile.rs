@@ -50,7 +50,7 @@ impl Default for TextfileConfig {
             enabled: true,
             timeout: DurationValue(Duration::from_secs(5)),
             max_file_bytes: ByteSize(4 << 20),
-            max_total_bytes: ByteSize(32 << 20),
+            max_total_bytes: ByteSize(8 << 20),
         }
     }
 }
@@ -983,6 +983,28 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("serves itself"), "{e}");
+    }
+
+    /// The shipped config states the built-in limits (the textfile benchmark reads them
+    /// there).
+    #[test]
+    fn the_shipped_config_states_the_default_limits() {
+        let shipped: crate::config::Config =
+            serde_yaml::from_str(include_str!("../../packaging/config.yml")).unwrap();
+        let d = TextfileConfig::default();
+        let t = &shipped.textfile;
+        assert_eq!(
+            (
+                t.max_file_bytes.get(),
+                t.max_total_bytes.get(),
+                t.timeout.get()
+            ),
+            (
+                d.max_file_bytes.get(),
+                d.max_total_bytes.get(),
+                d.timeout.get()
+            )
+        );
     }
 
     #[test]
