@@ -1286,6 +1286,194 @@ fn raid_arrays_are_node_exporters_series() {
     }
 }
 
+/// A sysfs tree of the network devices a shop host has besides its NIC, written here:
+/// a bond with two slaves, a bridge, a veth pair's end, a VLAN, a WireGuard tunnel
+/// (no hardware address, no carrier counters), a device that is down, loopback. Each
+/// has the attribute files its kind has (a virtual device has no `speed` to read).
+fn virtual_net_sysfs(root: &Path) {
+    let net = root.join("class/net");
+    let device = |name: &str, kind: u32, flags: &str, operstate: &str, extra: &[(&str, &str)]| {
+        let dir = net.join(name);
+        std::fs::create_dir_all(dir.join("statistics")).unwrap();
+        let index = name.len() + usize::from(name.as_bytes()[0]);
+        let mut files: Vec<(String, String)> = [
+            ("addr_assign_type", "0"),
+            ("address", "02:42:ac:11:00:02"),
+            ("broadcast", "ff:ff:ff:ff:ff:ff"),
+            ("carrier", "1"),
+            ("carrier_changes", "2"),
+            ("carrier_down_count", "1"),
+            ("carrier_up_count", "1"),
+            ("dev_id", "0x0"),
+            ("dormant", "0"),
+            ("flags", flags),
+            ("ifalias", ""),
+            ("link_mode", "0"),
+            ("mtu", "1500"),
+            ("name_assign_type", "3"),
+            ("netdev_group", "0"),
+            ("operstate", operstate),
+            ("tx_queue_len", "1000"),
+            ("statistics/rx_nohandler", "0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        files.push(("type".into(), kind.to_string()));
+        files.push(("ifindex".into(), index.to_string()));
+        files.push(("iflink".into(), index.to_string()));
+        for (k, v) in extra {
+            files.retain(|(f, _)| f != k);
+            if !v.is_empty() || *k == "ifalias" {
+                files.push((k.to_string(), v.to_string()));
+            }
+        }
+        for (f, v) in files {
+            std::fs::write(dir.join(f), format!("{v}\n")).unwrap();
+        }
+    };
+    device(
+        "eth0",
+        1,
+        "0x1003",
+        "up",
+        &[("speed", "1000"), ("duplex", "full")],
+    );
+    device(
+        "eth1",
+        1,
+        "0x1803",
+        "up",
+        &[
+            ("speed", "1000"),
+            ("duplex", "full"),
+            ("ifalias", "bond slave"),
+        ],
+    );
+    device(
+        "bond0",
+        1,
+        "0x1443",
+        "up",
+        &[
+            ("addr_assign_type", "3"),
+            ("speed", "2000"),
+            ("duplex", "full"),
+        ],
+    );
+    std::fs::create_dir_all(net.join("bond0/bonding")).unwrap();
+    std::fs::write(net.join("bond0/bonding/slaves"), "eth0 eth1\n").unwrap();
+    device(
+        "br0",
+        1,
+        "0x1003",
+        "up",
+        &[("addr_assign_type", "3"), ("tx_queue_len", "0")],
+    );
+    std::fs::create_dir_all(net.join("br0/bridge")).unwrap();
+    device(
+        "veth1a2b",
+        1,
+        "0x1003",
+        "up",
+        &[("addr_assign_type", "1"), ("iflink", "9")],
+    );
+    device(
+        "eth0.20",
+        1,
+        "0x1003",
+        "lowerlayerdown",
+        &[("carrier", ""), ("dormant", "")],
+    );
+    device(
+        "wg0",
+        65534,
+        "0x91",
+        "unknown",
+        &[
+            ("address", ""),
+            ("broadcast", ""),
+            ("tx_queue_len", "500"),
+            ("mtu", "1420"),
+        ],
+    );
+    device(
+        "eth2",
+        1,
+        "0x1002",
+        "down",
+        &[("carrier", ""), ("dormant", ""), ("speed", "-1")],
+    );
+    device(
+        "lo",
+        772,
+        "0x9",
+        "unknown",
+        &[
+            ("address", "00:00:00:00:00:00"),
+            ("broadcast", "00:00:00:00:00:00"),
+            ("mtu", "65536"),
+        ],
+    );
+}
+
+/// Bonds, bridges, veths, VLANs, tunnels and a device that is down, from a sysfs tree
+/// read by both exporters: node_exporter 1.5's series, one for one (its node_network_info
+/// has no `adminstate`, which 1.6 added; that label is checked against the flags).
+#[test]
+fn virtual_network_devices_are_node_exporters_series() {
+    let dir = tempfile::tempdir().unwrap();
+    virtual_net_sysfs(dir.path());
+    let flag = format!("--path.sysfs={}", dir.path().display());
+    let (_node, node_port) = common::start_node_exporter_with(&[
+        &flag,
+        "--collector.disable-defaults",
+        "--collector.netclass",
+    ]);
+    let e = Exporter::start(&format!("system:\n  sysfs: {}\n", dir.path().display()));
+    let m = e.metrics();
+    assert_collector_succeeded(&e, &m, "netclass");
+    for (device, admin) in [("eth0", "up"), ("eth2", "down"), ("wg0", "up")] {
+        let info = m.family("node_network_info");
+        let info = info.iter().find(|s| s.labels["device"] == device).unwrap();
+        assert_eq!(info.labels["adminstate"], admin, "{device}");
+    }
+    let without_adminstate = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| match s.find("\"adminstate\": ") {
+                Some(i) => {
+                    let end = s[i..].find(", ").map_or(s.len(), |j| i + j + 2);
+                    format!("{}{}", &s[..i], &s[end..])
+                }
+                None => s,
+            })
+            .collect()
+    };
+    // node_exporter's families (its netclass collector's alone; this exporter's
+    // network collector reads the host's /proc/net/dev beside), series by series.
+    let theirs = common::scrape_port(node_port);
+    let families: Vec<&str> = theirs
+        .types
+        .keys()
+        .map(String::as_str)
+        .filter(|f| f.starts_with("node_network_"))
+        .collect();
+    let of_families = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .filter(|s| families.iter().any(|f| s.starts_with(&format!("{f}{{"))))
+            .collect()
+    };
+    let peer = of_families(theirs.series_with_prefix(&["node_network_"]));
+    let ours = of_families(without_adminstate(m.series_with_prefix(&["node_network_"])));
+    assert!(peer.len() > 100, "node_exporter gave {peer:#?}");
+    let missing: Vec<&String> = peer.iter().filter(|s| !ours.contains(s)).collect();
+    let extra: Vec<&String> = ours.iter().filter(|s| !peer.contains(s)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "node_exporter's only: {missing:#?}\nthis exporter's only: {extra:#?}"
+    );
+}
+
 #[test]
 fn network_device_series_are_node_exporters_on_this_host() {
     // The host's own devices through the real sysfs, where this exporter takes most
