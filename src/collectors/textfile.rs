@@ -665,7 +665,7 @@ fn open_metrics_claims(name: &str, kind: Kind) -> Vec<String> {
 }
 
 /// Writes one family, merged from the files that have it.
-fn write_family(w: &mut MetricWriter<'_>, name: &str, parts: &[&TextFamily]) {
+pub fn write_family(w: &mut MetricWriter<'_>, name: &str, parts: &[&TextFamily]) {
     let kind = parts[0].kind();
     let help = parts
         .iter()
