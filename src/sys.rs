@@ -188,6 +188,24 @@ pub fn soft_limit(resource: Resource) -> Option<u64> {
     rustix::process::getrlimit(resource).current
 }
 
+/// Raises the soft limit on open files to the hard one, as Go programs do at start
+/// (node_exporter among them): systemd gives a service 1,024 soft and 524,288 hard. The
+/// limits as they are then, or why they could not be raised.
+pub fn raise_open_files_limit() -> io::Result<(Option<u64>, Option<u64>)> {
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        rustix::process::setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        )?;
+    }
+    let now = rustix::process::getrlimit(Resource::Nofile);
+    Ok((now.current, now.maximum))
+}
+
 /// A NETLINK_ROUTE socket (rtnetlink(7)) whose reads give up after `timeout`. Fails
 /// where the address family is not allowed (a unit's `RestrictAddressFamilies=`).
 pub fn netlink_route_socket(timeout: Duration) -> io::Result<OwnedFd> {

@@ -1474,6 +1474,70 @@ fn virtual_network_devices_are_node_exporters_series() {
     );
 }
 
+/// Started with systemd's default for a service (a soft limit of 1,024 open files under
+/// a higher hard one), the exporter raises its soft limit to the hard one, as Go
+/// programs do.
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_one() {
+    let prlimit = common::require_tool("prlimit", "util-linux");
+    let prlimit = prlimit.display().to_string();
+    let e = Exporter::start_under(&[&prlimit, "--nofile=1024:4096", "--"], "", &[]);
+    assert_eq!(e.metrics().value("process_max_fds", &[]), Some(4096.0));
+}
+
+/// A host with hundreds of network devices (a veth per container) under a descriptor
+/// limit far below the devices' attribute files: netclass succeeds on every scrape,
+/// the exporter keeps answering, and the descriptors it holds stay a few dozen.
+#[test]
+fn many_network_devices_do_not_exhaust_the_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("class/net");
+    for i in 0..300 {
+        let d = net.join(format!("veth{i:03}"));
+        std::fs::create_dir_all(d.join("statistics")).unwrap();
+        for (f, v) in [
+            ("addr_assign_type", "1"),
+            ("address", "02:42:ac:11:00:02"),
+            ("broadcast", "ff:ff:ff:ff:ff:ff"),
+            ("carrier", "1"),
+            ("carrier_changes", "2"),
+            ("dev_id", "0x0"),
+            ("flags", "0x1003"),
+            ("ifalias", ""),
+            ("mtu", "1500"),
+            ("operstate", "up"),
+            ("type", "1"),
+            ("tx_queue_len", "1000"),
+            ("statistics/rx_nohandler", "0"),
+        ] {
+            std::fs::write(d.join(f), format!("{v}\n")).unwrap();
+        }
+        std::fs::write(d.join("ifindex"), format!("{}\n", i + 10)).unwrap();
+        std::fs::write(d.join("iflink"), format!("{}\n", i + 10)).unwrap();
+    }
+    // 256 descriptors: what the 300 devices' 23 attribute files would need twenty-seven
+    // times over; the hard limit too, so that the exporter cannot raise it.
+    let prlimit = common::require_tool("prlimit", "util-linux");
+    let prlimit = prlimit.display().to_string();
+    let e = Exporter::start_under(
+        &[&prlimit, "--nofile=256:256", "--"],
+        &format!("system:\n  sysfs: {}\n", dir.path().display()),
+        &[],
+    );
+    for _ in 0..5 {
+        let m = e.metrics();
+        assert_collector_succeeded(&e, &m, "netclass");
+        assert_eq!(m.family("node_network_mtu_bytes").len(), 300);
+        let fds = m.value("process_open_fds", &[]).unwrap();
+        assert!(fds < 70.0, "{fds} descriptors open");
+    }
+    assert!(
+        !e.stderr().contains("Too many open files"),
+        "{}",
+        e.stderr()
+    );
+}
+
 #[test]
 fn network_device_series_are_node_exporters_on_this_host() {
     // The host's own devices through the real sysfs, where this exporter takes most

@@ -221,35 +221,72 @@ pub struct Device {
 /// The text attributes, after the numeric ones.
 const TEXT: &[&str] = &["operstate", "address", "broadcast", "duplex", "ifalias"];
 
-/// One device's attribute files, open: numeric ones first, then the text ones.
+/// Attribute files netclass keeps open between scrapes, over all devices: within it a
+/// file is read again with one pread; past it, opened for each read and closed. The
+/// descriptors the exporter holds do not grow with the number of devices (a host with a
+/// few hundred veths would otherwise exhaust a service's default limit of 1,024).
+pub const KEEP_OPEN: usize = 24;
+
+/// The attributes read when the kernel's device list (rtnetlink) gives the rest.
+const WITH_LINK: &[&str] = &[
+    "addr_assign_type",
+    "dev_id",
+    "flags",
+    "name_assign_type",
+    "speed",
+    "duplex",
+];
+
+/// One device's attribute files: numeric ones first, then the text ones; each kept open
+/// while the budget lasts, else opened when read.
 pub struct DeviceFiles {
     name: String,
+    dir: PathBuf,
     /// The inode of the device's entry in the class directory when the files were
     /// opened: a device removed and created again under its name has a new one, and
     /// the files of the old are not read for it.
     ino: u64,
+    /// The attribute files kept open, by attribute (numeric ones, then text ones).
     files: Vec<Option<File>>,
     /// Its index when the files were opened: a device keeps its index while it exists.
     ifindex: Option<i64>,
 }
 
+/// Every attribute, numeric ones first, then the text ones.
+fn attributes() -> impl Iterator<Item = &'static str> {
+    NUMERIC.iter().map(|(f, _, _)| *f).chain(TEXT.iter().copied())
+}
+
 impl DeviceFiles {
+    /// A device whose files are opened when read.
     pub fn open(dir: &Path, name: &str) -> DeviceFiles {
-        Self::open_entry(dir, name, 0)
+        Self::open_entry(dir, name, 0, &mut 0, false)
     }
 
-    fn open_entry(dir: &Path, name: &str, ino: u64) -> DeviceFiles {
+    /// A device, keeping open what its reads use (the six that rtnetlink does not give
+    /// when `with_link`, else every attribute) while `budget` lasts.
+    fn open_entry(
+        dir: &Path,
+        name: &str,
+        ino: u64,
+        budget: &mut usize,
+        with_link: bool,
+    ) -> DeviceFiles {
         let mut d = DeviceFiles {
             name: name.to_owned(),
+            dir: dir.to_owned(),
             ino,
             ifindex: None,
-            files: NUMERIC
-                .iter()
-                .map(|(f, _, _)| *f)
-                .chain(TEXT.iter().copied())
-                // Only regular files, opened without waiting: another `system.sysfs`
-                // tree must not stall the scrape with a FIFO.
-                .map(|f| crate::regular::open(&dir.join(f)).ok())
+            files: attributes()
+                .map(|f| {
+                    let used = !with_link || WITH_LINK.contains(&f);
+                    if !used || *budget == 0 {
+                        return None;
+                    }
+                    let file = crate::regular::open(&dir.join(f)).ok()?;
+                    *budget -= 1;
+                    Some(file)
+                })
                 .collect(),
         };
         d.ifindex = NUMERIC
@@ -260,10 +297,18 @@ impl DeviceFiles {
     }
 
     /// The attribute at `i` as text, read afresh; `None` when the device does not have
-    /// it (EINVAL, or no such file).
+    /// it (EINVAL, or no such file). A file not kept open is opened for the read.
     fn text(&self, i: usize, buf: &mut [u8]) -> Option<String> {
-        let file = self.files.get(i)?.as_ref()?;
-        let n = file.read_at(buf, 0).ok()?;
+        let n = match self.files.get(i)? {
+            Some(file) => file.read_at(buf, 0).ok()?,
+            None => {
+                let name = attributes().nth(i)?;
+                // Only regular files, opened without waiting: another `system.sysfs`
+                // tree must not stall the scrape with a FIFO.
+                let file = crate::regular::open(&self.dir.join(name)).ok()?;
+                file.read_at(buf, 0).ok()?
+            }
+        };
         let s = std::str::from_utf8(&buf[..n]).ok()?;
         Some(s.trim_end_matches('\n').to_owned())
     }
@@ -519,16 +564,6 @@ impl Collector for Netclass {
             Ok(o) => o,
             Err(p) => p.into_inner(),
         };
-        if !open
-            .iter()
-            .map(|d| (&d.name, d.ino))
-            .eq(names.iter().map(|(n, i)| (n, *i)))
-        {
-            *open = names
-                .iter()
-                .map(|(n, ino)| DeviceFiles::open_entry(&self.dir.join(n), n, *ino))
-                .collect();
-        }
         // The list is used only when it names the devices sysfs lists: else it is
         // another network namespace's.
         let links = self.links().filter(|links| {
@@ -539,14 +574,32 @@ impl Collector for Netclass {
                         .is_ok()
                 })
         });
+        let with_link = links.is_some();
+        if !open
+            .iter()
+            .map(|d| (&d.name, d.ino))
+            .eq(names.iter().map(|(n, i)| (n, *i)))
+        {
+            let mut budget = KEEP_OPEN;
+            *open = names
+                .iter()
+                .map(|(n, ino)| {
+                    DeviceFiles::open_entry(&self.dir.join(n), n, *ino, &mut budget, with_link)
+                })
+                .collect();
+        }
+        // Each device's list entry by name: one lookup each, not a scan of the list.
+        let by_name: std::collections::HashMap<&str, &Link> = links
+            .iter()
+            .flatten()
+            .map(|l| (l.name.as_str(), l))
+            .collect();
         let devices: Vec<Device> = open
             .iter()
-            .map(
-                |d| match links.iter().flatten().find(|l| l.name == d.name) {
-                    Some(link) => d.read_with(link),
-                    None => d.read(),
-                },
-            )
+            .map(|d| match by_name.get(d.name.as_str()) {
+                Some(link) => d.read_with(link),
+                None => d.read(),
+            })
             .collect();
         drop(open);
         encode(&devices, w);

@@ -11,6 +11,10 @@ pub fn run(config: Option<&Path>, args: ServeArgs) -> Outcome {
     crate::sys::limit_malloc_arenas();
     limit_mysql_buffers();
     init_logging(args.log_level.as_tracing());
+    match crate::sys::raise_open_files_limit() {
+        Ok((soft, _)) => tracing::debug!(limit = ?soft, "open files"),
+        Err(e) => tracing::debug!(error = %e, "the open-files limit stays as it was"),
+    }
     let path = config.map(Path::to_owned);
     let first = load(path.as_deref(), &args)?;
     // SIGHUP reads the same files again, with the same flags on top.
