@@ -9,6 +9,7 @@
 //! by later scrapes (`node_filesystem_device_error 1`) until it does, so one dead NFS
 //! server costs one blocked thread, not every scrape.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -94,11 +95,9 @@ pub struct MountEntry {
 }
 
 impl MountEntry {
-    /// Whether both give the same label set.
-    fn same_labels(&self, other: &MountEntry) -> bool {
-        self.mountpoint == other.mountpoint
-            && self.device == other.device
-            && self.fstype == other.fstype
+    /// Its label set: mount point, device, type.
+    fn labels(&self) -> (&str, &str, &str) {
+        (&self.mountpoint, &self.device, &self.fstype)
     }
 }
 
@@ -239,6 +238,11 @@ impl Filesystem {
             let mut errors = LineErrors::default();
             let entries = parse_mountinfo(data, &mut errors);
             let old = Arc::clone(&t.mounts);
+            // The last list's mounts by their labels, and this list's labels so far:
+            // one lookup per entry, so that a table of thousands costs its length.
+            let before: HashMap<(&str, &str, &str), &Mount> =
+                old.iter().map(|m| (m.entry.labels(), m)).collect();
+            let mut seen: HashSet<(String, String, String)> = HashSet::new();
             let mut mounts: Vec<Mount> = Vec::new();
             for entry in entries {
                 if !self.mounts.accepts(&entry.mountpoint) || !self.fs_types.accepts(&entry.fstype)
@@ -248,16 +252,16 @@ impl Filesystem {
                 // Mounts stacked on one mount point each keep their series, as in
                 // node_exporter: statvfs sees the top one for all of them. A mount
                 // listed twice with the same labels is one series.
-                if mounts.iter().any(|m| m.entry.same_labels(&entry)) {
+                let (m, d, f) = entry.labels();
+                if !seen.insert((m.to_owned(), d.to_owned(), f.to_owned())) {
                     continue;
                 }
                 let full = join_root(&self.rootfs, &entry.mountpoint);
                 let Ok(path) = CString::new(full.as_os_str().as_bytes()) else {
                     continue;
                 };
-                let busy_since = old
-                    .iter()
-                    .find(|m| m.entry.same_labels(&entry))
+                let busy_since = before
+                    .get(&entry.labels())
                     .map(|m| Arc::clone(&m.busy_since))
                     .unwrap_or_default();
                 mounts.push(Mount {
