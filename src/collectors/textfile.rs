@@ -1,10 +1,14 @@
 //! The textfile collector: node_exporter-compatible `*.prom` files from
 //! `textfile.directory`, for metrics that scripts write.
 //!
-//! Each file is read whole at scrape time and checked before anything of it is served:
-//! a file that does not parse, carries client-side timestamps, declares a family twice,
-//! repeats a series, or names a metric the exporter itself serves is dropped whole and
-//! reported (`node_textfile_scrape_error 1`, logged once); the other files are served.
+//! Each file is read whole at scrape time and parsed in full before anything of it is
+//! served: every sample into its name, labels and value, which the exposition writer
+//! writes again in the format the scrape negotiated, so no line reaches the answer as
+//! it was written. A file that does not parse (as node_exporter reads the format),
+//! carries client-side timestamps, declares a family twice, repeats a series, uses a
+//! reserved or repeated label name, or names a metric the exporter itself serves is
+//! dropped whole and reported (`node_textfile_scrape_error 1`, logged once); the other
+//! files are served.
 //! Writers should replace files atomically (write a temporary file, rename it over the
 //! old one), as node_exporter's documentation says; a file read mid-write is dropped,
 //! never half served: one that changed while it was read, or whose last line has no
@@ -14,7 +18,8 @@
 //! file), each up to `max_file_bytes` and all of them up to `max_total_bytes`. Files are
 //! checked against each other on parsed series (name and sorted labels), in one pass:
 //! a later file that repeats a series of an earlier one (in any label order, with any
-//! value), or gives a shared family another type or help, is dropped with the reason.
+//! value), gives a shared family another type or help, or has a family that would be
+//! one with an earlier file's in OpenMetrics, is dropped with the reason.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
