@@ -1438,17 +1438,6 @@ fn virtual_network_devices_are_node_exporters_series() {
         let info = info.iter().find(|s| s.labels["device"] == device).unwrap();
         assert_eq!(info.labels["adminstate"], admin, "{device}");
     }
-    let without_adminstate = |v: Vec<String>| -> Vec<String> {
-        v.into_iter()
-            .map(|s| match s.find("\"adminstate\": ") {
-                Some(i) => {
-                    let end = s[i..].find(", ").map_or(s.len(), |j| i + j + 2);
-                    format!("{}{}", &s[..i], &s[end..])
-                }
-                None => s,
-            })
-            .collect()
-    };
     // node_exporter's families (its netclass collector's alone; this exporter's
     // network collector reads the host's /proc/net/dev beside), series by series.
     let theirs = common::scrape_port(node_port);
@@ -1464,7 +1453,10 @@ fn virtual_network_devices_are_node_exporters_series() {
             .collect()
     };
     let peer = of_families(theirs.series_with_prefix(&["node_network_"]));
-    let ours = of_families(without_adminstate(m.series_with_prefix(&["node_network_"])));
+    let ours: Vec<String> = of_families(m.series_with_prefix(&["node_network_"]))
+        .into_iter()
+        .map(without_adminstate)
+        .collect();
     assert!(peer.len() > 100, "node_exporter gave {peer:#?}");
     let missing: Vec<&String> = peer.iter().filter(|s| !ours.contains(s)).collect();
     let extra: Vec<&String> = ours.iter().filter(|s| !peer.contains(s)).collect();
@@ -1538,6 +1530,18 @@ fn many_network_devices_do_not_exhaust_the_descriptors() {
     );
 }
 
+/// A series as `series_with_prefix` writes it, without its `adminstate` label, which
+/// node_exporter 1.6 added and Debian's 1.5 lacks.
+fn without_adminstate(s: String) -> String {
+    match s.find("\"adminstate\": ") {
+        Some(i) => {
+            let end = s[i..].find(", ").map_or(s.len(), |j| i + j + 2);
+            format!("{}{}", &s[..i], &s[end..])
+        }
+        None => s,
+    }
+}
+
 #[test]
 fn network_device_series_are_node_exporters_on_this_host() {
     // The host's own devices through the real sysfs, where this exporter takes most
@@ -1579,16 +1583,7 @@ fn network_device_series_are_node_exporters_on_this_host() {
         }
         let ours: Vec<String> = of_families(&mine)
             .into_iter()
-            .map(|s| {
-                let at = s.find("\"adminstate\": ");
-                match at {
-                    Some(i) => {
-                        let end = s[i..].find(", ").map_or(s.len(), |j| i + j + 2);
-                        format!("{}{}", &s[..i], &s[end..])
-                    }
-                    None => s,
-                }
-            })
+            .map(without_adminstate)
             .collect();
         let theirs = of_families(&peer);
         assert!(theirs.iter().any(|s| s.contains("\"lo\"")), "{theirs:#?}");
