@@ -1530,6 +1530,106 @@ fn many_network_devices_do_not_exhaust_the_descriptors() {
     );
 }
 
+/// The descriptors the exporter holds, from /proc.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Out of descriptors (idle connections hold every one, under a hard limit it cannot
+/// raise), the exporter answers a scrape on a connection it already holds, with only the
+/// collectors that needed another file failing; connections that arrive meanwhile wait
+/// in the listen queue instead of being lost, and are answered once others close.
+#[test]
+fn out_of_descriptors_a_collector_fails_alone_and_the_server_keeps_accepting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shop.prom");
+    std::fs::write(&file, "shop_orders_open 3\n").unwrap();
+    let prlimit = common::require_tool("prlimit", "util-linux");
+    let prlimit = prlimit.display().to_string();
+    const LIMIT: usize = 128;
+    let mut e = Exporter::start_under(
+        &[&prlimit, &format!("--nofile={LIMIT}:{LIMIT}"), "--"],
+        &format!(
+            "web:\n  header_read_timeout: 120s\n  idle_timeout: 120s\ntextfile:\n  directory: {}\n",
+            dir.path().display()
+        ),
+        &[],
+    );
+    let pid = e.child.id();
+    assert_eq!(e.metrics().value("shop_orders_open", &[]), Some(3.0));
+    // The connection the next scrape is sent on, then idle ones until the exporter
+    // says it cannot accept another; the last waits in the listen queue.
+    let mut probe = TcpStream::connect(e.address()).unwrap();
+    let mut idle = Vec::new();
+    while !e.stderr().contains("accept failed") {
+        assert!(
+            idle.len() < LIMIT,
+            "{LIMIT} connections and no failed accept"
+        );
+        let before = open_fds(pid);
+        idle.push(TcpStream::connect(e.address()).unwrap());
+        common::wait_until("the exporter to accept or refuse a connection", || {
+            open_fds(pid) > before || e.stderr().contains("accept failed")
+        });
+    }
+    common::wait_until("the exporter to hold every descriptor", || {
+        open_fds(pid) >= LIMIT
+    });
+    // The textfile changed: the collector must open it and cannot; the others answer
+    // from the files they keep open.
+    std::fs::write(&file, "shop_orders_open 4\n").unwrap();
+    probe
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    probe.read_to_end(&mut answer).unwrap();
+    let r = common::parse_response(&answer, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let m = Exposition::parse(&r.text());
+    assert_eq!(
+        m.value(
+            "node_scrape_collector_success",
+            &[("collector", "textfile")]
+        ),
+        Some(0.0),
+        "{}",
+        r.text()
+    );
+    assert_eq!(m.value("shop_orders_open", &[]), None);
+    for collector in ["memory", "cpu", "disk", "network", "filesystem", "host"] {
+        assert_collector_succeeded(&e, &m, collector);
+    }
+    assert!(e.stderr().contains("Too many open files"), "{}", e.stderr());
+    // More connections with their requests wait in the listen queue; once the idle
+    // connections close, each is answered.
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(e.address()).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        waiting.push(c);
+    }
+    drop(idle);
+    for mut c in waiting {
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).unwrap();
+        let r = common::parse_response(&answer, false);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("shop_orders_open 4"), "{}", r.text());
+    }
+    assert_collector_succeeded(&e, &e.metrics(), "textfile");
+    assert!(
+        e.stderr().contains("accepting connections again"),
+        "{}",
+        e.stderr()
+    );
+    assert!(e.child.try_wait().unwrap().is_none(), "the exporter exited");
+}
+
 /// A series as `series_with_prefix` writes it, without its `adminstate` label, which
 /// node_exporter 1.6 added and Debian's 1.5 lacks.
 fn without_adminstate(s: String) -> String {

@@ -134,6 +134,8 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = http1(&state.settings);
     tokio::pin!(shutdown);
+    // Failed accepts in a row.
+    let mut refused = 0u64;
     loop {
         let (stream, peer) = tokio::select! {
             Some((engine, settings)) = reloads.recv() => {
@@ -146,10 +148,20 @@ pub async fn serve(
                 continue;
             }
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    if std::mem::take(&mut refused) > 0 {
+                        info!(tries = refused, "accepting connections again");
+                    }
+                    a
+                }
                 Err(e) => {
-                    // Out of file descriptors, most likely: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
+                    // Out of file descriptors, most likely: the connection waits in the
+                    // listen queue while the exporter backs off instead of spinning, and
+                    // is taken when a descriptor is free. Said once a spell.
+                    if refused == 0 {
+                        warn!(error = %e, "accept failed; retrying every 50 ms");
+                    }
+                    refused += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
