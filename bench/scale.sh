@@ -6,9 +6,10 @@
 #   mounts    N tmpfs mounts in a private mount namespace (with its own PID 1, so that
 #             both read that namespace's /proc/1 mount table), one mount and one unmount
 #             between every two scrapes (a host of containers changes its table all the
-#             time); node_exporter's filesystem collector against this exporter's.
-#   netdevs   N ifb devices in a private network namespace (this kernel has no dummy
-#             module); node_exporter's netclass and netdev against netclass and network.
+#             time), and again with no change (mounts_unchanged); node_exporter's
+#             filesystem collector against this exporter's.
+#   netdevs   N ifb devices in a private network namespace with its own sysfs (this
+#             kernel has no dummy module); node_exporter's netclass and netdev against netclass and network.
 #   textfile  one textfile of N series (`m{a="N"} 1`); the textfile collectors.
 #   tables    N tables in one MariaDB schema; mysqld_exporter with the table sizes of
 #             that schema (and its default collectors) against this exporter's mysql
@@ -40,7 +41,7 @@ if [ "${SCALE_INSIDE:-}" = "" ]; then
   export SCALE_BIN=$bin SCALE_WORK=$work SCALE_OUT=$out SCALE_SCRAPES=$scrapes
   : >"$out/results.txt"
   SCALE_INSIDE=mounts unshare --mount --propagation private --pid --fork --mount-proc "$0" "$@"
-  SCALE_INSIDE=netdevs unshare --net "$0" "$@"
+  SCALE_INSIDE=netdevs unshare --net --mount --propagation private "$0" "$@"
   SCALE_INSIDE=textfile "$0" "$@"
   SCALE_INSIDE=tables "$0" "$@"
   python3 bench/scale_plot.py "$out/results.txt" "$out"
@@ -132,18 +133,24 @@ case $dim in
   mounts)
     mount -t tmpfs scale "$dir"
     mkdir -p "$dir/m" "$dir/churn"
-    between() { mount -t tmpfs churn "$dir/churn"; umount "$dir/churn"; }
+    churn() { mount -t tmpfs churn "$dir/churn"; umount "$dir/churn"; }
     have=0
     for n in 100 400 1600 6400; do
       while [ "$have" -lt "$n" ]; do
         mkdir -p "$dir/m/$have"; mount -t tmpfs "m$have" "$dir/m/$have"; have=$((have + 1))
       done
-      peer_port=$(free_port)
-      run "$n" node_exporter "${node[@]}" "$(node_listen)" --collector.filesystem \
-        --collector.filesystem.mount-points-exclude='^/(dev|proc|sys)($|/)' -- filesystem
+      # With a change before every scrape, then with none.
+      for dim in mounts mounts_unchanged; do
+        if [ "$dim" = mounts ]; then between() { churn; }; else between() { :; }; fi
+        peer_port=$(free_port)
+        run "$n" node_exporter "${node[@]}" "$(node_listen)" --collector.filesystem \
+          --collector.filesystem.mount-points-exclude='^/(dev|proc|sys)($|/)' -- filesystem
+      done
     done
     ;;
   netdevs)
+    # The namespace's own sysfs, so that both read its devices' attributes.
+    mount -t sysfs sysfs /sys
     ip link set lo up
     have=0
     for n in 100 300 1000; do

@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -28,7 +29,34 @@ pub fn open_nonblocking(path: &Path) -> io::Result<File> {
 /// what it names). Never waits: a FIFO with no writer is refused like any other
 /// non-regular file.
 pub fn open(path: &Path) -> io::Result<File> {
-    let file = open_nonblocking(path)?;
+    only_regular(open_nonblocking(path)?)
+}
+
+/// A directory to open files in with [`open_at`], held only for finding them
+/// (`O_PATH`): a walk of its path once for many files in it.
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// As [`open`], for `name` relative to `dir`.
+pub fn open_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    only_regular(File::from(fd))
+}
+
+/// `file` if it is a regular file, else an error that says what it is.
+fn only_regular(file: File) -> io::Result<File> {
     let kind = file.metadata()?.file_type();
     if kind.is_file() {
         return Ok(file);

@@ -237,11 +237,42 @@ const WITH_LINK: &[&str] = &[
     "duplex",
 ];
 
+/// The directory that holds devices' directories (sysfs's `devices/virtual/net`, a
+/// network card's `net`), kept open while the devices read one after the other share
+/// it: an attribute not kept open is then one short lookup from it, not a walk of its
+/// whole path through the class directory's link. One at a time, so that the
+/// descriptors held do not grow with the cards.
+struct ParentDir {
+    path: PathBuf,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl ParentDir {
+    fn new() -> Self {
+        ParentDir {
+            path: PathBuf::new(),
+            fd: None,
+        }
+    }
+
+    fn fd(&mut self, path: &Path) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        if self.path != path {
+            self.path = path.to_owned();
+            self.fd = crate::regular::open_dir(path).ok();
+        }
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+}
+
 /// One device's attribute files: numeric ones first, then the text ones; each kept open
 /// while the budget lasts, else opened when read.
 pub struct DeviceFiles {
     name: String,
-    dir: PathBuf,
+    /// The device's directory, its links resolved when the files were opened: the
+    /// directory that holds it, and its name there.
+    parent: PathBuf,
+    leaf: String,
     /// The inode of the device's entry in the class directory when the files were
     /// opened: a device removed and created again under its name has a new one, and
     /// the files of the old are not read for it.
@@ -272,9 +303,15 @@ impl DeviceFiles {
         budget: &mut usize,
         with_link: bool,
     ) -> DeviceFiles {
+        let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+        let (parent, leaf) = match (real.parent(), real.file_name().and_then(|l| l.to_str())) {
+            (Some(parent), Some(leaf)) => (parent.to_owned(), leaf.to_owned()),
+            _ => (PathBuf::from("/"), real.to_string_lossy().into_owned()),
+        };
         let mut d = DeviceFiles {
             name: name.to_owned(),
-            dir: dir.to_owned(),
+            parent,
+            leaf,
             ino,
             ifindex: None,
             files: attributes()
@@ -292,20 +329,21 @@ impl DeviceFiles {
         d.ifindex = NUMERIC
             .iter()
             .position(|(f, _, _)| *f == "ifindex")
-            .and_then(|i| d.number(i, &mut [0u8; 64]));
+            .and_then(|i| d.number(i, &mut [0u8; 64], &mut ParentDir::new()));
         d
     }
 
     /// The attribute at `i` as text, read afresh; `None` when the device does not have
     /// it (EINVAL, or no such file). A file not kept open is opened for the read.
-    fn text(&self, i: usize, buf: &mut [u8]) -> Option<String> {
+    fn text(&self, i: usize, buf: &mut [u8], dir: &mut ParentDir) -> Option<String> {
         let n = match self.files.get(i)? {
             Some(file) => file.read_at(buf, 0).ok()?,
             None => {
                 let name = attributes().nth(i)?;
                 // Only regular files, opened without waiting: another `system.sysfs`
                 // tree must not stall the scrape with a FIFO.
-                let file = crate::regular::open(&self.dir.join(name)).ok()?;
+                let path = format!("{}/{name}", self.leaf);
+                let file = crate::regular::open_at(dir.fd(&self.parent)?, &path).ok()?;
                 file.read_at(buf, 0).ok()?
             }
         };
@@ -314,9 +352,9 @@ impl DeviceFiles {
     }
 
     /// The numeric attribute at `i`, read afresh, as its sample.
-    fn number(&self, i: usize, buf: &mut [u8]) -> Option<i64> {
+    fn number(&self, i: usize, buf: &mut [u8], dir: &mut ParentDir) -> Option<i64> {
         let factor = NUMERIC.get(i)?.2;
-        self.text(i, buf)
+        self.text(i, buf, dir)
             .and_then(|t| number(&t))
             .map(|v| v.saturating_mul(factor))
     }
@@ -326,8 +364,13 @@ impl DeviceFiles {
     /// reads instead of 23. When the device's index in sysfs is not the entry's, the
     /// entry is another device's (another network namespace's): sysfs is read whole.
     pub fn read_with(&self, link: &Link) -> Device {
+        self.read_with_in(link, &mut ParentDir::new())
+    }
+
+    /// As [`DeviceFiles::read_with`], opening files from `dir`.
+    fn read_with_in(&self, link: &Link, dir: &mut ParentDir) -> Device {
         if self.ifindex != Some(i64::from(link.index)) {
-            return self.read();
+            return self.read_in(dir);
         }
         let mut buf = [0u8; 512];
         // sysfs answers EINVAL for carrier and dormant unless the device is running,
@@ -355,10 +398,13 @@ impl DeviceFiles {
                 "tx_queue_len" => int(link.tx_queue_len),
                 "statistics/rx_nohandler" => link.rx_nohandler.and_then(|n| i64::try_from(n).ok()),
                 // addr_assign_type, dev_id, flags, name_assign_type, speed.
-                _ => self.number(i, &mut buf),
+                _ => self.number(i, &mut buf, dir),
             })
             .collect();
-        let mut text = |k: usize| self.text(NUMERIC.len() + k, &mut buf).unwrap_or_default();
+        let mut text = |k: usize| {
+            self.text(NUMERIC.len() + k, &mut buf, dir)
+                .unwrap_or_default()
+        };
         let operstate = match link.operstate {
             Some(state) => OPERSTATES
                 .get(usize::from(state))
@@ -383,17 +429,25 @@ impl DeviceFiles {
     }
 
     pub fn read(&self) -> Device {
+        self.read_in(&mut ParentDir::new())
+    }
+
+    /// As [`DeviceFiles::read`], opening files from `dir`.
+    fn read_in(&self, dir: &mut ParentDir) -> Device {
         let mut buf = [0u8; 512];
         let numbers = NUMERIC
             .iter()
             .enumerate()
             .map(|(i, (_, _, factor))| {
-                self.text(i, &mut buf)
+                self.text(i, &mut buf, dir)
                     .and_then(|t| number(&t))
                     .map(|v| v.saturating_mul(*factor))
             })
             .collect();
-        let mut text = |k: usize| self.text(NUMERIC.len() + k, &mut buf).unwrap_or_default();
+        let mut text = |k: usize| {
+            self.text(NUMERIC.len() + k, &mut buf, dir)
+                .unwrap_or_default()
+        };
         Device {
             name: self.name.clone(),
             numbers,
@@ -594,11 +648,12 @@ impl Collector for Netclass {
             .flatten()
             .map(|l| (l.name.as_str(), l))
             .collect();
+        let mut parent = ParentDir::new();
         let devices: Vec<Device> = open
             .iter()
             .map(|d| match by_name.get(d.name.as_str()) {
-                Some(link) => d.read_with(link),
-                None => d.read(),
+                Some(link) => d.read_with_in(link, &mut parent),
+                None => d.read_in(&mut parent),
             })
             .collect();
         drop(open);
