@@ -754,6 +754,9 @@ fn bad_config_files_name_the_file_the_key_and_the_position() {
         ("web:\n  write_timeout: 0s\n", &["web.write_timeout: 0s would cut every connection"]),
         ("textfile:\n  max_file_bytes: 4MB\n", &["textfile.max_file_bytes", "such as 4MiB", "line 2"]),
         ("jobs:\n  max_json_bytes: 0\n", &["jobs.max_json_bytes: 0 would refuse everything"]),
+        ("backup:\n  retention: 0s\n  keep_min: 3\n", &["backup.retention: 0s is under a day", "at least 1d"]),
+        ("backup:\n  retention: 12h\n", &["backup.retention: 43200s is under a day"]),
+        ("backup:\n  keep_min: 0\n", &["backup.keep_min: 0 would let a prune remove every backup", "at least 1"]),
         ("weblogs:\n  - name: a\n    path: /x.log\n    max_line_bytes: 0\n", &["weblogs[0].max_line_bytes: 0"]),
         ("dashboard:\n  title: x\n  rows:\n    - title: r\n      panels:\n        - title: p\n          span: 13\n", &["dashboard.rows[0].panels[0].span", "span 13", "at line "]),
     ];

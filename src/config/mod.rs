@@ -206,6 +206,7 @@ impl Config {
                 "backup.space_factor: {f} is not a factor; give a number such as 1.5 (0 turns the check off)"
             ));
         }
+        self.backup.validate()?;
         crate::collectors::weblog::validate(&self.weblogs)?;
         crate::collectors::probe::validate(&self.probes)?;
         if let Some(m) = &self.mysql {

@@ -78,6 +78,31 @@ impl Default for BackupConfig {
     }
 }
 
+/// The shortest retention accepted: a day, the plan's interval between two runs. A
+/// shorter one would have each run prune the one before.
+pub const MIN_RETENTION: Duration = Duration::from_secs(86_400);
+
+impl BackupConfig {
+    /// A retention that could leave no backup behind is refused.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.keep_min == 0 {
+            return Err(
+                "backup.keep_min: 0 would let a prune remove every backup, the one just made \
+                 included; give at least 1 (the default keeps 7)"
+                    .to_owned(),
+            );
+        }
+        if self.retention.get() < MIN_RETENTION {
+            return Err(format!(
+                "backup.retention: {}s is under a day, the interval between two nightly runs: \
+                 each run would prune the one before; give at least 1d (the default is 30d)",
+                self.retention.get().as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
 pub const MANIFEST: &str = "manifest.json";
 pub const VERIFIED: &str = "verified.json";
 pub const PARTIAL_PREFIX: &str = ".partial-";

@@ -39,14 +39,20 @@ impl Backup<'_> {
             .filter(|e| e.state == State::Complete)
             .collect();
         complete.sort_by(|a, b| b.name.cmp(&a.name));
+        // At least one, whatever a config that skipped validation says.
         let keep: Vec<&str> = complete
             .iter()
-            .take(self.cfg.keep_min)
+            .take(self.cfg.keep_min.max(1))
             .map(|e| e.name.as_str())
             .collect();
+        // Nothing that started after the newest complete backup: a newer run's.
+        let newest = complete.first().map(|e| e.name.as_str());
         let mut removed = 0;
         for e in &entries {
-            if e.state == State::Partial || keep.contains(&e.name.as_str()) {
+            if e.state == State::Partial
+                || keep.contains(&e.name.as_str())
+                || newest.is_some_and(|n| e.name.as_str() > n)
+            {
                 continue;
             }
             let when = e
