@@ -98,6 +98,26 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
         .create(dir)
 }
 
+/// The directory `path` under `root`, opened only if it is one and lies beneath `root`
+/// with no symbolic link on the way (the last component included), and without
+/// waiting: a FIFO or device in its place is refused, never opened.
+pub fn open_dir_beneath(root: &impl std::os::fd::AsFd, path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    let fd = rustix::fs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(File::from(fd))
+}
+
 /// Creates the file `path` with `mode`; fails if anything (a file, a link) is there.
 pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
     std::fs::OpenOptions::new()

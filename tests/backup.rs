@@ -1301,3 +1301,206 @@ fn a_restore_checks_every_grant_before_its_first_change() {
     ok(&restore(&[]));
     assert!(copy_exists());
 }
+
+/// A tar header for `name` exactly as given (absolute, with `..`: what `set_path`
+/// refuses to write and an attacker writes anyway).
+fn raw_header(name: &str, kind: tar::EntryType, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+    h.set_mtime(mtime);
+    h.set_uid(0);
+    h.set_gid(0);
+    let field = &mut h.as_old_mut().name;
+    assert!(
+        name.len() < field.len(),
+        "{name} is too long for a plain header"
+    );
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    h
+}
+
+/// A backup of nothing but `archive` (a tar stream), compressed, with a manifest whose
+/// checksum matches it, as an attacker who can write the destination would make one.
+fn forged_backup(dest: &Path, archive: &[u8]) -> String {
+    let name = "20261201T020000Z";
+    let dir = dest.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let compressed = zstd::encode_all(archive, 3).unwrap();
+    std::fs::write(dir.join("files.tar.zst"), &compressed).unwrap();
+    let t = secs_ago(1.0);
+    let manifest = serde_json::json!({
+        "format": 1, "name": name, "started": t, "completed": t, "server_version": "x",
+        "databases": [], "paths": ["/etc/shoe_store_hub"], "files_archived": 3,
+        "artifacts": [{
+            "file": "files.tar.zst",
+            "size": compressed.len(),
+            "sha256": format!("{:x}", Sha256::digest(&compressed)),
+        }],
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    name.to_owned()
+}
+
+fn mtime_of(p: &Path) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).unwrap().mtime()
+}
+
+/// An archive rewritten by someone who can write the backups (names absolute or with
+/// `..`, an absolute directory entry that names a FIFO, links out of the target, a
+/// device, a long name), its checksum recomputed: `restore --files-to` changes nothing
+/// outside the target, waits on nothing, restores the rest and lists what it skipped.
+/// No server is asked: files come back with the database down.
+#[test]
+fn a_hostile_archive_changes_nothing_outside_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(outside.join("victim_dir")).unwrap();
+    std::fs::write(outside.join("victim_file"), "precious\n").unwrap();
+    let fifo = outside.join("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let before: Vec<(PathBuf, i64)> = [&outside, &outside.join("victim_dir"), &fifo]
+        .iter()
+        .map(|p| (p.to_path_buf(), mtime_of(p)))
+        .collect();
+    let o = outside.display().to_string();
+
+    let mut b = tar::Builder::new(Vec::new());
+    let mut raw = |name: &str, kind: tar::EntryType, data: &[u8], f: &dyn Fn(&mut tar::Header)| {
+        let mut h = raw_header(name, kind, data.len() as u64, 1_000);
+        f(&mut h);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    let none = |_: &mut tar::Header| {};
+    raw(
+        &format!("{o}/victim_dir/"),
+        tar::EntryType::Directory,
+        b"",
+        &none,
+    );
+    raw(&format!("{o}/fifo/"), tar::EntryType::Directory, b"", &none);
+    raw(
+        &format!("{o}/planted_abs"),
+        tar::EntryType::Regular,
+        b"x\n",
+        &none,
+    );
+    raw("../escape.txt", tar::EntryType::Regular, b"x\n", &none);
+    raw(
+        "d/../../escape2.txt",
+        tar::EntryType::Regular,
+        b"x\n",
+        &none,
+    );
+    raw("out", tar::EntryType::Symlink, b"", &|h| {
+        h.set_link_name(&outside).unwrap()
+    });
+    raw(
+        "out/planted_through_link",
+        tar::EntryType::Regular,
+        b"x\n",
+        &none,
+    );
+    raw("null", tar::EntryType::Char, b"", &|h| {
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+    });
+    raw("d/", tar::EntryType::Directory, b"", &|h| {
+        h.set_mtime(1_000_000)
+    });
+    raw("d/f.txt", tar::EntryType::Regular, b"kept\n", &none);
+    let mut b = b;
+    let long = format!("{}/{}.txt", "a".repeat(150), "b".repeat(150));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_mtime(1_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    b.append_data(&mut h, &long, &b"long\n"[..]).unwrap();
+    let archive = b.into_inner().unwrap();
+
+    let dest = dir.path().join("dest");
+    forged_backup(&dest, &archive);
+    let target = dir.path().join("target");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "jobs:\n  state_dir: {}\nbackup:\n  destination: {}\n",
+            dir.path().join("state").display(),
+            dest.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["backup", "restore", "--files-to"])
+        .arg(&target)
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the restore hung on the archive");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    // Nothing outside changed.
+    for (p, m) in &before {
+        assert_eq!(mtime_of(p), *m, "{} changed", p.display());
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim_file")).unwrap(),
+        "precious\n"
+    );
+    let mut outside_now: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    outside_now.sort();
+    assert_eq!(outside_now, ["fifo", "victim_dir", "victim_file"]);
+    for p in ["escape.txt", "escape2.txt"] {
+        assert!(!dir.path().join(p).exists(), "{p} escaped");
+    }
+    // What was fit to restore is there, directory times included; no device.
+    assert_eq!(
+        std::fs::read_to_string(target.join("d/f.txt")).unwrap(),
+        "kept\n"
+    );
+    assert_eq!(mtime_of(&target.join("d")), 1_000_000);
+    assert_eq!(
+        std::fs::read_to_string(target.join(&long)).unwrap(),
+        "long\n"
+    );
+    if let Ok(m) = std::fs::symlink_metadata(target.join("null")) {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(!m.file_type().is_char_device(), "a device was made");
+    }
+    // What was skipped is said, each with its name.
+    for name in [
+        format!("{o}/victim_dir"),
+        format!("{o}/fifo"),
+        format!("{o}/planted_abs"),
+        "../escape.txt".to_owned(),
+        "d/../../escape2.txt".to_owned(),
+    ] {
+        assert!(
+            stderr.contains(&name),
+            "{name} not listed as skipped: {stderr}"
+        );
+    }
+    assert!(stderr.contains("skipped"), "{stderr}");
+}

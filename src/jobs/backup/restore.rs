@@ -107,11 +107,17 @@ impl Backup<'_> {
                 "--as renames one database: give exactly one --database".to_owned(),
             ));
         }
-        let creds = self.credentials()?;
-        let defaults = Defaults::new(&creds)?;
-        let sql = self.sql(&defaults)?;
+        // The server only when a database or the accounts are asked for: files come back
+        // on a host whose server is down.
+        let defaults = if wanted.is_empty() && !req.users {
+            None
+        } else {
+            Some(Defaults::new(&self.credentials()?)?)
+        };
+        let sql = defaults.as_ref().map(|d| self.sql(d)).transpose()?;
         let mut loads = Vec::new();
         for d in wanted {
+            let Some(sql) = &sql else { break };
             let target = req.as_name.clone().unwrap_or_else(|| d.name.clone());
             let exists = sql.inventory(&target)?.is_some();
             loads.push(Load {
@@ -132,13 +138,14 @@ impl Backup<'_> {
                     && l.dump.events.is_empty()),
                 users: req.users,
             };
+            let Some(sql) = &sql else { break };
             for grant in sql.missing_restore_grants(&needs)? {
                 if !missing.contains(&grant) {
                     missing.push(grant);
                 }
             }
         }
-        if !missing.is_empty() {
+        if let (false, Some(sql)) = (missing.is_empty(), &sql) {
             return Err(BackupError::RestoreGrants {
                 account: sql.current_user()?,
                 missing,
@@ -215,14 +222,14 @@ impl Backup<'_> {
 
         self.as_job(
             "backup-restore",
-            || self.carry_out(&sql, entry, &manifest, &loads, req),
+            || self.carry_out(sql.as_ref(), entry, &manifest, &loads, req),
             String::clone,
         )
     }
 
     fn carry_out(
         &self,
-        sql: &Sql<'_>,
+        sql: Option<&Sql<'_>>,
         entry: &Entry,
         manifest: &Manifest,
         loads: &[Load<'_>],
@@ -231,7 +238,7 @@ impl Backup<'_> {
         let mut progress = Progress::new();
         let mut done = Vec::new();
         // Accounts first: the objects' DEFINERs and the grants on the database name them.
-        if req.users {
+        if let (true, Some(sql)) = (req.users, sql) {
             if let Some(a) = &manifest.accounts {
                 let path = entry.path.join(&a.file);
                 let file =
@@ -251,6 +258,7 @@ impl Backup<'_> {
             }
         }
         for l in loads {
+            let Some(sql) = sql else { break };
             if l.exists {
                 sql.rows(&format!("DROP DATABASE {}", ident(&l.target)))?;
             }
@@ -277,9 +285,17 @@ impl Backup<'_> {
             done.push(format!("database {} as {}", l.dump.name, l.target));
         }
         if let Some(dir) = &req.files_to {
-            let n = self.unpack(entry, dir, &mut progress)?;
+            let (n, skipped) = self.unpack(entry, dir, &mut progress)?;
             progress.done(&format!("{n} file(s) restored under {}", dir.display()));
             done.push(format!("{n} file(s) under {}", dir.display()));
+            if !skipped.is_empty() {
+                done.push(format!(
+                    "{} archive entr{} skipped: {}",
+                    skipped.len(),
+                    if skipped.len() == 1 { "y" } else { "ies" },
+                    skipped.join("; ")
+                ));
+            }
         }
         Ok(format!(
             "backup {} restored: {}",
@@ -292,13 +308,16 @@ impl Backup<'_> {
         ))
     }
 
-    /// The archive unpacked under `dir`, owners, modes and times kept; files counted.
+    /// The archive unpacked under `dir`, owners, modes and times kept: the files
+    /// counted, and the entries skipped, each with why. An entry whose name is absolute
+    /// or climbs out with `..` is skipped (a backup this program made has neither): what
+    /// the unpacking library would do with it is not what the name says.
     fn unpack(
         &self,
         entry: &Entry,
         dir: &Path,
         progress: &mut Progress,
-    ) -> Result<u64, BackupError> {
+    ) -> Result<(u64, Vec<String>), BackupError> {
         let path = entry.path.join("files.tar.zst");
         crate::writes::create_dir_all(dir, 0o700)
             .map_err(io_err(format!("creating {}", dir.display())))?;
@@ -313,6 +332,7 @@ impl Backup<'_> {
         archive.set_unpack_xattrs(false);
         let mut files = 0u64;
         let mut dirs = Vec::new();
+        let mut skipped = Vec::new();
         for e in archive
             .entries()
             .map_err(io_err(format!("reading {}", path.display())))?
@@ -323,33 +343,78 @@ impl Backup<'_> {
                 .path()
                 .map_err(io_err(format!("reading {}", path.display())))?
                 .into_owned();
-            // unpack_in refuses names that would land outside `dir`.
+            let Some(inside) = beneath(&name) else {
+                let why = if name.is_absolute() {
+                    "an absolute name"
+                } else {
+                    "a name that leaves the target"
+                };
+                tracing::warn!(entry = %name.display(), "skipped: {why}");
+                skipped.push(format!("{} ({why})", name.display()));
+                continue;
+            };
+            // A directory of its path that is a link (one this archive made, or one that
+            // was there): what is below it could land anywhere. The unpacking library
+            // refuses that too, but with an error that would end the restore.
+            if through_link(dir, &inside) {
+                tracing::warn!(entry = %name.display(), "skipped: a link on its path");
+                skipped.push(format!("{} (a link on its path)", name.display()));
+                continue;
+            }
             let placed = e
                 .unpack_in(dir)
                 .map_err(io_err(format!("restoring {}", name.display())))?;
             if !placed {
-                return Err(BackupError::Restore(format!(
-                    "{} would land outside {}",
-                    name.display(),
-                    dir.display()
-                )));
+                tracing::warn!(entry = %name.display(), "skipped: it would land outside the target");
+                skipped.push(format!("{} (lands outside the target)", name.display()));
+                continue;
             }
             if is_dir {
                 // A directory's time is set again once its files are in.
                 if let Ok(mtime) = e.header().mtime() {
-                    dirs.push((dir.join(&name), mtime));
+                    dirs.push((inside, mtime));
                 }
             } else {
                 files += 1;
                 progress.show(|| format!("restoring files: {files}"));
             }
         }
+        let root =
+            crate::regular::open_dir(dir).map_err(io_err(format!("opening {}", dir.display())))?;
         for (d, mtime) in dirs.into_iter().rev() {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-            if let Ok(f) = File::open(&d) {
+            // What was created under `dir` and nothing else: no link followed on the
+            // way, no FIFO or device waited on.
+            if let Ok(f) = crate::writes::open_dir_beneath(&root, &d) {
                 let _ = f.set_modified(t);
             }
         }
-        Ok(files)
+        Ok((files, skipped))
     }
+}
+
+/// `name` as a path under the target: its plain components, `.` dropped; `None` when
+/// it is absolute or has a `..`.
+fn beneath(name: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut inside = PathBuf::new();
+    for c in name.components() {
+        match c {
+            Component::Normal(part) => inside.push(part),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) | Component::ParentDir => return None,
+        }
+    }
+    Some(inside)
+}
+
+/// Whether a directory on the way to `inside` under `dir` is a symbolic link.
+fn through_link(dir: &Path, inside: &Path) -> bool {
+    let mut p = dir.to_path_buf();
+    let mut parts: Vec<_> = inside.components().collect();
+    parts.pop();
+    parts.into_iter().any(|c| {
+        p.push(c);
+        std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
+    })
 }
