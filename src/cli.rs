@@ -121,11 +121,17 @@ pub struct RestoreArgs {
     /// one.
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,
-    /// Restore this database of the backup (repeat for more).
-    #[arg(long, value_name = "NAME")]
+    /// Restore this database of the backup (repeat for more). Any name the server
+    /// allows, one that starts with `-` included.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
     pub database: Vec<String>,
     /// Restore the one --database under this new name, leaving the original alone.
-    #[arg(long = "as", value_name = "NEW_NAME", requires = "database")]
+    #[arg(
+        long = "as",
+        value_name = "NEW_NAME",
+        requires = "database",
+        allow_hyphen_values = true
+    )]
     pub as_name: Option<String>,
     /// Unpack the archived files under DIR, with owners, modes and times (/ puts them
     /// back where they were, and needs --yes).

@@ -380,8 +380,14 @@ impl Backup<'_> {
             } else {
                 format!("db-{i}.sql.zst")
             };
-            let (artifact, reader) =
-                self.dump(&tool, &defaults, db, &partial.join(&file), deadline)?;
+            let (artifact, reader) = self.dump(
+                &tool,
+                &sql,
+                db,
+                &inventory.events,
+                &partial.join(&file),
+                deadline,
+            )?;
             if server_version.is_empty() {
                 server_version.clone_from(&reader.server_version);
             }

@@ -118,7 +118,11 @@ impl Backup<'_> {
             what: format!("loading {} into {target}", db.name),
         };
         let (mut cmd, _options) = sql.defaults.command(&sql.client)?;
-        cmd.arg(target);
+        // As an option's value: a name that starts with `-` is not taken for an option.
+        cmd.arg(format!("--database={target}"));
+        // The dump as written: without it the client turns `\r\n` into `\n` inside
+        // routines' and triggers' bodies.
+        cmd.arg("--binary-mode");
         let out = capture(&mut cmd, Some(&mut counted), sql.timeout, sql.kill_grace)?;
         if out.exit.timed_out {
             return Err(BackupError::Timeout(sql.timeout));
