@@ -1780,3 +1780,204 @@ fn names_of_any_form_are_backed_up_verified_and_restored() {
         round += 1;
     }
 }
+
+/// Each base table of `name` with its rows and checksum, as `snapshot` lists them.
+fn tables_of(db: &MariaDb, name: &str) -> Vec<String> {
+    snapshot(db, name)
+        .into_iter()
+        .filter(|l| l.starts_with("table "))
+        .collect()
+}
+
+/// The databases restores over a live one made: copies and kept originals.
+fn beside_databases(db: &MariaDb) -> Vec<String> {
+    db.sql("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'shoehub\\_restore\\_%' ORDER BY 1")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A copy of backup `name` under a later name whose dump fails at its end (a statement
+/// the server refuses just before the completion marker), the checksums recomputed: a
+/// damaged dump that only the load finds.
+fn backup_failing_at_the_end(dest: &Path, name: &str) -> String {
+    let forged = "29991231T235959Z";
+    let from = dest.join(name);
+    let to = dest.join(forged);
+    std::fs::create_dir_all(&to).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(from.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest["name"] = forged.into();
+    let dump_file = manifest["databases"][0]["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for a in manifest["artifacts"].as_array_mut().unwrap() {
+        let file = a["file"].as_str().unwrap().to_owned();
+        let mut bytes = std::fs::read(from.join(&file)).unwrap();
+        if file == dump_file {
+            let text = String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap();
+            let at = text.rfind("-- Dump completed").unwrap();
+            let broken = format!(
+                "{}INSERT INTO `no_such_table` VALUES (1);\n{}",
+                &text[..at],
+                &text[at..]
+            );
+            bytes = zstd::encode_all(broken.as_bytes(), 3).unwrap();
+        }
+        a["size"] = bytes.len().into();
+        a["sha256"] = format!("{:x}", Sha256::digest(&bytes)).into();
+        std::fs::write(to.join(&file), &bytes).unwrap();
+    }
+    std::fs::write(to.join("manifest.json"), manifest.to_string()).unwrap();
+    forged.to_owned()
+}
+
+/// A restore over the live database never loses it. The dump loads beside it and takes
+/// the name only whole: a dump that fails at its end leaves the database as it was,
+/// compared table by table, and no copy behind; a restore killed at random points
+/// leaves the database as it was or, once the tables were swapped, the backup's content
+/// under its name and what it held under the kept name; a whole one swaps and keeps the
+/// old content with its events disabled.
+#[test]
+fn a_restore_over_the_live_database_never_loses_it() {
+    let db = MariaDb::start();
+    shop_data(&db, 20_000);
+    db.sql(
+        "USE shoe_store_hub;
+         CREATE TRIGGER orders_qty BEFORE INSERT ON orders FOR EACH ROW SET NEW.qty = GREATEST(NEW.qty, 1);
+         CREATE VIEW order_totals AS SELECT product, SUM(qty) AS total FROM orders GROUP BY product;
+         CREATE FUNCTION doubled(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
+         CREATE EVENT nightly_cleanup ON SCHEDULE EVERY 1 DAY STARTS '2036-01-01' DO DELETE FROM orders WHERE qty < 0;",
+    );
+    let s = Site::new(&db);
+    db.sql(&common::documented_sql(
+        "-- For backup restore, in addition",
+        BACKUP_PASSWORD,
+    ));
+    ok(&s.backup(&["run"]));
+    let name = s.complete()[0].clone();
+    let backed_up = snapshot(&db, "shoe_store_hub");
+    // The live database moves on after the backup.
+    db.sql(
+        "INSERT INTO shoe_store_hub.orders (product, qty) VALUES (1, 5), (2, 7);
+            UPDATE shoe_store_hub.products SET price = price + 1;",
+    );
+    let live = snapshot(&db, "shoe_store_hub");
+    assert_ne!(live, backed_up);
+
+    // A dump that fails at its end: refused, the live database untouched, no copy.
+    let forged = backup_failing_at_the_end(&s.path("dest"), &name);
+    let out = s.backup(&[
+        "restore",
+        "--backup",
+        &forged,
+        "--database",
+        "shoe_store_hub",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no_such_table") && err.contains("was not touched"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&db, "shoe_store_hub"), live);
+    assert_eq!(beside_databases(&db), Vec::<String>::new());
+    std::fs::remove_dir_all(s.path("dest").join(&forged)).unwrap();
+
+    // Whole: the backup's content under the name, the old kept, its events off.
+    let t = Instant::now();
+    let out = s.backup(&["restore", "--database", "shoe_store_hub", "--yes"]);
+    ok(&out);
+    let whole = t.elapsed();
+    assert_eq!(snapshot(&db, "shoe_store_hub"), backed_up);
+    let kept = beside_databases(&db);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].ends_with("_was"), "{kept:?}");
+    assert_eq!(tables_of(&db, &kept[0]), tables_of_named(&live));
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{}'",
+            kept[0]
+        ))
+        .trim(),
+        "DISABLED"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&kept[0])
+            || String::from_utf8_lossy(&out.stdout).contains(&kept[0])
+    );
+    db.sql(&format!("DROP DATABASE `{}`", kept[0]));
+
+    // Killed at points spread over a whole restore's time, each time from what the
+    // database then holds.
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill points from seed {seed}");
+    for round in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // The live database differs from the backup again.
+        db.sql(&format!(
+            "INSERT INTO shoe_store_hub.orders (product, qty) VALUES (3, {})",
+            round + 10
+        ));
+        let before = tables_of(&db, "shoe_store_hub");
+        assert_ne!(before, tables_of_named(&backed_up));
+        let delay = whole.mul_f64((seed % 1000) as f64 / 1000.0 * 1.2);
+        let mut child = s
+            .command(&["restore", "--database", "shoe_store_hub", "--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        // Its client may still be at work: what it does must keep the promise too.
+        common::wait_until("the killed restore's client to finish", || {
+            !Command::new("pgrep")
+                .args(["-f", "shoehub_restore_"])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        });
+        let now = tables_of(&db, "shoe_store_hub");
+        let beside = beside_databases(&db);
+        eprintln!(
+            "round {round}: killed after {delay:?}: {}",
+            if now == before {
+                "as it was"
+            } else {
+                "swapped"
+            }
+        );
+        if now != before {
+            assert_eq!(now, tables_of_named(&backed_up), "round {round}: a mixture");
+            let was = beside
+                .iter()
+                .find(|n| n.ends_with("_was"))
+                .unwrap_or_else(|| panic!("round {round}: swapped, and nothing kept: {beside:?}"));
+            assert_eq!(tables_of(&db, was), before, "round {round}: the kept copy");
+        }
+        for n in beside {
+            db.sql(&format!("DROP DATABASE `{n}`"));
+        }
+    }
+}
+
+/// The table lines of a `snapshot`.
+fn tables_of_named(snapshot: &[String]) -> Vec<String> {
+    snapshot
+        .iter()
+        .filter(|l| l.starts_with("table "))
+        .cloned()
+        .collect()
+}

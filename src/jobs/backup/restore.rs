@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::client::Defaults;
-use super::inventory::{ident, RestoreNeeds, Sql};
+use super::inventory::{ident, literal, Inventory, RestoreNeeds, Sql};
 use super::verify::{check_artifacts, compare};
 use super::{io_err, Backup, BackupError, Progress};
 use crate::state::backup::{self, DatabaseDump, Entry, Manifest, State};
@@ -139,7 +139,17 @@ impl Backup<'_> {
                 users: req.users,
             };
             let Some(sql) = &sql else { break };
-            for grant in sql.missing_restore_grants(&needs)? {
+            let mut grants = sql.missing_restore_grants(&needs)?;
+            if l.exists {
+                // The copy beside it and the kept original.
+                let beside = Beside::now().new;
+                grants.extend(sql.missing_restore_grants(&RestoreNeeds {
+                    target: &beside,
+                    users: false,
+                    ..needs
+                })?);
+            }
+            for grant in grants {
                 if !missing.contains(&grant) {
                     missing.push(grant);
                 }
@@ -187,6 +197,21 @@ impl Backup<'_> {
                         manifest.name
                     )))
                 }
+            }
+        }
+        // What interrupted restores left.
+        if let Some(sql) = &sql {
+            let pattern = literal(&format!("{}%", BESIDE_PREFIX.replace('_', "\\_")));
+            for row in sql.rows(&format!(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE {pattern} ORDER BY 1"
+            ))? {
+                let Some(name) = row.first() else { continue };
+                let what = if name.ends_with("_new") {
+                    "a copy an interrupted restore left"
+                } else {
+                    "what a database held before a restore replaced it"
+                };
+                say!(out, "note: {name} is {what}; DROP DATABASE {} when it is no longer needed", ident(name));
             }
         }
         // What needs --yes.
@@ -260,13 +285,44 @@ impl Backup<'_> {
         for l in loads {
             let Some(sql) = sql else { break };
             if l.exists {
-                sql.rows(&format!("DROP DATABASE {}", ident(&l.target)))?;
+                // Beside the live database first; it takes the name only once whole.
+                let names = Beside::now();
+                self.load_dump(sql, entry, l.dump, &names.new, &mut progress)
+                    .and_then(|()| {
+                        compare(sql, l.dump, &names.new).map_err(|reason| BackupError::Verify {
+                            name: manifest.name.clone(),
+                            reason,
+                        })
+                    })
+                    .map_err(|e| {
+                        let _ = sql.rows(&format!("DROP DATABASE IF EXISTS {}", ident(&names.new)));
+                        BackupError::Restore(format!(
+                            "{}; the database {} was not touched",
+                            crate::error_chain(&e),
+                            l.target
+                        ))
+                    })?;
+                swap(sql, &l.target, &names)?;
+                compare(sql, l.dump, &l.target).map_err(|reason| BackupError::Verify {
+                    name: manifest.name.clone(),
+                    reason: format!(
+                        "{reason} (after the swap; what {} held is in {})",
+                        l.target, names.old
+                    ),
+                })?;
+                done.push(format!(
+                    "what {} held before is kept in {} (DROP DATABASE {} when it is no longer needed)",
+                    l.target,
+                    names.old,
+                    ident(&names.old)
+                ));
+            } else {
+                self.load_dump(sql, entry, l.dump, &l.target, &mut progress)?;
+                compare(sql, l.dump, &l.target).map_err(|reason| BackupError::Verify {
+                    name: manifest.name.clone(),
+                    reason,
+                })?;
             }
-            self.load_dump(sql, entry, l.dump, &l.target, &mut progress)?;
-            compare(sql, l.dump, &l.target).map_err(|reason| BackupError::Verify {
-                name: manifest.name.clone(),
-                reason,
-            })?;
             // A copy beside the original must not run the original's scheduled work a
             // second time: its events are loaded disabled.
             if l.target != l.dump.name {
@@ -417,4 +473,188 @@ fn through_link(dir: &Path, inside: &Path) -> bool {
         p.push(c);
         std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
     })
+}
+
+/// The databases a restore over a live one uses: the copy loaded beside it, and the
+/// dated name that keeps what the live one held. Both under `shoehub_restore_`, which
+/// the restore grants of docs/jobs.md cover.
+pub struct Beside {
+    pub new: String,
+    pub old: String,
+}
+
+/// The prefix of the databases a restore over a live one makes.
+pub const BESIDE_PREFIX: &str = "shoehub_restore_";
+
+impl Beside {
+    pub fn now() -> Beside {
+        let stamp = backup::name_for(crate::sys::now() as i64).to_ascii_lowercase();
+        Beside {
+            new: format!("{BESIDE_PREFIX}{stamp}_new"),
+            old: format!("{BESIDE_PREFIX}{stamp}_was"),
+        }
+    }
+}
+
+/// The statements that make `db`'s views, routines, triggers and events again in
+/// another database, as the server shows them (each with its SQL mode; a view's
+/// references to `db` become references to `into`), separated by `;;`.
+fn code_of(sql: &Sql<'_>, db: &str, inv: &Inventory, into: &str) -> Result<String, BackupError> {
+    let mut out = String::new();
+    let show = |what: &str, name: &str| -> Result<Vec<String>, BackupError> {
+        sql.rows(&format!("SHOW CREATE {what} {}.{}", ident(db), ident(name)))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                BackupError::Restore(format!("SHOW CREATE {what} {} gave nothing", ident(name)))
+            })
+    };
+    let mode = |m: &str| format!("SET sql_mode = {} ;;\n", literal(m));
+    for r in &inv.routines {
+        let (kind, name) = r.split_once(' ').unwrap_or(("PROCEDURE", r));
+        let row = show(kind, name)?;
+        if let [_, m, create, ..] = row.as_slice() {
+            out.push_str(&mode(m));
+            out.push_str(&format!("{create} ;;\n"));
+        }
+    }
+    for v in &inv.views {
+        let row = show("VIEW", v)?;
+        if let [_, create, ..] = row.as_slice() {
+            let create = create.replace(&format!("{}.", ident(db)), &format!("{}.", ident(into)));
+            out.push_str(&format!("{create} ;;\n"));
+        }
+    }
+    for t in &inv.triggers {
+        let row = show("TRIGGER", t)?;
+        if let [_, m, create, ..] = row.as_slice() {
+            out.push_str(&mode(m));
+            out.push_str(&format!("{create} ;;\n"));
+        }
+    }
+    for e in &inv.events {
+        let row = show("EVENT", e)?;
+        if let [_, m, tz, create, ..] = row.as_slice() {
+            out.push_str(&mode(m));
+            out.push_str(&format!(
+                "SET time_zone = {} ;;\n{create} ;;\n",
+                literal(tz)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `script` (statements separated by `;;`) in `db`.
+fn run_script(sql: &Sql<'_>, db: &str, script: &str) -> Result<(), BackupError> {
+    if script.is_empty() {
+        return Ok(());
+    }
+    let text = format!(
+        "USE {};\nSET NAMES utf8mb4;\nDELIMITER ;;\n{script}DELIMITER ;\n",
+        ident(db)
+    );
+    let (mut cmd, _options) = sql.defaults.command(&sql.client)?;
+    cmd.arg("--binary-mode");
+    let out = super::client::capture(
+        &mut cmd,
+        Some(&mut text.as_bytes()),
+        sql.timeout,
+        sql.kill_grace,
+    )?;
+    if !out.exit.success() {
+        return Err(BackupError::Sql(out.complaint()));
+    }
+    Ok(())
+}
+
+/// Gives the loaded copy `names.new` the name `target`, keeping what `target` held under
+/// `names.old`. Base tables move in one `RENAME TABLE`, which the server carries out
+/// whole or not at all; triggers (which cannot move to another database with their
+/// tables), views, routines and events are made again from what the server shows. The
+/// live database changes only from that statement on; until it, a failure leaves it as
+/// it was and removes the copy.
+fn swap(sql: &Sql<'_>, target: &str, names: &Beside) -> Result<(), BackupError> {
+    let gone = |what: &str| BackupError::Restore(format!("{what} is gone; nothing was changed"));
+    let live = sql.inventory(target)?.ok_or_else(|| gone(target))?;
+    let copy = sql.inventory(&names.new)?.ok_or_else(|| gone(&names.new))?;
+    let live_code = code_of(sql, target, &live, &names.old)?;
+    let copy_code = code_of(sql, &names.new, &copy, target)?;
+    let mut create = format!("CREATE DATABASE {}", ident(&names.old));
+    if !live.charset.is_empty() {
+        create.push_str(&format!(
+            " CHARACTER SET {} COLLATE {}",
+            literal(&live.charset),
+            literal(&live.collation)
+        ));
+    }
+    sql.rows(&create)?;
+    // The copy's triggers out of the way of its tables' move (they are made again).
+    let copy_triggers: Vec<String> = copy
+        .triggers
+        .iter()
+        .map(|t| format!("DROP TRIGGER {}.{}", ident(&names.new), ident(t)))
+        .collect();
+    if !copy_triggers.is_empty() {
+        sql.rows(&copy_triggers.join(";\n"))?;
+    }
+    // The live database changes from here: its triggers out of the way, then every
+    // table of both in one statement.
+    let mut statements: Vec<String> = live
+        .triggers
+        .iter()
+        .map(|t| format!("DROP TRIGGER {}.{}", ident(target), ident(t)))
+        .collect();
+    let moves: Vec<String> = live
+        .tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{} TO {}.{}",
+                ident(target),
+                ident(t),
+                ident(&names.old),
+                ident(t)
+            )
+        })
+        .chain(copy.tables.iter().map(|t| {
+            format!(
+                "{}.{} TO {}.{}",
+                ident(&names.new),
+                ident(t),
+                ident(target),
+                ident(t)
+            )
+        }))
+        .collect();
+    if !moves.is_empty() {
+        statements.push(format!("RENAME TABLE {}", moves.join(", ")));
+    }
+    // Then the live database's views, routines and events, made again below under
+    // the kept name.
+    for v in &live.views {
+        statements.push(format!("DROP VIEW {}.{}", ident(target), ident(v)));
+    }
+    for r in &live.routines {
+        let (kind, name) = r.split_once(' ').unwrap_or(("PROCEDURE", r));
+        statements.push(format!("DROP {kind} {}.{}", ident(target), ident(name)));
+    }
+    for e in &live.events {
+        statements.push(format!("DROP EVENT {}.{}", ident(target), ident(e)));
+    }
+    if !statements.is_empty() {
+        sql.rows(&statements.join(";\n"))?;
+    }
+    run_script(sql, &names.old, &live_code)?;
+    // The kept database must not run the scheduled work a second time.
+    for e in &live.events {
+        sql.rows(&format!(
+            "ALTER EVENT {}.{} DISABLE",
+            ident(&names.old),
+            ident(e)
+        ))?;
+    }
+    run_script(sql, target, &copy_code)?;
+    sql.rows(&format!("DROP DATABASE {}", ident(&names.new)))?;
+    Ok(())
 }
