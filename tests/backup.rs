@@ -1981,3 +1981,122 @@ fn tables_of_named(snapshot: &[String]) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+/// A restore with each documented grant missing in turn, and one short of space: each
+/// refuses before its first change (the dry run alike) and names what is missing.
+#[test]
+fn a_restore_refuses_before_its_first_change_for_each_missing_grant_and_for_space() {
+    let db = MariaDb::start();
+    shop_data(&db, 10);
+    db.sql(
+        "USE shoe_store_hub;
+         CREATE VIEW v_orders AS SELECT 1 AS one;
+         CREATE FUNCTION doubled(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;",
+    );
+    let s = Site::new(&db);
+    ok(&s.backup(&["run"]));
+    let block = common::documented_sql("-- For backup restore, in addition", BACKUP_PASSWORD);
+    db.sql(&block);
+    let live = snapshot(&db, "shoe_store_hub");
+    // The privileges a documented GRANT line gives on the pattern `on`.
+    let privileges = |on: &str| -> Vec<String> {
+        let line = block
+            .lines()
+            .find(|l| l.starts_with("GRANT ") && l.contains(on))
+            .unwrap_or_else(|| panic!("no documented grant on {on}"));
+        line["GRANT ".len()..line.find(" ON ").unwrap()]
+            .split(", ")
+            .map(str::to_owned)
+            .collect()
+    };
+    let unchanged = |what: &str| {
+        assert_eq!(snapshot(&db, "shoe_store_hub"), live, "{what}");
+        assert!(
+            db.sql("SHOW DATABASES LIKE 'shoe\\_store\\_hub\\_copy'")
+                .trim()
+                .is_empty(),
+            "{what}"
+        );
+        assert_eq!(beside_databases(&db), Vec::<String>::new(), "{what}");
+    };
+    let refuses = |args: &[&str], names: &str| {
+        for dry in [true, false] {
+            let mut args = args.to_vec();
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = s.backup(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains(names), "{args:?}: {names} not named: {err}");
+            assert!(err.contains("nothing was changed"), "{args:?}: {err}");
+            unchanged(&format!("{args:?}"));
+        }
+    };
+    let beside = [
+        "restore",
+        "--database",
+        "shoe_store_hub",
+        "--as",
+        "shoe_store_hub_copy",
+    ];
+    let over = ["restore", "--database", "shoe_store_hub", "--yes"];
+    let account = "'backup'@'127.0.0.1'";
+    for (pattern, args, named) in [
+        (
+            "`shoe\\_store\\_hub\\_%`",
+            &beside[..],
+            "ON `shoe_store_hub_copy`.*",
+        ),
+        ("`shoehub\\_restore\\_%`", &over[..], "ON `shoehub_restore_"),
+    ] {
+        let all = privileges(pattern);
+        assert!(all.len() >= 15, "{all:?}");
+        for p in &all {
+            db.sql(&format!("REVOKE {p} ON {pattern}.* FROM {account}"));
+            refuses(args, &format!("{p} {named}"));
+            db.sql(&format!("GRANT {p} ON {pattern}.* TO {account}"));
+        }
+    }
+    // The objects' DEFINERs; --users' accounts and their grants.
+    db.sql(&format!("REVOKE SET USER ON *.* FROM {account}"));
+    refuses(&beside, "SET USER ON *.*");
+    db.sql(&format!("GRANT SET USER ON *.* TO {account}"));
+    db.sql(&format!("REVOKE CREATE USER ON *.* FROM {account}"));
+    let mut users = beside.to_vec();
+    users.push("--users");
+    refuses(&users, "CREATE USER ON *.*");
+    db.sql(&format!("GRANT CREATE USER ON *.* TO {account}"));
+    let over_users = [
+        "restore",
+        "--database",
+        "shoe_store_hub",
+        "--users",
+        "--yes",
+    ];
+    db.sql(&format!(
+        "REVOKE GRANT OPTION ON `shoe_store_hub`.* FROM {account}"
+    ));
+    refuses(&over_users, "GRANT OPTION ON `shoe_store_hub`.*");
+    db.sql(&block);
+
+    // Space: a factor no disk meets.
+    let config = std::fs::read_to_string(s.path("config.yml")).unwrap();
+    std::fs::write(
+        s.path("config.yml"),
+        format!("{config}  space_factor: 1000000000000\n"),
+    )
+    .unwrap();
+    refuses(&beside, "the server's data directory");
+    refuses(&over, "the server's data directory");
+    std::fs::write(s.path("config.yml"), config).unwrap();
+    // With everything in place, the dry run passes and says how much room there is.
+    let dry = s.backup(&[&beside[..], &["--dry-run"]].concat());
+    ok(&dry);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("space: "),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    ok(&s.backup(&beside));
+}

@@ -163,6 +163,10 @@ pub struct DatabaseDump {
     pub views: Vec<String>,
     #[serde(default)]
     pub events: Vec<String>,
+    /// The dump's size before compression (0 in backups made before it was recorded):
+    /// what a restore needs free, as the server stores it about as large.
+    #[serde(default)]
+    pub raw_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,8 @@ use crate::state::backup::{Artifact, TableRows};
 pub struct DumpReader {
     tables: BTreeMap<String, u64>,
     pub server_version: String,
+    /// Bytes read.
+    pub bytes: u64,
     /// The last bytes of the stream, for the completion marker.
     tail: Vec<u8>,
     lex: Lex,
@@ -115,6 +117,7 @@ impl Default for DumpReader {
         DumpReader {
             tables: BTreeMap::new(),
             server_version: String::new(),
+            bytes: 0,
             tail: Vec::new(),
             lex: Lex::Code,
             stmt: Stmt::Start(Vec::new()),
@@ -132,6 +135,7 @@ impl DumpReader {
     }
 
     pub fn feed(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
         let mut i = 0;
         while i < data.len() {
             i = self.step(data, i);

@@ -413,6 +413,7 @@ impl Backup<'_> {
                 triggers: inventory.triggers,
                 views: inventory.views,
                 events: inventory.events,
+                raw_bytes: reader.bytes,
             });
             artifacts.push(Artifact { file, ..artifact });
         }

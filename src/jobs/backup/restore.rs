@@ -162,7 +162,16 @@ impl Backup<'_> {
             });
         }
 
+        // Room where the server keeps its data, before anything changes.
+        let space = match &sql {
+            Some(sql) if !loads.is_empty() => Some(self.check_restore_space(sql, entry, &loads)?),
+            _ => None,
+        };
+
         // The plan.
+        if let Some(space) = space {
+            say!(out, "{space}");
+        }
         for l in &loads {
             say!(
                 out,
@@ -250,6 +259,63 @@ impl Backup<'_> {
             || self.carry_out(sql.as_ref(), entry, &manifest, &loads, req),
             String::clone,
         )
+    }
+
+    /// Refuses when the server's data directory lacks `backup.space_factor` times the
+    /// dumps' size; says what it found. A server on another host, or a data directory
+    /// this process cannot see, is not checked (and the plan says so).
+    fn check_restore_space(
+        &self,
+        sql: &Sql<'_>,
+        entry: &Entry,
+        loads: &[Load<'_>],
+    ) -> Result<String, BackupError> {
+        let mut raw = 0u64;
+        for l in loads {
+            raw += if l.dump.raw_bytes > 0 {
+                l.dump.raw_bytes
+            } else {
+                // A backup from before the size was recorded: counted.
+                let path = entry.path.join(&l.dump.file);
+                let file =
+                    File::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+                let mut dec = zstd::Decoder::new(file)
+                    .map_err(io_err(format!("reading {}", path.display())))?;
+                std::io::copy(&mut dec, &mut std::io::sink())
+                    .map_err(io_err(format!("reading {}", path.display())))?
+            };
+        }
+        let factor = self.cfg.space_factor;
+        let need = (raw as f64 * factor) as u64;
+        let datadir = sql
+            .rows("SELECT @@datadir")?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_default();
+        let human = crate::regular::human_bytes;
+        let avail = std::ffi::CString::new(datadir.as_bytes())
+            .ok()
+            .filter(|_| Path::new(&datadir).is_dir())
+            .and_then(|c| crate::sys::statvfs(&c).ok())
+            .map(|s| s.avail);
+        match avail {
+            Some(avail) if avail < need => Err(BackupError::Restore(format!(
+                "the server's data directory {datadir} has {} free; the restore needs {} ({} of dumps times backup.space_factor {factor}); nothing was changed: make room, or restore fewer databases",
+                human(avail),
+                human(need),
+                human(raw)
+            ))),
+            Some(avail) => Ok(format!(
+                "space: {} free in {datadir}, {} needed",
+                human(avail),
+                human(need)
+            )),
+            None => Ok(format!(
+                "space: not checked ({datadir:?} is not a directory here: the server runs elsewhere or hides it); {} needed",
+                human(need)
+            )),
+        }
     }
 
     fn carry_out(
