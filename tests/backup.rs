@@ -1406,6 +1406,16 @@ fn a_hostile_archive_changes_nothing_outside_the_target() {
         b"x\n",
         &none,
     );
+    raw("hard", tar::EntryType::Link, b"", &|h| {
+        h.set_link_name(outside.join("victim_file")).unwrap()
+    });
+    raw("hard2", tar::EntryType::Link, b"", &|h| {
+        h.set_link_name("../outside/victim_file")
+            .unwrap_or_else(|_| {
+                let field = &mut h.as_old_mut().linkname;
+                field[..24].copy_from_slice(b"../outside/victim_file\0\0");
+            })
+    });
     raw("null", tar::EntryType::Char, b"", &|h| {
         h.set_device_major(1).unwrap();
         h.set_device_minor(3).unwrap();
@@ -1456,7 +1466,11 @@ fn a_hostile_archive_changes_nothing_outside_the_target() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(out.status.success(), "{stderr}");
     // Nothing outside changed.
     for (p, m) in &before {
@@ -1496,6 +1510,8 @@ fn a_hostile_archive_changes_nothing_outside_the_target() {
         format!("{o}/planted_abs"),
         "../escape.txt".to_owned(),
         "d/../../escape2.txt".to_owned(),
+        "hard (a hard link to outside the target)".to_owned(),
+        "hard2 (a hard link to outside the target)".to_owned(),
     ] {
         assert!(
             stderr.contains(&name),

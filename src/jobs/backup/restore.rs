@@ -475,6 +475,22 @@ impl Backup<'_> {
                 skipped.push(format!("{} ({why})", name.display()));
                 continue;
             };
+            // A hard link to what is not in the target: the unpacking library refuses
+            // it with an error that would end the restore.
+            if e.header().entry_type().is_hard_link() {
+                let to = e
+                    .link_name()
+                    .map_err(io_err(format!("reading {}", path.display())))?
+                    .map(|l| l.into_owned());
+                if to.as_deref().and_then(beneath).is_none() {
+                    tracing::warn!(entry = %name.display(), "skipped: a hard link to outside the target");
+                    skipped.push(format!(
+                        "{} (a hard link to outside the target)",
+                        name.display()
+                    ));
+                    continue;
+                }
+            }
             // A directory of its path that is a link (one this archive made, or one that
             // was there): what is below it could land anywhere. The unpacking library
             // refuses that too, but with an error that would end the restore.
