@@ -168,7 +168,8 @@ pub enum UpdateCommand {
     /// `ansible-playbook -i updates.inventory --check --diff` run with exactly those
     /// packages. Prints the plan and its id.
     Plan,
-    /// Record who approved the current plan (--by, or $SUDO_USER), and why.
+    /// Record who approved the plan --plan names, which must be the current one (--by,
+    /// or $SUDO_USER), and why; prints the plan first. A new plan voids the approval.
     Approve(ApproveArgs),
     /// Install exactly the approved plan's package versions with updates.playbook, as the
     /// job `update`; refuses a plan not approved, applied, older than
@@ -183,8 +184,9 @@ pub enum UpdateCommand {
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
-    /// The id `update plan` printed: approval fails if the plan changed meanwhile.
-    #[arg(long, value_name = "ID")]
+    /// The id `update plan` printed and `update status` shows (required): approval
+    /// fails if the plan changed meanwhile, so nothing is approved unseen.
+    #[arg(long, value_name = "ID", required = true)]
     pub plan: Option<String>,
     /// Who approves (required; under sudo, $SUDO_USER is taken).
     #[arg(long, value_name = "NAME")]
@@ -373,7 +375,15 @@ mod tests {
             &["x", "--config", "/c.yml", "backup", "run"][..],
             &["x", "backup", "run", "--config", "/c.yml"],
             &[
-                "x", "update", "approve", "--by", "ann", "--config", "/c.yml",
+                "x",
+                "update",
+                "approve",
+                "--plan",
+                "0123456789abcdef",
+                "--by",
+                "ann",
+                "--config",
+                "/c.yml",
             ],
             &["x", "--config", "/c.yml"],
         ] {

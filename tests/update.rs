@@ -250,6 +250,12 @@ fn what_was_reviewed_is_exactly_what_is_applied() {
         Some(1.0),
         "{printed}"
     );
+    // 1.2 was published after the review: status says so.
+    let text = String::from_utf8_lossy(&s.update(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains("NEWER since the review: shoehub-test-boots 1.2 (this plan has 1.1)"),
+        "{text}"
+    );
     // The next plan offers 1.2.
     s.plan();
     let text = String::from_utf8_lossy(&s.update(&["status"]).stdout).into_owned();
@@ -367,4 +373,159 @@ fn apply_without_systemd_runs_in_the_foreground_and_says_so() {
         !systemd
     );
     assert_eq!(s.installed(), "1.1");
+}
+
+/// An approval is bound to one review. The plan's id covers the check run's diff and
+/// every file the playbook reads: the shipped play, here with a role and its template
+/// in the playbook's directory and vars beside the inventory. A changed diff, role
+/// file, template or inventory makes another plan, and apply refuses the approved one;
+/// a new plan voids the approval even with the same content; `approve` needs `--plan`;
+/// a failed apply needs a new approval before the next.
+#[test]
+fn an_approval_is_bound_to_what_was_reviewed() {
+    let _one = serial();
+    let s = Setup::new("shoehub-test-heels", "7d");
+    let book = s.path("book");
+    std::fs::create_dir_all(book.join("roles/motd/tasks")).unwrap();
+    std::fs::create_dir_all(book.join("roles/motd/templates")).unwrap();
+    let play = std::fs::read_to_string(shipped("update.yml"))
+        .unwrap()
+        .replacen("  vars:\n", "  roles:\n    - motd\n  vars:\n", 1);
+    assert!(play.contains("    - motd\n"));
+    std::fs::write(book.join("update.yml"), play).unwrap();
+    std::fs::write(
+        book.join("roles/motd/tasks/main.yml"),
+        "- name: The message of the day\n  ansible.builtin.template:\n    src: motd.j2\n    dest: \"{{ motd_path }}\"\n    mode: \"0644\"\n",
+    )
+    .unwrap();
+    let template = book.join("roles/motd/templates/motd.j2");
+    std::fs::write(&template, "{{ motd_text }}\n").unwrap();
+    let inv = s.path("inv");
+    std::fs::create_dir_all(inv.join("group_vars")).unwrap();
+    std::fs::copy(shipped("inventory.ini"), inv.join("inventory.ini")).unwrap();
+    let vars = inv.join("group_vars/shoe_store_hub.yml");
+    let write_vars = |text: &str| {
+        std::fs::write(
+            &vars,
+            format!(
+                "motd_path: {}\nmotd_text: \"{text}\"\n",
+                s.path("motd").display()
+            ),
+        )
+        .unwrap()
+    };
+    write_vars("PermitRootLogin no");
+    std::fs::write(
+        s.path("config.yml"),
+        format!(
+            "jobs:\n  state_dir: {}\nupdates:\n  apt: false\n  playbook: {}\n  inventory: {}\n",
+            s.path("state").display(),
+            book.join("update.yml").display(),
+            inv.join("inventory.ini").display(),
+        ),
+    )
+    .unwrap();
+    let approve = |id: &str| {
+        let out = s.update(&[
+            "approve",
+            "--plan",
+            id,
+            "--by",
+            "alice",
+            "--comment",
+            "diff reviewed",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The summary of what is approved comes first.
+        assert!(text.contains(&format!("plan {id} made")), "{text}");
+    };
+
+    // `approve` names its plan.
+    let id = s.plan();
+    let out = s.update(&["approve", "--by", "alice"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--plan"));
+    approve(&id);
+
+    // The diff changes (a var the template reads): another plan, the approval void.
+    write_vars("PermitRootLogin yes");
+    let id2 = s.plan();
+    assert_ne!(id2, id);
+    let status = String::from_utf8_lossy(&s.update(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("PermitRootLogin yes") && status.contains("not approved"),
+        "{status}"
+    );
+    refused(
+        &s.update(&["apply"]),
+        &format!("plan {id2} is not approved"),
+    );
+    // Planned again with the same content: still void until approved again.
+    approve(&id2);
+    assert_eq!(s.plan(), id2);
+    refused(&s.update(&["apply"]), "is not approved");
+
+    // After an approval: a template, a role's task, an inventory's vars edited.
+    for (what, file, text) in [
+        (
+            "template",
+            template.clone(),
+            "{{ motd_text }} edited\n".to_owned(),
+        ),
+        (
+            "role",
+            book.join("roles/motd/tasks/main.yml"),
+            std::fs::read_to_string(book.join("roles/motd/tasks/main.yml")).unwrap() + "# edited\n",
+        ),
+        (
+            "vars",
+            inv.join("group_vars/all.yml"),
+            "extra: 1\n".to_owned(),
+        ),
+    ] {
+        let id = s.plan();
+        approve(&id);
+        let before = std::fs::read(&file).ok();
+        std::fs::write(&file, text).unwrap();
+        refused(&s.update(&["apply"]), "changed since plan");
+        assert_eq!(s.installed(), "1.0", "{what}");
+        let id_after = s.plan();
+        assert_ne!(id_after, id, "{what}: the same id for other files");
+        match before {
+            Some(b) => std::fs::write(&file, b).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+    }
+
+    // A failed apply (the new version's postinst fails) needs a new approval.
+    let broken = s.repo.build(&s.package, "1.2", Some("#!/bin/sh\nexit 1\n"));
+    let v10 = s.repo.build(&s.package, "1.0", None);
+    s.repo.publish(&[&v10, &broken], &SECURITY);
+    let id = s.plan();
+    approve(&id);
+    let out = s.update(&["apply", "--foreground"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    refused(
+        &s.update(&["apply", "--foreground"]),
+        "failed when it was applied",
+    );
+    let status = String::from_utf8_lossy(&s.update(&["status"]).stdout).into_owned();
+    assert!(status.contains("FAILED when applied"), "{status}");
+    approve(&id);
+    let again = s.update(&["apply", "--foreground"]);
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("failed when it was applied"),
+        "a new approval lets it run again"
+    );
 }

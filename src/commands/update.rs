@@ -28,9 +28,10 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
             Ok(0)
         }
         UpdateCommand::Approve(a) => {
-            let approval = u
+            let (plan, approval) = u
                 .approve(a.plan.as_deref(), a.by.as_deref(), a.comment.as_deref())
                 .map_err(fail)?;
+            out::println(crate::jobs::update::describe(&plan))?;
             out::println(format_args!(
                 "plan {} approved by {}",
                 approval.plan, approval.by

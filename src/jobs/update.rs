@@ -65,6 +65,12 @@ pub enum UpdateError {
     },
     #[error("an approval needs a name: give --by NAME (under sudo, $SUDO_USER is taken)")]
     NoApprover,
+    #[error("an approval names its plan: give --plan ID, the id `shoehub-exporter update status` shows, after reviewing it")]
+    NoPlanGiven,
+    #[error("plan {0} failed when it was applied: see `shoehub-exporter update status`; run it again only after reviewing it, with `shoehub-exporter update approve --plan {0} --by NAME --comment TEXT`, or plan anew")]
+    Failed(String),
+    #[error("{0}")]
+    Files(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -151,6 +157,28 @@ fn available(package: &str, version: &str) -> Result<bool, UpdateError> {
     }))
 }
 
+/// The version apt would install of `package` now (from the lists as last refreshed).
+fn candidate(package: &str) -> Option<String> {
+    let out = Command::new("apt-cache")
+        .args(["policy", package])
+        .env("LC_ALL", "C")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate:"))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v != "(none)")
+}
+
+/// Whether Debian version `a` is later than `b`.
+fn later(a: &str, b: &str) -> bool {
+    Command::new("dpkg")
+        .args(["--compare-versions", a, "gt", b])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl<'a> Update<'a> {
     /// The packages an upgrade would install now, from the current lists.
     fn pending(&self) -> Result<Vec<apt::Upgrade>, UpdateError> {
@@ -180,6 +208,8 @@ impl<'a> Update<'a> {
             None => None,
         };
         let id = update::plan_id(&packages, check.as_ref());
+        // A new plan voids every earlier approval, even one of the same content.
+        update::clear_approval(self.state_dir)?;
         let plan = Plan {
             id,
             created: now(),
@@ -196,15 +226,14 @@ impl<'a> Update<'a> {
         plan_id: Option<&str>,
         by: Option<&str>,
         comment: Option<&str>,
-    ) -> Result<Approval, UpdateError> {
+    ) -> Result<(Plan, Approval), UpdateError> {
         let plan = update::read_plan(self.state_dir)?.ok_or(UpdateError::NoPlan)?;
-        if let Some(given) = plan_id {
-            if given != plan.id {
-                return Err(UpdateError::WrongPlan {
-                    given: given.to_owned(),
-                    current: plan.id,
-                });
-            }
+        let given = plan_id.ok_or(UpdateError::NoPlanGiven)?;
+        if given != plan.id {
+            return Err(UpdateError::WrongPlan {
+                given: given.to_owned(),
+                current: plan.id,
+            });
         }
         if let Some(c) = &plan.check {
             if c.exit_code != 0 {
@@ -222,9 +251,10 @@ impl<'a> Update<'a> {
             at: now(),
             comment: comment.unwrap_or_default().to_owned(),
             applied: None,
+            failed: None,
         };
         update::write_approval(self.state_dir, &approval)?;
-        Ok(approval)
+        Ok((plan, approval))
     }
 
     /// Whether the current plan may be applied now, as far as can be told without apt:
@@ -245,6 +275,9 @@ impl<'a> Update<'a> {
         };
         if approval.applied.is_some() {
             return Err(UpdateError::Applied(plan.id));
+        }
+        if approval.failed.is_some() {
+            return Err(UpdateError::Failed(plan.id));
         }
         let age = now() - plan.created;
         if age > self.max_age.as_secs_f64() {
@@ -326,8 +359,10 @@ impl<'a> Update<'a> {
         })?;
         if code == 0 {
             approval.applied = Some(now());
-            update::write_approval(self.state_dir, &approval)?;
+        } else {
+            approval.failed = Some(now());
         }
+        update::write_approval(self.state_dir, &approval)?;
         Ok(code)
     }
 
@@ -345,6 +380,16 @@ impl<'a> Update<'a> {
             None => say!("no plan: run `shoehub-exporter update plan`"),
             Some(plan) => {
                 say!("{}", describe(&plan));
+                // A version published since the review (a security release, most
+                // often) is not in this plan: it prompts a new one.
+                for p in &plan.packages {
+                    if let Some(c) = candidate(&p.package).filter(|c| later(c, &p.to)) {
+                        say!(
+                            "NEWER since the review: {} {c} (this plan has {}): run `shoehub-exporter update plan` to review it",
+                            p.package, p.to
+                        );
+                    }
+                }
                 if let Some(c) = &plan.check {
                     say!("what the check run would change, per task and host:");
                     say!("{}", c.output.trim_end());
@@ -363,6 +408,12 @@ impl<'a> Update<'a> {
                         );
                         if let Some(t) = a.applied {
                             say!("applied {} ago", human(now() - t));
+                        }
+                        if let Some(t) = a.failed {
+                            say!(
+                                "FAILED when applied {} ago: another apply needs a new approval",
+                                human(now() - t)
+                            );
                         }
                     }
                     _ => say!(
@@ -463,13 +514,108 @@ pub fn describe(plan: &Plan) -> String {
     out
 }
 
-/// A fingerprint of the playbook and the inventory.
+/// Files a playbook's tree may hold, and bytes in all: past them the tree is not one
+/// playbook's (keep it in a directory of its own).
+const MAX_TREE_FILES: usize = 10_000;
+const MAX_TREE_BYTES: u64 = 64 << 20;
+
+/// The directories beside a playbook that Ansible reads it from: roles, vars, the files
+/// and templates its tasks name, tasks and plays it includes, its own modules and
+/// plugins. (The rest of the directory is not the playbook's: the packaged playbook
+/// sits in /etc/shoehub-exporter beside the exporter's config and password files.)
+const PLAYBOOK_DIRS: &[&str] = &[
+    "roles",
+    "group_vars",
+    "host_vars",
+    "vars",
+    "tasks",
+    "handlers",
+    "templates",
+    "files",
+    "library",
+    "module_utils",
+    "filter_plugins",
+    "lookup_plugins",
+    "collections",
+];
+
+/// A fingerprint of every file the playbook reads: the playbook, the trees Ansible reads
+/// beside it ([`PLAYBOOK_DIRS`]; `.git` left out), and the inventory with the
+/// `group_vars` and `host_vars` beside it. Each file counts with its path; a link with
+/// what it names.
 fn files_digest(playbook: &Path, inventory: &Path) -> Result<String, UpdateError> {
-    let read = |p: &Path| {
-        crate::regular::read(p, crate::config::MAX_FILE_BYTES)
-            .map_err(|e| UpdateError::Check(format!("{}: {e}", p.display())))
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut bytes = 0u64;
+    let mut add = |path: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>| -> Result<(), UpdateError> {
+        let too_many = || {
+            UpdateError::Files(format!(
+                "the playbook {} and what it reads hold more than {MAX_TREE_FILES} files or {} MiB",
+                playbook.display(),
+                MAX_TREE_BYTES >> 20
+            ))
+        };
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| UpdateError::Files(format!("{}: {e}", path.display())))?;
+        let content = if meta.file_type().is_symlink() {
+            let to = std::fs::read_link(path)
+                .map_err(|e| UpdateError::Files(format!("{}: {e}", path.display())))?;
+            format!("-> {}", to.display()).into_bytes()
+        } else {
+            crate::regular::read(path, MAX_TREE_BYTES.saturating_sub(bytes))
+                .map_err(|e| UpdateError::Files(format!("{}: {e}", path.display())))?
+        };
+        bytes += content.len() as u64;
+        if files.len() >= MAX_TREE_FILES || bytes > MAX_TREE_BYTES {
+            return Err(too_many());
+        }
+        files.push((path.to_owned(), content));
+        Ok(())
     };
-    Ok(update::digest(&[&read(playbook)?, &read(inventory)?]))
+    let book_dir = playbook.parent().unwrap_or(Path::new("."));
+    let inventory_dir = inventory.parent().unwrap_or(Path::new("."));
+    let mut dirs: Vec<PathBuf> = PLAYBOOK_DIRS
+        .iter()
+        .map(|d| book_dir.join(d))
+        .chain(
+            ["group_vars", "host_vars"]
+                .iter()
+                .map(|d| inventory_dir.join(d)),
+        )
+        .filter(|d| d.is_dir())
+        .collect();
+    add(playbook, &mut files)?;
+    add(inventory, &mut files)?;
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(dir) = dirs.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| UpdateError::Files(format!("{}: {e}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| UpdateError::Files(format!("{}: {e}", dir.display())))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|e| UpdateError::Files(format!("{}: {e}", path.display())))?;
+            if kind.is_dir() {
+                if entry.file_name() != ".git" {
+                    dirs.push(path);
+                }
+            } else if kind.is_file() || kind.is_symlink() {
+                add(&path, &mut files)?;
+            }
+        }
+    }
+    files.sort();
+    files.dedup_by(|a, b| a.0 == b.0);
+    let mut parts: Vec<Vec<u8>> = Vec::with_capacity(files.len() * 2);
+    for (path, content) in files {
+        parts.push(path.as_os_str().as_encoded_bytes().to_vec());
+        parts.push(content);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(update::digest(&refs))
 }
 
 /// How much of the check run's output a plan keeps (its end, where the diff and the

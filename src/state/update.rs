@@ -85,6 +85,9 @@ pub struct Approval {
     /// Set once `update apply` ran this plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<f64>,
+    /// Set when an apply of this plan failed: another needs a new approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<f64>,
 }
 
 /// The last `update apply` that refused to run, and why: `update status` shows it until
@@ -156,6 +159,17 @@ pub fn write_approval(state_dir: &Path, approval: &Approval) -> Result<(), State
     write_json(&dir(state_dir).join("approval.json"), approval)
 }
 
+/// Forgets the approval: a new plan voids it.
+pub fn clear_approval(state_dir: &Path) -> Result<(), StateError> {
+    let path = dir(state_dir).join("approval.json");
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StateError::Io { path, source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The last refusal, if one was recorded.
 pub fn read_refusal(state_dir: &Path) -> Result<Option<Refusal>, StateError> {
     read_json(&dir(state_dir).join("refusal.json"))
@@ -177,17 +191,26 @@ pub fn clear_refusal(state_dir: &Path) -> Result<(), StateError> {
     }
 }
 
-/// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint (not a security measure; the
-/// files it guards are the operator's own).
+/// SHA-256 of `parts`, in hex: what binds an approval to what was reviewed.
 pub fn digest(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
     for part in parts {
-        for b in part.iter().chain(b"\x00") {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        // Each part with its length first: no two lists of parts hash alike.
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
     }
-    format!("{h:016x}")
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `output` with the names of Ansible's temporary directories
+/// (`~/.ansible/tmp/ansible-local-…/tmp…/`) taken out.
+fn without_temporary_paths(output: &str) -> String {
+    static TEMPORARY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"/ansible-(?:local|tmp)-[^/\s]*(?:/tmp[^/\s]*)?/")
+            .unwrap_or_else(|_| unreachable!("a constant pattern"))
+    });
+    TEMPORARY.replace_all(output, "/ansible-tmp/").into_owned()
 }
 
 /// The id of a plan with these contents.
@@ -211,13 +234,29 @@ pub fn plan_id(packages: &[Upgrade], check: Option<&CheckRun>) -> String {
         for (host, counts) in &c.recap {
             text.push_str(&format!("{host} {counts:?}\n"));
         }
+        // What the reviewer read: the check run's diff, whole, but for the temporary
+        // files Ansible names in it (a template's rendering), which differ every run.
+        text.push_str(&without_temporary_paths(&c.output));
     }
-    digest(&[text.as_bytes()])
+    // Sixteen hex digits to type; SHA-256 underneath, so no other content is made to
+    // have a reviewed plan's id.
+    digest(&[text.as_bytes()])[..16].to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_paths_do_not_count() {
+        let a = "+++ after: /root/.ansible/tmp/ansible-local-23448_75uar9b/tmpvryw2woe/motd.j2\n+PermitRootLogin no\n";
+        let b = "+++ after: /root/.ansible/tmp/ansible-local-23536z10lobjs/tmp6i8g1lpj/motd.j2\n+PermitRootLogin no\n";
+        assert_eq!(without_temporary_paths(a), without_temporary_paths(b));
+        assert_ne!(
+            without_temporary_paths(a),
+            without_temporary_paths(&a.replace("no", "yes"))
+        );
+    }
 
     #[test]
     fn ids_follow_the_content() {
