@@ -1424,6 +1424,11 @@ fn a_hostile_archive_changes_nothing_outside_the_target() {
         h.set_mtime(1_000_000)
     });
     raw("d/f.txt", tar::EntryType::Regular, b"kept\n", &none);
+    // A link that stays inside is followed, as a host's own are under `--files-to /`.
+    raw("inlink", tar::EntryType::Symlink, b"", &|h| {
+        h.set_link_name("d").unwrap()
+    });
+    raw("inlink/g.txt", tar::EntryType::Regular, b"through\n", &none);
     let mut b = b;
     let long = format!("{}/{}.txt", "a".repeat(150), "b".repeat(150));
     let mut h = tar::Header::new_gnu();
@@ -1494,6 +1499,10 @@ fn a_hostile_archive_changes_nothing_outside_the_target() {
         std::fs::read_to_string(target.join("d/f.txt")).unwrap(),
         "kept\n"
     );
+    assert_eq!(
+        std::fs::read_to_string(target.join("d/g.txt")).unwrap(),
+        "through\n"
+    );
     assert_eq!(mtime_of(&target.join("d")), 1_000_000);
     assert_eq!(
         std::fs::read_to_string(target.join(&long)).unwrap(),
@@ -1511,6 +1520,7 @@ fn a_hostile_archive_changes_nothing_outside_the_target() {
         "../escape.txt".to_owned(),
         "d/../../escape2.txt".to_owned(),
         "hard (a hard link to outside the target)".to_owned(),
+        "out/planted_through_link (a link on its path leads out of the target)".to_owned(),
         "hard2 (a hard link to outside the target)".to_owned(),
     ] {
         assert!(

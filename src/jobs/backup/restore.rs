@@ -491,12 +491,16 @@ impl Backup<'_> {
                     continue;
                 }
             }
-            // A directory of its path that is a link (one this archive made, or one that
-            // was there): what is below it could land anywhere. The unpacking library
-            // refuses that too, but with an error that would end the restore.
-            if through_link(dir, &inside) {
-                tracing::warn!(entry = %name.display(), "skipped: a link on its path");
-                skipped.push(format!("{} (a link on its path)", name.display()));
+            // A link on its path (one this archive made, or one that was there) that
+            // leads out of the target: the unpacking library refuses that too, but with
+            // an error that would end the restore. (Links that stay inside, such as a
+            // host's own under `--files-to /`, are followed as they always were.)
+            if leads_outside(dir, &inside) {
+                tracing::warn!(entry = %name.display(), "skipped: a link on its path leads out of the target");
+                skipped.push(format!(
+                    "{} (a link on its path leads out of the target)",
+                    name.display()
+                ));
                 continue;
             }
             let placed = e
@@ -546,15 +550,22 @@ fn beneath(name: &Path) -> Option<PathBuf> {
     Some(inside)
 }
 
-/// Whether a directory on the way to `inside` under `dir` is a symbolic link.
-fn through_link(dir: &Path, inside: &Path) -> bool {
-    let mut p = dir.to_path_buf();
-    let mut parts: Vec<_> = inside.components().collect();
-    parts.pop();
-    parts.into_iter().any(|c| {
-        p.push(c);
-        std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink())
-    })
+/// Whether the directory `inside` would be unpacked into, under `dir`, is in truth
+/// somewhere else: the deepest part of its path that exists, links resolved, is not
+/// under `dir`.
+fn leads_outside(dir: &Path, inside: &Path) -> bool {
+    let Ok(root) = std::fs::canonicalize(dir) else {
+        return true;
+    };
+    let mut parent = dir.join(inside);
+    parent.pop();
+    loop {
+        match std::fs::canonicalize(&parent) {
+            Ok(real) => return !real.starts_with(&root),
+            Err(_) if parent.pop() => {}
+            Err(_) => return true,
+        }
+    }
 }
 
 /// The databases a restore over a live one uses: the copy loaded beside it, and the
