@@ -164,18 +164,20 @@ pub enum ListFormat {
 #[derive(Debug, Subcommand)]
 pub enum UpdateCommand {
     /// Refresh apt's lists and record what an update would install now (every package,
-    /// from -> to, origin, security) and, with updates.playbook, its
+    /// from -> to, origin, security), fetch those versions' files for `apply` and, with
+    /// updates.playbook, its
     /// `ansible-playbook -i updates.inventory --check --diff` run with exactly those
     /// packages. Prints the plan and its id.
     Plan,
     /// Record who approved the plan --plan names, which must be the current one (--by,
     /// or $SUDO_USER), and why; prints the plan first. A new plan voids the approval.
     Approve(ApproveArgs),
-    /// Install exactly the approved plan's package versions with updates.playbook, as the
-    /// job `update`; refuses a plan not approved, applied, older than
-    /// updates.max_plan_age, with an edited playbook or inventory, or with a reviewed
-    /// version no longer available. Where systemd runs, it goes on as
-    /// shoehub-update-apply.service, which a lost terminal does not stop.
+    /// Install exactly the approved plan's package files (fetched by `plan`, checked
+    /// against their SHA-256) with updates.playbook, as the job `update`; refuses a plan
+    /// not approved, applied, failed (approve it again), older than
+    /// updates.max_plan_age, with an edited playbook, file it reads or inventory, or with
+    /// an altered file. Where systemd runs, it goes on as shoehub-update-apply.service,
+    /// which a lost terminal does not stop.
     Apply(ApplyArgs),
     /// Show the current plan (packages, the check run's diff), its approval and the
     /// last update run.

@@ -39,8 +39,11 @@ fn the_update_playbook_parses() {
         "apache2 restarts only on change"
     );
     assert!(
-        text.contains("name: \"{{ shoehub_packages }}\"") && !text.contains("upgrade: "),
-        "only the reviewed name=version pairs are installed"
+        text.contains("loop: \"{{ shoehub_debs }}\"")
+            && text.contains("deb: ")
+            && !text.contains("upgrade: ")
+            && !text.contains("name: \"{{ shoehub_packages }}\""),
+        "only the reviewed package files are installed, never by name from the archive"
     );
     assert!(text.contains("/run/reboot-required"));
 }

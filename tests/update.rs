@@ -180,9 +180,30 @@ fn what_was_reviewed_is_exactly_what_is_applied() {
     );
     assert!(text.contains("SECURITY"), "{text}");
     assert!(
-        text.contains("TASK [Install exactly the reviewed versions]"),
+        text.contains("TASK [Install exactly the reviewed package files]"),
         "{text}"
     );
+    // The reviewed file, fetched through apt, kept root's alone with its SHA-256.
+    let debs = plan["debs"].as_array().unwrap();
+    assert_eq!(debs.len(), 1, "{plan}");
+    assert_eq!(debs[0]["version"], "1.1");
+    let file = PathBuf::from(debs[0]["file"].as_str().unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    {
+        use sha2::Digest;
+        assert_eq!(
+            debs[0]["sha256"],
+            format!("{:x}", sha2::Sha256::digest(&bytes))
+        );
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
     assert!(text.contains("changed: [localhost]"), "{text}");
     assert!(text.contains("not approved"), "{text}");
 
@@ -263,7 +284,8 @@ fn what_was_reviewed_is_exactly_what_is_applied() {
 }
 
 #[test]
-fn a_withdrawn_version_an_edited_playbook_and_a_stale_plan_are_refused() {
+fn a_withdrawn_version_is_installed_from_its_file_and_an_altered_file_an_edited_inventory_and_a_stale_plan_are_refused(
+) {
     let _one = serial();
     let s = Setup::new("shoehub-test-sandals", "7d");
     let id = s.plan();
@@ -273,18 +295,46 @@ fn a_withdrawn_version_an_edited_playbook_and_a_stale_plan_are_refused() {
             .code(),
         Some(0)
     );
-    // 1.1 is withdrawn (1.2 replaces it) after the review.
+    // 1.1 is withdrawn (1.2 replaces it) after the review, as a Debian suite keeps one
+    // version: the reviewed file is installed all the same, and its cache removed.
     s.publish(&["1.0", "1.2"]);
-    let out = s.update(&["apply"]);
-    refused(&out, "shoehub-test-sandals 1.1, as reviewed in plan");
+    let out = s.update(&["apply", "--foreground"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.installed(), "1.1");
+    assert!(
+        !s.path("state/update/debs").exists(),
+        "the applied plan's files stay"
+    );
+
+    // A cached file altered after the review: refused, nothing installed.
+    let id = s.plan();
+    assert_eq!(
+        s.update(&["approve", "--plan", &id, "--by", "bob"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("state/update/plan.json")).unwrap())
+            .unwrap();
+    let file = PathBuf::from(plan["debs"][0]["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(0);
+    std::fs::write(&file, bytes).unwrap();
+    let out = s.update(&["apply", "--foreground"]);
+    refused(&out, "SHA-256 differs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("update plan"));
-    assert_eq!(s.installed(), "1.0", "nothing was installed");
+    assert_eq!(s.installed(), "1.1", "nothing was installed");
     // `update status` says so, with the reason, until an apply runs.
     let status = s.update(&["status"]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(
-        status.contains("last apply REFUSED")
-            && status.contains("shoehub-test-sandals 1.1, as reviewed in plan"),
+        status.contains("last apply REFUSED") && status.contains("SHA-256 differs"),
         "{status}"
     );
 
@@ -304,7 +354,7 @@ fn a_withdrawn_version_an_edited_playbook_and_a_stale_plan_are_refused() {
     .unwrap();
     s.config(&edited, "7d");
     refused(&s.update(&["apply"]), "changed since plan");
-    assert_eq!(s.installed(), "1.0");
+    assert_eq!(s.installed(), "1.1");
 
     // A plan older than updates.max_plan_age.
     s.config(&shipped("inventory.ini"), "1s");
@@ -317,7 +367,7 @@ fn a_withdrawn_version_an_edited_playbook_and_a_stale_plan_are_refused() {
     );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     refused(&s.update(&["apply"]), "older than updates.max_plan_age");
-    assert_eq!(s.installed(), "1.0");
+    assert_eq!(s.installed(), "1.1");
 }
 
 #[test]

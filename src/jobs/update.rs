@@ -6,13 +6,15 @@
 //! with a playbook, its `--check --diff` run against `updates.inventory` with exactly
 //! those packages, under an id derived from that content. `approve` records who
 //! approved which plan, and why. `apply` runs the playbook as the job `update` with the
-//! reviewed `name=version` pairs and nothing else, but only for an approved plan that is
-//! not older than `updates.max_plan_age`, whose playbook and inventory are unchanged,
-//! and whose every reviewed version can still be installed; otherwise it refuses and
-//! says what to do. A version published after the review waits for the next plan.
+//! reviewed package files (fetched by `plan`, checked against their SHA-256) and
+//! nothing else, but only for an approved plan that is not older than
+//! `updates.max_plan_age` and whose playbook, the files it reads and inventory are
+//! unchanged; otherwise it refuses and says what to do. A version published after the
+//! review waits for the next plan; one withdrawn since is installed from its file.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -57,12 +59,22 @@ pub enum UpdateError {
     NoHosts { inventory: String },
     #[error("the playbook's check run failed (exit code {code}): see `shoehub-exporter update status`, fix the playbook or the hosts, and plan again")]
     CheckFailed { code: i32 },
-    #[error("{package} {version}, as reviewed in plan {plan}, can no longer be installed (withdrawn from the archive): run `shoehub-exporter update plan`, review and approve the new plan")]
-    Withdrawn {
-        plan: String,
-        package: String,
-        version: String,
+    #[error("cannot fetch the reviewed package files through apt: {0}")]
+    Fetch(String),
+    #[error("{dir} has {avail} free; the reviewed package files take {need}: make room there (or in jobs.state_dir), then plan again")]
+    Space {
+        dir: String,
+        avail: String,
+        need: String,
     },
+    #[error("the package file {file} of plan {plan} is {problem}: nothing was installed. Run `shoehub-exporter update plan` to fetch the files again, review and approve the new plan")]
+    Tampered {
+        plan: String,
+        file: String,
+        problem: String,
+    },
+    #[error("plan {0} was made before package files were kept with plans: run `shoehub-exporter update plan`, review and approve the new plan")]
+    NoFiles(String),
     #[error("an approval needs a name: give --by NAME (under sudo, $SUDO_USER is taken)")]
     NoApprover,
     #[error("an approval names its plan: give --plan ID, the id `shoehub-exporter update status` shows, after reviewing it")]
@@ -105,14 +117,65 @@ fn human(secs: f64) -> String {
     }
 }
 
-/// The reviewed packages as the playbook's extra variables:
-/// `{"shoehub_packages": ["name=version", …]}`.
-fn packages_var(packages: &[apt::Upgrade]) -> String {
+/// The reviewed packages as the playbook's extra variables: `{"shoehub_packages":
+/// ["name=version", …], "shoehub_debs": ["/…/name_version_arch.deb", …]}`, the files in
+/// apt's order of installation.
+fn packages_var(packages: &[apt::Upgrade], debs: &[update::Deb]) -> String {
     let pairs: Vec<String> = packages
         .iter()
         .map(|p| format!("{}={}", p.package, p.to))
         .collect();
-    serde_json::json!({ "shoehub_packages": pairs }).to_string()
+    let files: Vec<String> = packages
+        .iter()
+        .filter_map(|p| debs.iter().find(|d| d.package == p.package))
+        .map(|d| d.file.display().to_string())
+        .collect();
+    serde_json::json!({ "shoehub_packages": pairs, "shoehub_debs": files }).to_string()
+}
+
+/// The SHA-256 of a file, in hex, and its size.
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let size = std::io::copy(&mut f, &mut h)?;
+    Ok((
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        size,
+    ))
+}
+
+/// What apt says the reviewed version's file weighs (`Size:`), in bytes.
+fn archive_size(package: &str, version: &str) -> u64 {
+    Command::new("apt-cache")
+        .args(["show", "--no-all-versions", &format!("{package}={version}")])
+        .env("LC_ALL", "C")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("Size:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A package file's name and version, as its control data says.
+fn deb_fields(path: &Path) -> Option<(String, String)> {
+    let out = Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(path)
+        .args(["Package", "Version"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_owned())
+    };
+    Some((field("Package:")?, field("Version:")?))
 }
 
 /// `apt-get update`: the lists a plan reads, fresh; a summary of what it said.
@@ -142,19 +205,6 @@ fn refresh() -> Result<String, UpdateError> {
         summary.push_str(&format!("; {w}"));
     }
     Ok(summary)
-}
-
-/// Whether `version` of `package` can be installed from the lists now.
-fn available(package: &str, version: &str) -> Result<bool, UpdateError> {
-    let out = Command::new("apt-cache")
-        .args(["madison", package])
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| UpdateError::Apt(format!("apt-cache: {e}")))?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-        let mut f = l.split('|').map(str::trim);
-        f.next() == Some(package) && f.next() == Some(version)
-    }))
 }
 
 /// The version apt would install of `package` now (from the lists as last refreshed).
@@ -199,15 +249,106 @@ impl<'a> Update<'a> {
         self.inventory.ok_or(UpdateError::NoInventory)
     }
 
-    /// `update plan`: refresh, what would be installed, the check run; recorded.
+    /// The reviewed versions' package files, fetched through apt (which checks them
+    /// against the archive's signed lists) into a fresh [`update::debs_dir`], root's
+    /// alone, replacing the last plan's; each with its SHA-256. Refused, with the sizes,
+    /// when the directory's file system cannot hold them.
+    fn fetch(&self, packages: &[apt::Upgrade]) -> Result<Vec<update::Deb>, UpdateError> {
+        let dir = update::debs_dir(self.state_dir);
+        let fresh = update::dir(self.state_dir).join("debs.new");
+        let io = |what: &Path| {
+            let what = what.display().to_string();
+            move |e: std::io::Error| UpdateError::Fetch(format!("{what}: {e}"))
+        };
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(io(&fresh))?;
+        }
+        crate::writes::create_dir_all(&update::dir(self.state_dir), 0o750)
+            .map_err(io(&update::dir(self.state_dir)))?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&fresh)
+            .map_err(io(&fresh))?;
+        let need: u64 = packages
+            .iter()
+            .map(|p| archive_size(&p.package, &p.to))
+            .sum();
+        let c = std::ffi::CString::new(fresh.as_os_str().as_encoded_bytes())
+            .map_err(|e| UpdateError::Fetch(e.to_string()))?;
+        if let Ok(st) = crate::sys::statvfs(&c) {
+            // Room for the files and a tenth more.
+            if st.avail < need + need / 10 {
+                let _ = std::fs::remove_dir(&fresh);
+                return Err(UpdateError::Space {
+                    dir: fresh.parent().unwrap_or(&fresh).display().to_string(),
+                    avail: crate::regular::human_bytes(st.avail),
+                    need: crate::regular::human_bytes(need),
+                });
+            }
+        }
+        if !packages.is_empty() {
+            let out = Command::new("apt-get")
+                // The directory is root's alone: apt downloads as root, not as _apt.
+                .args(["-q", "-o", "APT::Sandbox::User=root", "download"])
+                .args(packages.iter().map(|p| format!("{}={}", p.package, p.to)))
+                .current_dir(&fresh)
+                .env("LC_ALL", "C")
+                .output()
+                .map_err(|e| UpdateError::Fetch(format!("apt-get: {e}")))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_dir_all(&fresh);
+                return Err(UpdateError::Fetch(
+                    String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                ));
+            }
+        }
+        let mut debs = Vec::new();
+        for entry in std::fs::read_dir(&fresh).map_err(io(&fresh))? {
+            let path = entry.map_err(io(&fresh))?.path();
+            let Some((package, version)) = deb_fields(&path) else {
+                continue;
+            };
+            let (sha256, size) = sha256_file(&path).map_err(io(&path))?;
+            let file = dir.join(path.file_name().unwrap_or_default());
+            debs.push(update::Deb {
+                package,
+                version,
+                file,
+                sha256,
+                size,
+            });
+        }
+        for p in packages {
+            if !debs
+                .iter()
+                .any(|d| d.package == p.package && d.version == p.to)
+            {
+                let _ = std::fs::remove_dir_all(&fresh);
+                return Err(UpdateError::Fetch(format!(
+                    "apt gave no file of {} {}",
+                    p.package, p.to
+                )));
+            }
+        }
+        debs.sort_by(|a, b| a.package.cmp(&b.package));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        std::fs::rename(&fresh, &dir).map_err(io(&dir))?;
+        Ok(debs)
+    }
+
+    /// `update plan`: refresh, what would be installed, its files fetched, the check
+    /// run; recorded.
     pub fn plan(&self) -> Result<Plan, UpdateError> {
         let refresh = refresh()?;
         let packages = self.pending()?;
+        let debs = self.fetch(&packages)?;
         let check = match self.playbook {
-            Some(p) => Some(check_run(p, self.inventory()?, &packages)?),
+            Some(p) => Some(check_run(p, self.inventory()?, &packages, &debs)?),
             None => None,
         };
-        let id = update::plan_id(&packages, check.as_ref());
+        let id = update::plan_id(&packages, &debs, check.as_ref());
         // A new plan voids every earlier approval, even one of the same content.
         update::clear_approval(self.state_dir)?;
         let plan = Plan {
@@ -215,6 +356,7 @@ impl<'a> Update<'a> {
             created: now(),
             refresh,
             packages,
+            debs,
             check,
         };
         update::write_plan(self.state_dir, &plan)?;
@@ -329,16 +471,21 @@ impl<'a> Update<'a> {
             plan,
             mut approval,
         } = self.ready()?;
-        // Every reviewed version must still be there; newer ones wait.
-        refresh().map_err(|e| self.refused(e))?;
-        for p in &plan.packages {
-            if !available(&p.package, &p.to).map_err(|e| self.refused(e))? {
-                return Err(self.refused(UpdateError::Withdrawn {
-                    plan: plan.id,
-                    package: p.package.clone(),
-                    version: p.to.clone(),
-                }));
-            }
+        // The reviewed files, exactly: whatever the archive offers now.
+        if !plan.packages.is_empty() && plan.debs.is_empty() {
+            return Err(self.refused(UpdateError::NoFiles(plan.id)));
+        }
+        for d in &plan.debs {
+            let problem = match sha256_file(&d.file) {
+                Ok((sum, _)) if sum == d.sha256 => continue,
+                Ok(_) => "not the file that was reviewed (its SHA-256 differs)".to_owned(),
+                Err(e) => format!("unreadable ({e})"),
+            };
+            return Err(self.refused(UpdateError::Tampered {
+                plan: plan.id,
+                file: d.file.display().to_string(),
+                problem,
+            }));
         }
         update::clear_refusal(self.state_dir)?;
         let command: Vec<OsString> = vec![
@@ -346,7 +493,7 @@ impl<'a> Update<'a> {
             "-i".into(),
             inventory.as_os_str().to_owned(),
             "-e".into(),
-            packages_var(&plan.packages).into(),
+            packages_var(&plan.packages, &plan.debs).into(),
             playbook.as_os_str().to_owned(),
         ];
         let code = runner::run(&JobRun {
@@ -359,6 +506,8 @@ impl<'a> Update<'a> {
         })?;
         if code == 0 {
             approval.applied = Some(now());
+            // Applied: the files have done their work.
+            let _ = std::fs::remove_dir_all(update::debs_dir(self.state_dir));
         } else {
             approval.failed = Some(now());
         }
@@ -628,13 +777,14 @@ fn check_run(
     playbook: &Path,
     inventory: &Path,
     packages: &[apt::Upgrade],
+    debs: &[update::Deb],
 ) -> Result<CheckRun, UpdateError> {
     let digest = files_digest(playbook, inventory)?;
     let out = Command::new("ansible-playbook")
         .arg("-i")
         .arg(inventory)
         .args(["--check", "--diff", "-e"])
-        .arg(packages_var(packages))
+        .arg(packages_var(packages, debs))
         .arg(playbook)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")

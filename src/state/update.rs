@@ -53,9 +53,29 @@ pub struct Plan {
     #[serde(default)]
     pub refresh: String,
     pub packages: Vec<Upgrade>,
+    /// The reviewed versions' package files, fetched through apt when the plan was made
+    /// and kept for `apply` in [`debs_dir`]: what is installed, whatever the archive
+    /// offers by then.
+    #[serde(default)]
+    pub debs: Vec<Deb>,
     /// The playbook's `--check --diff` run, when a playbook is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckRun>,
+}
+
+/// One reviewed package file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deb {
+    pub package: String,
+    pub version: String,
+    pub file: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Where the current plan's package files are kept (root's, 0700).
+pub fn debs_dir(state_dir: &Path) -> PathBuf {
+    dir(state_dir).join("debs")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,13 +234,16 @@ fn without_temporary_paths(output: &str) -> String {
 }
 
 /// The id of a plan with these contents.
-pub fn plan_id(packages: &[Upgrade], check: Option<&CheckRun>) -> String {
+pub fn plan_id(packages: &[Upgrade], debs: &[Deb], check: Option<&CheckRun>) -> String {
     let mut text = String::new();
     for p in packages {
         text.push_str(&format!(
             "{} {} {} {} {}\n",
             p.package, p.from, p.to, p.origin, p.arch
         ));
+    }
+    for d in debs {
+        text.push_str(&format!("deb {} {} {}\n", d.package, d.version, d.sha256));
     }
     if let Some(c) = check {
         text.push_str(&format!("inventory {}\n", c.inventory.display()));
@@ -268,10 +291,16 @@ mod tests {
             arch: "amd64".into(),
             security: false,
         };
-        assert_eq!(plan_id(&[up("2")], None), plan_id(&[up("2")], None));
-        assert_ne!(plan_id(&[up("2")], None), plan_id(&[up("3")], None));
-        assert_ne!(plan_id(&[], None), plan_id(&[up("2")], None));
-        assert_eq!(plan_id(&[], None).len(), 16);
+        assert_eq!(
+            plan_id(&[up("2")], &[], None),
+            plan_id(&[up("2")], &[], None)
+        );
+        assert_ne!(
+            plan_id(&[up("2")], &[], None),
+            plan_id(&[up("3")], &[], None)
+        );
+        assert_ne!(plan_id(&[], &[], None), plan_id(&[up("2")], &[], None));
+        assert_eq!(plan_id(&[], &[], None).len(), 16);
     }
 
     #[test]
@@ -283,6 +312,7 @@ mod tests {
             created: 1.0,
             refresh: String::new(),
             packages: vec![],
+            debs: vec![],
             check: None,
         };
         write_plan(dir.path(), &plan).unwrap();
