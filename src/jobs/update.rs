@@ -133,6 +133,26 @@ fn packages_var(packages: &[apt::Upgrade], debs: &[update::Deb]) -> String {
     serde_json::json!({ "shoehub_packages": pairs, "shoehub_debs": files }).to_string()
 }
 
+/// Copies `from` to the new file `to` (0600), and gives the SHA-256 of what it wrote.
+fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+    let mut src = crate::regular::open(from)?;
+    let mut dst = crate::writes::create_new(to, 0o600)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        dst.write_all(&buf[..n])?;
+    }
+    dst.sync_all()?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The SHA-256 of a file, in hex, and its size.
 fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
@@ -263,7 +283,9 @@ impl<'a> Update<'a> {
         if fresh.exists() {
             std::fs::remove_dir_all(&fresh).map_err(io(&fresh))?;
         }
-        crate::writes::create_dir_all(&update::dir(self.state_dir), 0o750)
+        // As the plan's own records make it (the exporter reads those).
+        crate::writes::create_dir_all(&update::dir(self.state_dir), crate::writes::SHARED_DIR)
+            .and_then(|()| crate::writes::check_dir(&update::dir(self.state_dir)))
             .map_err(io(&update::dir(self.state_dir)))?;
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -471,29 +493,24 @@ impl<'a> Update<'a> {
             plan,
             mut approval,
         } = self.ready()?;
-        // The reviewed files, exactly: whatever the archive offers now.
+        // The reviewed files, exactly, whatever the archive offers now: each copied into
+        // a directory of this run's, root's alone, and checked as it is copied, so that
+        // what the playbook installs is what was checked (a plan made meanwhile
+        // replaces the plan's files, not these).
         if !plan.packages.is_empty() && plan.debs.is_empty() {
             return Err(self.refused(UpdateError::NoFiles(plan.id)));
         }
-        for d in &plan.debs {
-            let problem = match sha256_file(&d.file) {
-                Ok((sum, _)) if sum == d.sha256 => continue,
-                Ok(_) => "not the file that was reviewed (its SHA-256 differs)".to_owned(),
-                Err(e) => format!("unreadable ({e})"),
-            };
-            return Err(self.refused(UpdateError::Tampered {
-                plan: plan.id,
-                file: d.file.display().to_string(),
-                problem,
-            }));
-        }
+        let run_dir = update::dir(self.state_dir).join("debs.apply");
+        let checked = self
+            .checked_copies(&plan, &run_dir)
+            .map_err(|e| self.refused(e))?;
         update::clear_refusal(self.state_dir)?;
         let command: Vec<OsString> = vec![
             "ansible-playbook".into(),
             "-i".into(),
             inventory.as_os_str().to_owned(),
             "-e".into(),
-            packages_var(&plan.packages, &plan.debs).into(),
+            packages_var(&plan.packages, &checked).into(),
             playbook.as_os_str().to_owned(),
         ];
         let code = runner::run(&JobRun {
@@ -503,7 +520,9 @@ impl<'a> Update<'a> {
             kill_grace: self.kill_grace,
             command: &command,
             max_json: self.max_json,
-        })?;
+        });
+        let _ = std::fs::remove_dir_all(&run_dir);
+        let code = code?;
         if code == 0 {
             approval.applied = Some(now());
             // Applied: the files have done their work.
@@ -513,6 +532,41 @@ impl<'a> Update<'a> {
         }
         update::write_approval(self.state_dir, &approval)?;
         Ok(code)
+    }
+
+    /// Copies each of `plan`'s files into `run_dir` (made afresh, 0700), hashing as it
+    /// copies; the copies, or the first file that is not the one reviewed.
+    fn checked_copies(&self, plan: &Plan, run_dir: &Path) -> Result<Vec<update::Deb>, UpdateError> {
+        let io = |e: std::io::Error| UpdateError::Fetch(format!("{}: {e}", run_dir.display()));
+        if run_dir.exists() {
+            std::fs::remove_dir_all(run_dir).map_err(io)?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(run_dir)
+            .map_err(io)?;
+        let mut checked = Vec::new();
+        for d in &plan.debs {
+            let copy = run_dir.join(d.file.file_name().unwrap_or_default());
+            let problem = match copy_hashing(&d.file, &copy) {
+                Ok(sum) if sum == d.sha256 => {
+                    checked.push(update::Deb {
+                        file: copy,
+                        ..d.clone()
+                    });
+                    continue;
+                }
+                Ok(_) => "not the file that was reviewed (its SHA-256 differs)".to_owned(),
+                Err(e) => format!("unreadable ({e})"),
+            };
+            let _ = std::fs::remove_dir_all(run_dir);
+            return Err(UpdateError::Tampered {
+                plan: plan.id.clone(),
+                file: d.file.display().to_string(),
+                problem,
+            });
+        }
+        Ok(checked)
     }
 
     /// What `update status` shows: the plan with its check run, its approval, the last
