@@ -64,6 +64,11 @@ pub fn unix_time(year: i64, month: i64, day: i64, hour: i64, min: i64, sec: i64)
     Some(days * 86400 + hour * 3600 + min * 60 + sec)
 }
 
+/// Bytes as lowercase hex (a digest as it is written down).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

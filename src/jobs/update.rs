@@ -150,19 +150,16 @@ fn copy_hashing(from: &Path, to: &Path) -> std::io::Result<String> {
         dst.write_all(&buf[..n])?;
     }
     dst.sync_all()?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::text::hex(&h.finalize()))
 }
 
 /// The SHA-256 of a file, in hex, and its size.
 fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
-    let mut f = std::fs::File::open(path)?;
+    let mut f = crate::regular::open(path)?;
     let mut h = Sha256::new();
     let size = std::io::copy(&mut f, &mut h)?;
-    Ok((
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-        size,
-    ))
+    Ok((crate::text::hex(&h.finalize()), size))
 }
 
 /// What apt says the reviewed version's file weighs (`Size:`), in bytes.

@@ -181,7 +181,12 @@ pub fn write_approval(state_dir: &Path, approval: &Approval) -> Result<(), State
 
 /// Forgets the approval: a new plan voids it.
 pub fn clear_approval(state_dir: &Path) -> Result<(), StateError> {
-    let path = dir(state_dir).join("approval.json");
+    remove_record(state_dir, "approval.json")
+}
+
+/// Removes one of the records, if it is there.
+fn remove_record(state_dir: &Path, name: &str) -> Result<(), StateError> {
+    let path = dir(state_dir).join(name);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(StateError::Io { path, source: e })
@@ -202,13 +207,7 @@ pub fn write_refusal(state_dir: &Path, refusal: &Refusal) -> Result<(), StateErr
 
 /// Forgets the last refusal: an apply runs.
 pub fn clear_refusal(state_dir: &Path) -> Result<(), StateError> {
-    let path = dir(state_dir).join("refusal.json");
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(StateError::Io { path, source: e })
-        }
-        _ => Ok(()),
-    }
+    remove_record(state_dir, "refusal.json")
 }
 
 /// SHA-256 of `parts`, in hex: what binds an approval to what was reviewed.
@@ -220,7 +219,7 @@ pub fn digest(parts: &[&[u8]]) -> String {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&h.finalize())
 }
 
 /// `output` with the names of Ansible's temporary directories

@@ -20,6 +20,7 @@ use crate::state::backup::{
     PARTIAL_PREFIX,
 };
 use crate::sys::now;
+use crate::text::hex;
 
 mod archive;
 mod client;
@@ -158,10 +159,6 @@ fn write_compressed(path: &Path, bytes: &[u8]) -> Result<Artifact, BackupError> 
     enc.write_all(bytes)
         .map_err(io_err(format!("writing {}", path.display())))?;
     finish_artifact(enc, path, String::new())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Progress on a terminal: a line rewritten in place at most every 200 ms.
