@@ -412,6 +412,14 @@ pub fn groups(a: &AlertsConfig) -> Vec<Group> {
                     "update apply on {{ $labels.instance }} exited with {{ $value }}; see shoehub-exporter update status.",
                 ),
                 r(
+                    "UpdateRolloutStopped",
+                    "shoehub_update_rollout_failed == 1",
+                    "0m",
+                    "critical",
+                    "An update failed on a host, and the rollout stopped there.",
+                    "The update rolled out from {{ $labels.instance }} failed on {{ $labels.host }} at its {{ $labels.step }} step; the hosts after it were not touched. shoehub-exporter update status says why.",
+                ),
+                r(
                     "NoSuccessfulUpdate",
                     format!(
                         r#"time() - shoehub_job_last_success_timestamp_seconds{{job_name="update"}} > {max} or on (job, instance) ({up} == 1 and on (job, instance) shoehub_scrape_collector_success{{collector="jobs"}} unless on (job, instance) shoehub_job_last_success_timestamp_seconds{{job_name="update"}})"#,

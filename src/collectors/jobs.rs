@@ -71,6 +71,20 @@ static PLAN_PACKAGES: Family = Family::gauge(
     "Packages the current update plan would upgrade.",
 );
 
+static ROLLOUT_HOST: Family = Family::gauge(
+    "shoehub_update_rollout_host",
+    "The last applied update's outcome per host: 1 for its outcome (validated, updated, failed, not_reached), 0 for the others.",
+);
+static ROLLOUT_FAILED: Family = Family::gauge(
+    "shoehub_update_rollout_failed",
+    "1 for each host where the last applied update failed, with the step that failed (install, services, check, soak, unreachable): the rollout stopped there.",
+);
+static ROLLOUT_TIME: Family = Family::gauge(
+    "shoehub_update_rollout_timestamp_seconds",
+    "When the last applied update ended, Unix time; 0 if none has.",
+)
+.unit("seconds");
+
 pub struct Jobs {
     dir: PathBuf,
 }
@@ -134,6 +148,22 @@ impl Jobs {
             &[],
             plan.as_ref().map_or(0, |p| p.packages.len() as u64),
         );
+        let rollout = update::read_rollout(&self.dir).map_err(|e| crate::error_chain(&e))?;
+        w.sample(&ROLLOUT_TIME, &[], rollout.as_ref().map_or(0.0, |r| r.ended));
+        for h in rollout.iter().flat_map(|r| &r.hosts) {
+            for o in update::Outcome::ALL {
+                w.sample_u64(
+                    &ROLLOUT_HOST,
+                    &[("host", &h.host), ("outcome", o.name())],
+                    u64::from(h.outcome == o),
+                );
+            }
+        }
+        for h in rollout.iter().flat_map(|r| &r.hosts) {
+            if h.outcome == update::Outcome::Failed {
+                w.sample_u64(&ROLLOUT_FAILED, &[("host", &h.host), ("step", &h.step)], 1);
+            }
+        }
         Ok(())
     }
 }
@@ -152,6 +182,9 @@ pub static SERVED: Served = Served::families(&[
     &PENDING_APPROVAL,
     &PLAN_TIME,
     &PLAN_PACKAGES,
+    &ROLLOUT_HOST,
+    &ROLLOUT_FAILED,
+    &ROLLOUT_TIME,
 ]);
 
 /// Reads `jobs:` (shared with the job runner, which writes what this reads).

@@ -18,6 +18,7 @@ pub fn run(config: Option<&Path>, cmd: UpdateCommand) -> Outcome {
         max_age: config.updates.max_plan_age.get(),
         kill_grace: config.jobs.kill_grace.get(),
         max_json: usize::try_from(config.jobs.max_json_bytes.get()).unwrap_or(usize::MAX),
+        rollout: config.updates.rollout(),
     };
     let fail = |e| Failure::new(1, e);
     match cmd {

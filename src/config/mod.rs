@@ -213,6 +213,7 @@ impl Config {
             m.validate()?;
         }
         self.check.validate()?;
+        self.updates.validate()?;
         Ok(())
     }
 

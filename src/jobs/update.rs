@@ -47,7 +47,7 @@ pub enum UpdateError {
         age: String,
         max: String,
     },
-    #[error("the playbook or the inventory changed since plan {0} was made; run `shoehub-exporter update plan`, review it and approve the new plan")]
+    #[error("the playbook, a file it reads, the inventory or the rollout's settings (updates.batch, updates.soak, updates.prometheus_url) changed since plan {0} was made; run `shoehub-exporter update plan`, review it and approve the new plan")]
     Changed(String),
     #[error("no playbook to apply: set updates.playbook in the config")]
     NoPlaybook,
@@ -105,6 +105,9 @@ pub struct Update<'a> {
     pub kill_grace: Duration,
     /// `jobs.max_json_bytes`.
     pub max_json: usize,
+    /// How a plan made now is rolled out (`updates.batch`, `updates.soak`,
+    /// `updates.prometheus_url`).
+    pub rollout: update::Rollout,
 }
 
 fn human(secs: f64) -> String {
@@ -117,10 +120,16 @@ fn human(secs: f64) -> String {
     }
 }
 
-/// The reviewed packages as the playbook's extra variables: `{"shoehub_packages":
-/// ["name=version", …], "shoehub_debs": ["/…/name_version_arch.deb", …]}`, the files in
-/// apt's order of installation.
-fn packages_var(packages: &[apt::Upgrade], debs: &[update::Deb]) -> String {
+/// The playbook's extra variables: the reviewed packages (`"shoehub_packages":
+/// ["name=version", …], "shoehub_debs": ["/…/name_version_arch.deb", …]`, the files in
+/// apt's order of installation), the rollout's settings and where each host's outcome is
+/// reported (none in a check run).
+fn playbook_vars(
+    packages: &[apt::Upgrade],
+    debs: &[update::Deb],
+    rollout: &update::Rollout,
+    report_dir: Option<&Path>,
+) -> String {
     let pairs: Vec<String> = packages
         .iter()
         .map(|p| format!("{}={}", p.package, p.to))
@@ -130,7 +139,15 @@ fn packages_var(packages: &[apt::Upgrade], debs: &[update::Deb]) -> String {
         .filter_map(|p| debs.iter().find(|d| d.package == p.package))
         .map(|d| d.file.display().to_string())
         .collect();
-    serde_json::json!({ "shoehub_packages": pairs, "shoehub_debs": files }).to_string()
+    serde_json::json!({
+        "shoehub_packages": pairs,
+        "shoehub_debs": files,
+        "shoehub_batch": rollout.batch,
+        "shoehub_soak_seconds": rollout.soak_seconds,
+        "shoehub_prometheus_url": rollout.prometheus_url,
+        "shoehub_report_dir": report_dir.map(|d| d.display().to_string()).unwrap_or_default(),
+    })
+    .to_string()
 }
 
 /// Copies `from` to the new file `to` (0600), and gives the SHA-256 of what it wrote.
@@ -364,10 +381,16 @@ impl<'a> Update<'a> {
         let packages = self.pending()?;
         let debs = self.fetch(&packages)?;
         let check = match self.playbook {
-            Some(p) => Some(check_run(p, self.inventory()?, &packages, &debs)?),
+            Some(p) => Some(check_run(
+                p,
+                self.inventory()?,
+                &packages,
+                &debs,
+                &self.rollout,
+            )?),
             None => None,
         };
-        let id = update::plan_id(&packages, &debs, check.as_ref());
+        let id = update::plan_id(&packages, &debs, check.as_ref(), &self.rollout);
         // A new plan voids every earlier approval, even one of the same content.
         update::clear_approval(self.state_dir)?;
         let plan = Plan {
@@ -377,6 +400,8 @@ impl<'a> Update<'a> {
             packages,
             debs,
             check,
+            rollout: self.rollout.clone(),
+            outcome: None,
         };
         update::write_plan(self.state_dir, &plan)?;
         Ok(plan)
@@ -456,6 +481,9 @@ impl<'a> Update<'a> {
                 return Err(UpdateError::Changed(plan.id));
             }
         }
+        if plan.rollout != self.rollout {
+            return Err(UpdateError::Changed(plan.id));
+        }
         Ok(Ready {
             playbook,
             inventory,
@@ -502,12 +530,22 @@ impl<'a> Update<'a> {
             .checked_copies(&plan, &run_dir)
             .map_err(|e| self.refused(e))?;
         update::clear_refusal(self.state_dir)?;
+        // Where each host's outcome is reported: root's alone, fresh for this run.
+        let report_dir = update::dir(self.state_dir).join("rollout.report");
+        if report_dir.exists() {
+            std::fs::remove_dir_all(&report_dir)
+                .map_err(|e| UpdateError::Files(format!("{}: {e}", report_dir.display())))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&report_dir)
+            .map_err(|e| UpdateError::Files(format!("{}: {e}", report_dir.display())))?;
         let command: Vec<OsString> = vec![
             "ansible-playbook".into(),
             "-i".into(),
             inventory.as_os_str().to_owned(),
             "-e".into(),
-            packages_var(&plan.packages, &checked).into(),
+            playbook_vars(&plan.packages, &checked, &plan.rollout, Some(&report_dir)).into(),
             playbook.as_os_str().to_owned(),
         ];
         let code = runner::run(&JobRun {
@@ -519,6 +557,19 @@ impl<'a> Update<'a> {
             max_json: self.max_json,
         });
         let _ = std::fs::remove_dir_all(&run_dir);
+        if code.is_ok() {
+            let recap = job::read(self.state_dir, "update")
+                .ok()
+                .and_then(|s| s.last)
+                .and_then(|l| l.recap);
+            let outcome = update::RolloutOutcome {
+                plan: plan.id.clone(),
+                ended: now(),
+                hosts: outcomes(&plan, &report_dir, recap.as_ref()),
+            };
+            update::write_rollout(self.state_dir, &outcome)?;
+        }
+        let _ = std::fs::remove_dir_all(&report_dir);
         let code = code?;
         if code == 0 {
             approval.applied = Some(now());
@@ -646,6 +697,9 @@ impl<'a> Update<'a> {
             }
             None => say!("no update has run yet"),
         }
+        if let Some(r) = update::read_rollout(self.state_dir)? {
+            say!("{}", describe_rollout(&r));
+        }
         if let Some(r) = update::read_refusal(self.state_dir)? {
             if last.last.as_ref().is_none_or(|l| r.at > l.ended) {
                 say!(
@@ -657,6 +711,130 @@ impl<'a> Update<'a> {
         }
         Ok(out)
     }
+}
+
+/// Most a host's report may hold.
+const MAX_REPORT_BYTES: u64 = 64 * 1024;
+
+/// Each host's outcome: its report, or, without one, what the run's PLAY RECAP says of it
+/// (unreachable or failed; updated when it ran tasks), or not reached. The hosts are the
+/// check run's, in its order, then any other the run reported.
+fn outcomes(
+    plan: &Plan,
+    report_dir: &Path,
+    recap: Option<&job::Recap>,
+) -> Vec<update::HostOutcome> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        outcome: update::Outcome,
+        #[serde(default)]
+        step: String,
+        #[serde(default)]
+        reason: String,
+    }
+    let mut reports = std::collections::BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(report_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(host) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let report = crate::regular::read(&e.path(), MAX_REPORT_BYTES)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Report>(&b).map_err(|e| e.to_string()));
+            reports.insert(host.to_owned(), report);
+        }
+    }
+    let mut hosts: Vec<String> = plan
+        .check
+        .as_ref()
+        .map(|c| c.recap.keys().cloned().collect())
+        .unwrap_or_default();
+    for h in reports.keys().chain(recap.into_iter().flat_map(|r| r.keys())) {
+        if !hosts.contains(h) {
+            hosts.push(h.clone());
+        }
+    }
+    let count = |host: &str, key: &str| {
+        recap
+            .and_then(|r| r.get(host))
+            .and_then(|c| c.get(key))
+            .copied()
+            .unwrap_or(0)
+    };
+    hosts
+        .into_iter()
+        .map(|host| {
+            let (outcome, step, reason) = match reports.remove(&host) {
+                Some(Ok(r)) => (r.outcome, r.step, r.reason.trim().to_owned()),
+                Some(Err(e)) => (
+                    update::Outcome::Failed,
+                    "report".to_owned(),
+                    format!("its report cannot be read: {e}"),
+                ),
+                None if count(&host, "unreachable") > 0 => (
+                    update::Outcome::Failed,
+                    "unreachable".to_owned(),
+                    "Ansible could not reach it (see the run's output)".to_owned(),
+                ),
+                None if count(&host, "failed") > 0 => (
+                    update::Outcome::Failed,
+                    "install".to_owned(),
+                    "a task failed (see the run's output)".to_owned(),
+                ),
+                None if recap.and_then(|r| r.get(&host)).is_some() => {
+                    (update::Outcome::Updated, String::new(), String::new())
+                }
+                None => (update::Outcome::NotReached, String::new(), String::new()),
+            };
+            update::HostOutcome {
+                host,
+                outcome,
+                step,
+                reason,
+            }
+        })
+        .collect()
+}
+
+/// A rollout's outcome, host by host, in the order the hosts were planned.
+pub fn describe_rollout(r: &update::RolloutOutcome) -> String {
+    let failed = r
+        .hosts
+        .iter()
+        .filter(|h| h.outcome == update::Outcome::Failed)
+        .count();
+    let mut out = format!(
+        "rollout of plan {} ended {} ago: {}",
+        r.plan,
+        human(now() - r.ended),
+        if failed > 0 {
+            "STOPPED at a failed host"
+        } else if r.hosts.iter().all(|h| h.outcome == update::Outcome::Validated) {
+            "every host updated and validated"
+        } else {
+            "not every host was validated"
+        }
+    );
+    for h in &r.hosts {
+        let _ = match h.outcome {
+            update::Outcome::Failed => write!(
+                out,
+                "\n  {}: FAILED at {}: {}",
+                h.host,
+                h.step,
+                h.reason.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+            update::Outcome::Validated => write!(out, "\n  {}: updated and validated", h.host),
+            update::Outcome::Updated => {
+                write!(out, "\n  {}: updated, not validated", h.host)
+            }
+            update::Outcome::NotReached => {
+                write!(out, "\n  {}: not reached (keeps its old versions)", h.host)
+            }
+        };
+    }
+    out
 }
 
 /// The plan's summary, as `update plan` prints it: the outcome of the check run, and how
@@ -829,13 +1007,14 @@ fn check_run(
     inventory: &Path,
     packages: &[apt::Upgrade],
     debs: &[update::Deb],
+    rollout: &update::Rollout,
 ) -> Result<CheckRun, UpdateError> {
     let digest = files_digest(playbook, inventory)?;
     let out = Command::new("ansible-playbook")
         .arg("-i")
         .arg(inventory)
         .args(["--check", "--diff", "-e"])
-        .arg(packages_var(packages, debs))
+        .arg(playbook_vars(packages, debs, rollout, None))
         .arg(playbook)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")

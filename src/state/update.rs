@@ -28,6 +28,140 @@ pub struct UpdatesConfig {
     pub inventory: Option<PathBuf>,
     /// `update apply` refuses a plan older than this.
     pub max_plan_age: DurationValue,
+    /// How many hosts the rollout updates together after the canary: a number, or a
+    /// share of the hosts such as `25%`; all at once when unset.
+    pub batch: Option<Batch>,
+    /// With `prometheus_url`: how long each updated host must run without a critical
+    /// alert before the rollout goes on.
+    pub soak: DurationValue,
+    /// The Prometheus (its base URL) that the rollout asks for critical alerts of each
+    /// updated host; none is asked when unset.
+    pub prometheus_url: Option<String>,
+}
+
+/// `updates.batch`: a number of hosts, or a share of them (`"25%"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Batch {
+    Hosts(u64),
+    Share(String),
+}
+
+impl UpdatesConfig {
+    /// The rules serde cannot check: a batch of at least one host or 1 to 100 %, a
+    /// Prometheus URL over HTTP(S).
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.batch {
+            Some(Batch::Hosts(0)) => {
+                return Err("updates.batch: 0 hosts would update none; give a number of hosts such as 2, or a share such as 25% (leave it out to update the rest at once after the canary)".to_owned());
+            }
+            Some(Batch::Share(s))
+                if !s
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<u8>().ok())
+                    .is_some_and(|n| (1..=100).contains(&n)) =>
+            {
+                return Err(format!(
+                    "updates.batch: {s:?} is neither a number of hosts nor a share from 1% to 100%; give e.g. 2 or 25%"
+                ));
+            }
+            _ => {}
+        }
+        if let Some(url) = &self.prometheus_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
+                return Err(format!(
+                    "updates.prometheus_url: {url:?} is not an HTTP(S) URL; give Prometheus' base URL, such as http://prometheus.example:9090"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rollout these settings make, as a plan records it.
+    pub fn rollout(&self) -> Rollout {
+        Rollout {
+            batch: match &self.batch {
+                None => "100%".to_owned(),
+                Some(Batch::Hosts(n)) => n.to_string(),
+                Some(Batch::Share(s)) => s.trim().replace(' ', ""),
+            },
+            soak_seconds: self.soak.get().as_secs(),
+            prometheus_url: self.prometheus_url.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// How a plan is rolled out: what `updates.batch`, `updates.soak` and
+/// `updates.prometheus_url` were when it was made (and reviewed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Hosts per batch after the canary, or a share of them (`"100%"`: all at once).
+    pub batch: String,
+    pub soak_seconds: u64,
+    /// Empty: no Prometheus is asked.
+    #[serde(default)]
+    pub prometheus_url: String,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        UpdatesConfig::default().rollout()
+    }
+}
+
+/// What became of one host when a plan was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Updated and passed every validation.
+    Validated,
+    /// Updated; its validation did not end (the run stopped on another host).
+    Updated,
+    /// Failed while updated or validated, or unreachable: the rollout stopped.
+    Failed,
+    /// Not touched: the rollout stopped before its batch.
+    NotReached,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Validated,
+        Outcome::Updated,
+        Outcome::Failed,
+        Outcome::NotReached,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Validated => "validated",
+            Outcome::Updated => "updated",
+            Outcome::Failed => "failed",
+            Outcome::NotReached => "not_reached",
+        }
+    }
+}
+
+/// One host's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostOutcome {
+    pub host: String,
+    pub outcome: Outcome,
+    /// Where a failed host failed: `install`, `services`, `check`, `soak` or
+    /// `unreachable`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
+    /// Why, in the playbook's words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// The outcome of applying a plan, host by host: in the plan's record, and in
+/// `rollout.json` until the next apply (a new plan does not hide a failed rollout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutOutcome {
+    pub plan: String,
+    pub ended: f64,
+    pub hosts: Vec<HostOutcome>,
 }
 
 impl Default for UpdatesConfig {
@@ -39,6 +173,9 @@ impl Default for UpdatesConfig {
             playbook: None,
             inventory: None,
             max_plan_age: DurationValue(Duration::from_secs(7 * 86400)),
+            batch: None,
+            soak: DurationValue(Duration::from_secs(5 * 60)),
+            prometheus_url: None,
         }
     }
 }
@@ -61,6 +198,12 @@ pub struct Plan {
     /// The playbook's `--check --diff` run, when a playbook is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckRun>,
+    /// How apply rolls it out.
+    #[serde(default)]
+    pub rollout: Rollout,
+    /// What became of each host when it was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RolloutOutcome>,
 }
 
 /// One reviewed package file.
@@ -195,6 +338,24 @@ fn remove_record(state_dir: &Path, name: &str) -> Result<(), StateError> {
     }
 }
 
+/// The last rollout's outcome, if a plan was applied.
+pub fn read_rollout(state_dir: &Path) -> Result<Option<RolloutOutcome>, StateError> {
+    read_json(&dir(state_dir).join("rollout.json"))
+}
+
+/// Records a rollout's outcome: in `rollout.json`, and in the plan's record when the
+/// plan is still the current one.
+pub fn write_rollout(state_dir: &Path, outcome: &RolloutOutcome) -> Result<(), StateError> {
+    write_json(&dir(state_dir).join("rollout.json"), outcome)?;
+    if let Some(mut plan) = read_plan(state_dir)? {
+        if plan.id == outcome.plan {
+            plan.outcome = Some(outcome.clone());
+            write_plan(state_dir, &plan)?;
+        }
+    }
+    Ok(())
+}
+
 /// The last refusal, if one was recorded.
 pub fn read_refusal(state_dir: &Path) -> Result<Option<Refusal>, StateError> {
     read_json(&dir(state_dir).join("refusal.json"))
@@ -232,9 +393,17 @@ fn without_temporary_paths(output: &str) -> String {
     TEMPORARY.replace_all(output, "/ansible-tmp/").into_owned()
 }
 
-/// The id of a plan with these contents.
-pub fn plan_id(packages: &[Upgrade], debs: &[Deb], check: Option<&CheckRun>) -> String {
-    let mut text = String::new();
+/// The id of a plan with these contents, rolled out so.
+pub fn plan_id(
+    packages: &[Upgrade],
+    debs: &[Deb],
+    check: Option<&CheckRun>,
+    rollout: &Rollout,
+) -> String {
+    let mut text = format!(
+        "rollout {} {} {}\n",
+        rollout.batch, rollout.soak_seconds, rollout.prometheus_url
+    );
     for p in packages {
         text.push_str(&format!(
             "{} {} {} {} {}\n",
@@ -290,16 +459,25 @@ mod tests {
             arch: "amd64".into(),
             security: false,
         };
+        let r = Rollout::default();
+        let later = Rollout {
+            batch: "1".into(),
+            ..Rollout::default()
+        };
+        assert_ne!(
+            plan_id(&[up("2")], &[], None, &r),
+            plan_id(&[up("2")], &[], None, &later)
+        );
         assert_eq!(
-            plan_id(&[up("2")], &[], None),
-            plan_id(&[up("2")], &[], None)
+            plan_id(&[up("2")], &[], None, &r),
+            plan_id(&[up("2")], &[], None, &r)
         );
         assert_ne!(
-            plan_id(&[up("2")], &[], None),
-            plan_id(&[up("3")], &[], None)
+            plan_id(&[up("2")], &[], None, &r),
+            plan_id(&[up("3")], &[], None, &r)
         );
-        assert_ne!(plan_id(&[], &[], None), plan_id(&[up("2")], &[], None));
-        assert_eq!(plan_id(&[], &[], None).len(), 16);
+        assert_ne!(plan_id(&[], &[], None, &r), plan_id(&[up("2")], &[], None, &r));
+        assert_eq!(plan_id(&[], &[], None, &r).len(), 16);
     }
 
     #[test]
@@ -313,6 +491,8 @@ mod tests {
             packages: vec![],
             debs: vec![],
             check: None,
+            rollout: Rollout::default(),
+            outcome: None,
         };
         write_plan(dir.path(), &plan).unwrap();
         assert_eq!(read_plan(dir.path()).unwrap(), Some(plan));

@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod apache;
 pub mod aptrepo;
+pub mod booted;
 pub mod cases;
 pub mod grafana;
 pub mod mariadb;
