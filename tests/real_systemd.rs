@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::alerting::{generated_rules, start_prometheus, Alertmanager, Webhook};
 use common::aptrepo::tiny_deb;
-use common::booted::{as_root, base_tree, build_deb, publish, readme_sh, text, wait_for, Host};
+use common::booted::{
+    as_root, base_tree, build_deb, install_as_readme, publish, readme_sh, shop_deb, text, wait_for,
+    with_shop_probe, Host,
+};
 use common::{wait_until, Exposition};
 
 pub const EXPORTER_PASSWORD: &str = "exporter-pw-7Qe";
@@ -74,8 +77,6 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
     let deb = build_deb();
     let base = base_tree();
     let host = Host::boot(&base);
-    let deb_name = deb.file_name().unwrap().to_str().unwrap().to_owned();
-    std::fs::copy(&deb, host.root().join("root").join(&deb_name)).unwrap();
 
     // The shop: its database and files, as the host had them before the package.
     host.ok("systemctl is-active mariadb");
@@ -87,32 +88,21 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
          echo 'db_host=localhost' > /etc/shoe_store_hub/app.ini && \
          echo avatar > /var/www/shoe_store_hub/user_data/1.png",
     );
+    // Its web front, which the exporter's probe and the update's validation ask.
+    let shop_dir = tempfile::tempdir().unwrap();
+    let shop = shop_deb(shop_dir.path(), "1.0", 200);
+    std::fs::copy(&shop, host.root().join("root/shop.deb")).unwrap();
+    host.ok("apt-get install -y -q /root/shop.deb && systemctl is-active shoe-store-hub");
 
     // Install, as the README says.
-    let install = readme_sh("## Install\n", "## Configure\n");
-    assert!(!install.is_empty(), "the README's Install has no sh block");
-    for block in &install {
-        for line in block.lines() {
-            let cmd = as_root(line);
-            if cmd.starts_with("scripts/build-deb") {
-                continue; // built above, by the test
-            }
-            let cmd = cmd.replace(
-                &format!("./target/deb/{deb_name}"),
-                &format!("/root/{deb_name}"),
-            );
-            if cmd.starts_with("shoehub-exporter check") {
-                // What is left to set up: no backup or update has run yet.
-                let o = host.sh(&cmd);
-                assert!(
-                    text(&o).contains("no complete backup exists"),
-                    "{}",
-                    text(&o)
-                );
-                continue;
-            }
-            host.ok(&cmd);
-        }
+    for cmd in install_as_readme(&host, &deb) {
+        // What is left to set up: no backup or update has run yet.
+        let o = host.sh(&cmd);
+        assert!(
+            text(&o).contains("no complete backup exists"),
+            "{}",
+            text(&o)
+        );
     }
     host.ok("systemctl is-enabled shoehub-exporter && systemctl is-active shoehub-exporter");
     let timers = host.ok("systemctl list-timers --all --no-pager");
@@ -163,7 +153,9 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
         host.ok(&cmd);
     }
     let config_path = host.root().join("etc/shoehub-exporter/config.yml");
-    let edited = uncomment_accounts(&std::fs::read_to_string(&config_path).unwrap());
+    let edited = with_shop_probe(&uncomment_accounts(
+        &std::fs::read_to_string(&config_path).unwrap(),
+    ));
     host.ok(&format!(
         "cat > /etc/shoehub-exporter/config.yml <<'EOF'\n{edited}EOF"
     ));

@@ -149,7 +149,11 @@ impl Jobs {
             plan.as_ref().map_or(0, |p| p.packages.len() as u64),
         );
         let rollout = update::read_rollout(&self.dir).map_err(|e| crate::error_chain(&e))?;
-        w.sample(&ROLLOUT_TIME, &[], rollout.as_ref().map_or(0.0, |r| r.ended));
+        w.sample(
+            &ROLLOUT_TIME,
+            &[],
+            rollout.as_ref().map_or(0.0, |r| r.ended),
+        );
         for h in rollout.iter().flat_map(|r| &r.hosts) {
             for o in update::Outcome::ALL {
                 w.sample_u64(

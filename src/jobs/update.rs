@@ -750,7 +750,10 @@ fn outcomes(
         .as_ref()
         .map(|c| c.recap.keys().cloned().collect())
         .unwrap_or_default();
-    for h in reports.keys().chain(recap.into_iter().flat_map(|r| r.keys())) {
+    for h in reports
+        .keys()
+        .chain(recap.into_iter().flat_map(|r| r.keys()))
+    {
         if !hosts.contains(h) {
             hosts.push(h.clone());
         }
@@ -810,7 +813,11 @@ pub fn describe_rollout(r: &update::RolloutOutcome) -> String {
         human(now() - r.ended),
         if failed > 0 {
             "STOPPED at a failed host"
-        } else if r.hosts.iter().all(|h| h.outcome == update::Outcome::Validated) {
+        } else if r
+            .hosts
+            .iter()
+            .all(|h| h.outcome == update::Outcome::Validated)
+        {
             "every host updated and validated"
         } else {
             "not every host was validated"

@@ -68,7 +68,9 @@ impl UpdatesConfig {
             _ => {}
         }
         if let Some(url) = &self.prometheus_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
                 return Err(format!(
                     "updates.prometheus_url: {url:?} is not an HTTP(S) URL; give Prometheus' base URL, such as http://prometheus.example:9090"
                 ));
@@ -476,7 +478,10 @@ mod tests {
             plan_id(&[up("2")], &[], None, &r),
             plan_id(&[up("3")], &[], None, &r)
         );
-        assert_ne!(plan_id(&[], &[], None, &r), plan_id(&[up("2")], &[], None, &r));
+        assert_ne!(
+            plan_id(&[], &[], None, &r),
+            plan_id(&[up("2")], &[], None, &r)
+        );
         assert_eq!(plan_id(&[], &[], None, &r).len(), 16);
     }
 

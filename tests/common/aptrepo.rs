@@ -169,8 +169,9 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// A package of nothing but its name and version and the maintainer `scripts` given
-/// (`("postinst", "#!/bin/sh …")`), built with dpkg-deb into `dir`; its path.
+/// A package of its name and version and the `scripts` given: maintainer scripts
+/// (`("postinst", "#!/bin/sh …")`) and files of the package by their path
+/// (`("usr/lib/…", …)`), built with dpkg-deb into `dir`; its path.
 pub fn tiny_deb(dir: &Path, name: &str, version: &str, scripts: &[(&str, &str)]) -> PathBuf {
     let root = dir.join(format!("{name}-{version}"));
     let debian = root.join("DEBIAN");
@@ -184,10 +185,18 @@ pub fn tiny_deb(dir: &Path, name: &str, version: &str, scripts: &[(&str, &str)])
         ),
     )
     .unwrap();
-    for (script, text) in scripts {
-        let p = debian.join(script);
+    for (name, text) in scripts {
+        // A maintainer script by its name (`postinst`), or a file of the package by its
+        // path (`usr/lib/…`), executable when it starts with `#!`.
+        let (p, mode) = if name.contains('/') {
+            let p = root.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            (p, if text.starts_with("#!") { 0o755 } else { 0o644 })
+        } else {
+            (debian.join(name), 0o755)
+        };
         std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let deb = dir.join(format!("{name}_{version}_all.deb"));
     run(Command::new(require_tool("dpkg-deb", "dpkg"))

@@ -28,11 +28,11 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// Bumped whenever the base tree's contents change, so that a cached one is made again.
-pub const BASE: &str = "bookworm-3";
+pub const BASE: &str = "bookworm-4";
 pub const CACHE: &str = "/var/cache/shoehub-exporter-tests";
 /// What the tree has beside the minimal base: a stock host with the shop's database
 /// server, what the package recommends (Ansible's apt module needs python3-apt), and an
-/// SSH server for the hosts a controller's Ansible reaches.
+/// SSH server and sudo for the hosts a controller's Ansible reaches.
 pub const BASE_PACKAGES: &str = "systemd,systemd-sysv,dbus,ca-certificates,curl,procps,iproute2";
 pub const EXTRA_PACKAGES: &[&str] = &[
     "mariadb-server",
@@ -41,6 +41,7 @@ pub const EXTRA_PACKAGES: &[&str] = &[
     "ansible-core",
     "python3-apt",
     "openssh-server",
+    "sudo",
 ];
 
 /// The Debian mirror the test runner's own apt sources name.
@@ -162,8 +163,12 @@ impl Host {
     pub fn boot_in_zone(base: &Path, zone: &str, address: &str, name: &str) -> Host {
         let host = Host::boot_with(base, Some((zone, name)));
         // The bridge is made by the first host's nspawn, down.
-        run(Command::new(require_tool("ip", "iproute2"))
-            .args(["link", "set", &format!("vz-{zone}"), "up"]));
+        run(Command::new(require_tool("ip", "iproute2")).args([
+            "link",
+            "set",
+            &format!("vz-{zone}"),
+            "up",
+        ]));
         host.ok(&format!(
             "ip link set host0 up && ip addr add {address}/24 dev host0"
         ));
@@ -483,3 +488,81 @@ pub fn as_root(line: &str) -> String {
     line.trim().replace("sudo ", "")
 }
 
+/// Installs the package `deb` (built by [`build_deb`]) on `host` as the README's Install
+/// step says, line by line (the build itself left out); the step's `shoehub-exporter
+/// check` lines are not run but given back, for the caller to run and judge.
+pub fn install_as_readme(host: &Host, deb: &Path) -> Vec<String> {
+    let deb_name = deb.file_name().unwrap().to_str().unwrap().to_owned();
+    std::fs::copy(deb, host.root().join("root").join(&deb_name)).unwrap();
+    let install = readme_sh("## Install\n", "## Configure\n");
+    assert!(!install.is_empty(), "the README's Install has no sh block");
+    let mut checks = Vec::new();
+    for block in &install {
+        for line in block.lines() {
+            let cmd = as_root(line);
+            if cmd.starts_with("scripts/build-deb") {
+                continue; // built by the test
+            }
+            let cmd = cmd.replace(
+                &format!("./target/deb/{deb_name}"),
+                &format!("/root/{deb_name}"),
+            );
+            if cmd.starts_with("shoehub-exporter check") {
+                checks.push(cmd);
+                continue;
+            }
+            host.ok(&cmd);
+        }
+    }
+    checks
+}
+
+/// The shop: a service on the host's port 8080 that answers `status` with its page.
+pub fn shop_deb(dir: &Path, version: &str, status: u16) -> PathBuf {
+    let app = format!(
+        "#!/usr/bin/python3\n\
+         import http.server\n\
+         class Shop(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       body = b'Shoe Store Hub {version}' if {status} == 200 else b'Internal Server Error'\n\
+         \x20       self.send_response({status})\n\
+         \x20       self.send_header('Content-Length', str(len(body)))\n\
+         \x20       self.end_headers()\n\
+         \x20       self.wfile.write(body)\n\
+         \x20   def log_message(self, *args):\n\
+         \x20       pass\n\
+         http.server.ThreadingHTTPServer(('127.0.0.1', 8080), Shop).serve_forever()\n"
+    );
+    let unit = "[Unit]\nDescription=The Shoe Store Hub shop\n\n\
+                [Service]\nExecStart=/usr/lib/shoe-store-hub/shop.py\n\n\
+                [Install]\nWantedBy=multi-user.target\n";
+    // As Debian's packages do with their services: enabled, and restarted on upgrade.
+    let postinst = "#!/bin/sh\nset -e\n\
+                    if [ -d /run/systemd/system ]; then\n\
+                    \x20 systemctl daemon-reload\n\
+                    \x20 systemctl enable shoe-store-hub.service\n\
+                    \x20 systemctl restart shoe-store-hub.service\n\
+                    fi\n";
+    super::aptrepo::tiny_deb(
+        dir,
+        "shoe-store-hub",
+        version,
+        &[
+            ("usr/lib/shoe-store-hub/shop.py", &app),
+            ("lib/systemd/system/shoe-store-hub.service", unit),
+            ("postinst", postinst),
+        ],
+    )
+}
+
+/// `config` (the shipped config's text) with the shop's probe filled in under
+/// `probes:`, as the README's Configure step asks.
+pub fn with_shop_probe(config: &str) -> String {
+    let probes = "probes:\n  - name: shop\n    url: http://127.0.0.1:8080/\n    \
+                  expect_body: \"Shoe Store Hub\"\n";
+    assert!(
+        config.contains("\n# probes:"),
+        "the shipped config has no probes"
+    );
+    config.replacen("\n# probes:", &format!("\n{probes}# probes:"), 1)
+}
