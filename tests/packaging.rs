@@ -35,11 +35,15 @@ fn the_update_playbook_parses() {
     );
     let text = std::fs::read_to_string(packaging("ansible/update.yml")).unwrap();
     assert!(
-        text.contains("- upgrade is changed"),
-        "apache2 restarts only on change"
+        text.contains("when: upgrade is changed"),
+        "the shop's services restart only on change"
     );
     assert!(
-        text.contains("loop: \"{{ shoehub_debs }}\"")
+        text.contains("any_errors_fatal: true") && text.contains("hosts: \"canary:"),
+        "the canary goes first, and the first failed host stops the rollout"
+    );
+    assert!(
+        text.contains("loop: \"{{ shoehub_debs | default([]) }}\"")
             && text.contains("deb: ")
             && !text.contains("upgrade: ")
             && !text.contains("name: \"{{ shoehub_packages }}\""),

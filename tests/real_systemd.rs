@@ -16,7 +16,7 @@ use common::alerting::{generated_rules, start_prometheus, Alertmanager, Webhook}
 use common::aptrepo::tiny_deb;
 use common::booted::{
     as_root, base_tree, build_deb, install_as_readme, publish, readme_sh, shop_deb, text, wait_for,
-    with_shop_probe, Host,
+    with_shop_probe, Host, Shop,
 };
 use common::{wait_until, Exposition};
 
@@ -90,7 +90,7 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
     );
     // Its web front, which the exporter's probe and the update's validation ask.
     let shop_dir = tempfile::tempdir().unwrap();
-    let shop = shop_deb(shop_dir.path(), "1.0", 200);
+    let shop = shop_deb(shop_dir.path(), "1.0", Shop::Good);
     std::fs::copy(&shop, host.root().join("root/shop.deb")).unwrap();
     host.ok("apt-get install -y -q /root/shop.deb && systemctl is-active shoe-store-hub");
 
@@ -392,7 +392,14 @@ fn a_day_on_a_debian_host_booted_with_systemd() {
              -not -path '/var/lib/apt/*' -not -path '/srv/*' -not -name 'shoehub-canary*' \
              -not -path '/var/cache/apt/*' 2>/dev/null || true",
             );
-            assert_eq!(left.trim(), "", "left after purge");
+            assert_eq!(
+                left.trim(),
+                "",
+                "left after purge; the units: {}",
+                text(&host.sh(
+                    "systemctl status --no-pager 'shoehub*' 2>&1; systemctl list-units --all --no-pager 'shoehub*'"
+                ))
+            );
             let unowned =
                 host.ok("find /var/backups/shoe_store_hub \\( -nouser -o -nogroup \\) -print");
             assert_eq!(unowned.trim(), "", "kept backups owned by a bare id");

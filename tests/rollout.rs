@@ -11,6 +11,10 @@
 //!   the controller and `web3` keep the old version. `update status`, the controller's
 //!   metrics and the shipped rules through Alertmanager (at a webhook) say that `web2`
 //!   failed, at which step, and why.
+//! - An update whose shop breaks some seconds after it starts passes the canary's check;
+//!   with `updates.prometheus_url` set (the test's Prometheus, which scrapes the
+//!   controller and the canary with the shipped rules), ShopDown fires for the canary
+//!   within `updates.soak`, and the rollout stops there too.
 //! - A good update then reaches every host, each validated, and the alert ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,8 +25,8 @@ use std::time::Duration;
 
 use common::alerting::{generated_rules, start_prometheus, Alertmanager, Webhook};
 use common::booted::{
-    base_tree, build_deb, install_as_readme, publish, shop_deb, text, wait_for, with_shop_probe,
-    Host,
+    base_tree, build_deb, forward_to_loopback, install_as_readme, publish, shop_deb, text,
+    wait_for, with_shop_probe, Host, Shop,
 };
 
 /// The shop's version on `host`, as dpkg has it.
@@ -83,7 +87,7 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
     // Each host: the shop 1.1 and the exporter, installed as the README says, probing
     // the shop.
     let debs = tempfile::tempdir().unwrap();
-    let v11 = shop_deb(debs.path(), "1.1", 200);
+    let v11 = shop_deb(debs.path(), "1.1", Shop::Good);
     publish_all(&hosts, &[&v11]);
     for h in hosts {
         h.ok(
@@ -142,10 +146,10 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
     std::fs::write(&inventory, fleet).unwrap();
     let config = ctl.root().join("etc/shoehub-exporter/config.yml");
     let text_config = std::fs::read_to_string(&config).unwrap();
-    assert!(text_config.contains("  max_plan_age: 7d"));
+    assert!(text_config.contains("  # batch: 1"), "{text_config}");
     std::fs::write(
         &config,
-        text_config.replacen("  max_plan_age: 7d", "  max_plan_age: 7d\n  batch: 1", 1),
+        text_config.replacen("  # batch: 1", "  batch: 1", 1),
     )
     .unwrap();
     ctl.ok("shoehub-exporter check-config");
@@ -158,10 +162,23 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
     let rules = generated_rules(&cfg);
     let hook = Webhook::start();
     let am = Alertmanager::start(&hook);
-    let prometheus = start_prometheus(&format!("127.0.0.1:{exporter}"), am.port, &rules);
+    // The controller's exporter and the canary's, as Prometheus' targets; the canary's
+    // reached over the zone's bridge, which the test runner joins at .254.
+    common::booted::run(std::process::Command::new("ip").args([
+        "addr",
+        "add",
+        &format!("{net}.254/24"),
+        "dev",
+        &format!("vz-{zone}"),
+    ]));
+    let prometheus = start_prometheus(
+        &format!("127.0.0.1:{exporter}', '{net}.2:9742"),
+        am.port,
+        &rules,
+    );
 
     // A broken update: the shop's 1.2 answers 500.
-    let v12 = shop_deb(debs.path(), "1.2", 500);
+    let v12 = shop_deb(debs.path(), "1.2", Shop::Broken);
     publish_all(&hosts, &[&v12]);
     let (ok, out) = plan_approve_apply(&ctl);
     assert!(!ok, "the broken update succeeded: {out}");
@@ -231,9 +248,64 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
         seen,
     );
 
-    // A good update: 1.3 reaches every host, each validated.
-    let v13 = shop_deb(debs.path(), "1.3", 200);
+    // An update whose shop breaks a while after it starts: the canary's check passes,
+    // then the probe fails, ShopDown fires for it within the soak, and the rollout stops.
+    let prometheus_url = format!(
+        "http://{net}.254:{}",
+        forward_to_loopback(&format!("{net}.254"), prometheus.port)
+    );
+    let soaking = std::fs::read_to_string(&config)
+        .unwrap()
+        .replacen("  # batch: 1", "  batch: 1", 1)
+        .replacen("  soak: 5m", "  soak: 45s", 1)
+        .replacen(
+            "  # prometheus_url: http://prometheus.example:9090",
+            &format!("  prometheus_url: {prometheus_url}"),
+            1,
+        );
+    std::fs::write(&config, &soaking).unwrap();
+    ctl.ok("shoehub-exporter check-config");
+    let v13 = shop_deb(debs.path(), "1.3", Shop::BreaksAfter(8));
     publish_all(&hosts, &[&v13]);
+    let (ok, out) = plan_approve_apply(&ctl);
+    assert!(!ok, "the update that breaks later succeeded: {out}");
+    assert_eq!(version(&web2), "1.3");
+    assert_eq!(version(&web3), "1.1", "the rollout went past the canary");
+    let status = ctl.ok("shoehub-exporter update status");
+    for expected in ["web2: FAILED at soak:", "ShopDown", "web3: not reached"] {
+        assert!(status.contains(expected), "{expected:?} not in: {status}");
+    }
+    let m = common::scrape_port(exporter);
+    assert_eq!(
+        m.value(
+            "shoehub_update_rollout_failed",
+            &[("host", "web2"), ("step", "soak")]
+        ),
+        Some(1.0),
+        "{:?}",
+        m.family("shoehub_update_rollout_failed")
+    );
+    wait_for(
+        "UpdateRolloutStopped for web2 at its soak reaches the pager",
+        Duration::from_secs(90),
+        || {
+            hook.all().iter().any(|n| {
+                n.name() == "UpdateRolloutStopped"
+                    && n.labels.get("step").map(String::as_str) == Some("soak")
+            })
+        },
+        seen,
+    );
+
+    // A good update, with batches of one but no soak: 1.4 reaches every host, each
+    // validated.
+    std::fs::write(
+        &config,
+        text_config.replacen("  # batch: 1", "  batch: 1", 1),
+    )
+    .unwrap();
+    let v14 = shop_deb(debs.path(), "1.4", Shop::Good);
+    publish_all(&hosts, &[&v14]);
     let (ok, out) = plan_approve_apply(&ctl);
     assert!(
         ok,
@@ -241,7 +313,7 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
         ctl.ok("shoehub-exporter update status")
     );
     for h in hosts {
-        assert_eq!(version(h), "1.3");
+        assert_eq!(version(h), "1.4");
         h.ok("shoehub-exporter check --only exporter,probes");
     }
     let status = ctl.ok("shoehub-exporter update status");

@@ -33,6 +33,10 @@ struct Setup {
     dir: tempfile::TempDir,
     repo: AptRepo,
     package: String,
+    /// The shipped inventory, its host's validation given the paths of this test: the
+    /// host's exporter is [`Setup::exporter`], which probes a page of its own.
+    inventory: PathBuf,
+    _exporter: Exporter,
 }
 
 impl Setup {
@@ -46,12 +50,37 @@ impl Setup {
         repo.install(&v10);
         let v11 = repo.build(package, "1.1", None);
         repo.publish(&[&v10, &v11], &SECURITY);
+        let dir = tempfile::tempdir().unwrap();
+        let exporter = Exporter::start("");
+        let check = dir.path().join("check.yml");
+        std::fs::write(
+            &check,
+            format!(
+                "check:\n  exporter_url: http://127.0.0.1:{port}/metrics\n\
+                 probes:\n  - name: shop\n    url: http://127.0.0.1:{port}/\n",
+                port = exporter.port
+            ),
+        )
+        .unwrap();
+        let inventory = dir.path().join("inventory.ini");
+        std::fs::write(
+            &inventory,
+            std::fs::read_to_string(shipped("inventory.ini")).unwrap()
+                + &format!(
+                    "\n[shoe_store_hub:vars]\n\
+                     shoehub_validate=\"{BIN} check --only exporter,probes --config {}\"\n",
+                    check.display()
+                ),
+        )
+        .unwrap();
         let s = Setup {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             repo,
             package: package.to_owned(),
+            inventory,
+            _exporter: exporter,
         };
-        s.config(&shipped("inventory.ini"), max_age);
+        s.config(&s.inventory, max_age);
         s
     }
 
@@ -346,10 +375,10 @@ fn a_withdrawn_version_is_installed_from_its_file_and_an_altered_file_an_edited_
             .code(),
         Some(0)
     );
-    let edited = s.path("inventory.ini");
+    let edited = s.path("edited.ini");
     std::fs::write(
         &edited,
-        std::fs::read_to_string(shipped("inventory.ini")).unwrap() + "# edited\n",
+        std::fs::read_to_string(&s.inventory).unwrap() + "# edited\n",
     )
     .unwrap();
     s.config(&edited, "7d");
@@ -357,7 +386,7 @@ fn a_withdrawn_version_is_installed_from_its_file_and_an_altered_file_an_edited_
     assert_eq!(s.installed(), "1.1");
 
     // A plan older than updates.max_plan_age.
-    s.config(&shipped("inventory.ini"), "1s");
+    s.config(&s.inventory, "1s");
     let id3 = s.plan();
     assert_eq!(
         s.update(&["approve", "--plan", &id3, "--by", "bob"])

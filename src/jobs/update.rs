@@ -1070,3 +1070,96 @@ fn check_run(
         output,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_on(hosts: &[&str]) -> Plan {
+        let recap = hosts
+            .iter()
+            .map(|h| ((*h).to_owned(), std::collections::BTreeMap::new()))
+            .collect();
+        Plan {
+            id: "p".into(),
+            created: 0.0,
+            refresh: String::new(),
+            packages: vec![],
+            debs: vec![],
+            check: Some(CheckRun {
+                playbook: "update.yml".into(),
+                inventory: "inventory.ini".into(),
+                exit_code: 0,
+                recap,
+                playbook_digest: String::new(),
+                output: String::new(),
+            }),
+            rollout: update::Rollout::default(),
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn each_host_has_an_outcome_from_its_report_or_the_recap() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web2.json"), r#"{"outcome": "validated"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("web3.json"),
+            r#"{"outcome": "failed", "step": "check", "reason": "probe shop: 500\n"}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("web5.json"), "not json").unwrap();
+        let counts = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let recap: job::Recap = [
+            ("web2".to_owned(), counts(&[("ok", 9)])),
+            ("web3".to_owned(), counts(&[("ok", 5), ("failed", 1)])),
+            ("web4".to_owned(), counts(&[("unreachable", 1)])),
+            ("web6".to_owned(), counts(&[("ok", 3)])),
+        ]
+        .into_iter()
+        .collect();
+        let plan = plan_on(&["web1", "web2", "web3", "web4", "web6"]);
+        let got: Vec<(String, update::Outcome, String)> = outcomes(&plan, dir.path(), Some(&recap))
+            .into_iter()
+            .map(|h| (h.host, h.outcome, h.step))
+            .collect();
+        use update::Outcome::*;
+        let want = [
+            ("web1", NotReached, ""),
+            ("web2", Validated, ""),
+            ("web3", Failed, "check"),
+            ("web4", Failed, "unreachable"),
+            ("web6", Updated, ""),
+            ("web5", Failed, "report"),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(h, o, s)| ((*h).to_owned(), *o, (*s).to_owned()))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn the_playbook_gets_the_plans_rollout() {
+        let r = update::Rollout {
+            batch: "25%".into(),
+            soak_seconds: 60,
+            prometheus_url: "http://prometheus:9090".into(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&playbook_vars(&[], &[], &r, Some(Path::new("/r")))).unwrap();
+        assert_eq!(v["shoehub_batch"], "25%");
+        assert_eq!(v["shoehub_soak_seconds"], 60);
+        assert_eq!(v["shoehub_prometheus_url"], "http://prometheus:9090");
+        assert_eq!(v["shoehub_report_dir"], "/r");
+        let check: serde_json::Value =
+            serde_json::from_str(&playbook_vars(&[], &[], &r, None)).unwrap();
+        assert_eq!(check["shoehub_report_dir"], "");
+    }
+}

@@ -486,6 +486,28 @@ mod tests {
     }
 
     #[test]
+    fn rollout_settings_are_checked_naming_the_key() {
+        let parse = |text: &str| crate::config::Config::parse(text).map(|c| c.updates.rollout());
+        let r =
+            parse("updates:\n  batch: 2\n  soak: 90s\n  prometheus_url: http://p:9090\n").unwrap();
+        assert_eq!(
+            (r.batch.as_str(), r.soak_seconds, r.prometheus_url.as_str()),
+            ("2", 90, "http://p:9090")
+        );
+        assert_eq!(parse("updates:\n  batch: 25%\n").unwrap().batch, "25%");
+        assert_eq!(parse("{}").unwrap().batch, "100%");
+        for bad in [
+            "updates:\n  batch: 0\n",
+            "updates:\n  batch: 150%\n",
+            "updates:\n  batch: some\n",
+            "updates:\n  prometheus_url: prometheus:9090\n",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("updates."), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn round_trip() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read_plan(dir.path()).unwrap().is_none());

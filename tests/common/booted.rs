@@ -517,15 +517,35 @@ pub fn install_as_readme(host: &Host, deb: &Path) -> Vec<String> {
     checks
 }
 
-/// The shop: a service on the host's port 8080 that answers `status` with its page.
-pub fn shop_deb(dir: &Path, version: &str, status: u16) -> PathBuf {
+/// How the shop of a [`shop_deb`] answers.
+#[derive(Clone, Copy)]
+pub enum Shop {
+    /// Its page, always.
+    Good,
+    /// 500, always.
+    Broken,
+    /// Its page for this many seconds after it starts, then 500 (a leak that breaks
+    /// it after a while).
+    BreaksAfter(u64),
+}
+
+/// The shop: a service on the host's port 8080 that answers as `shop` says.
+pub fn shop_deb(dir: &Path, version: &str, shop: Shop) -> PathBuf {
+    let good_for = match shop {
+        Shop::Good => "None".to_owned(),
+        Shop::Broken => "0".to_owned(),
+        Shop::BreaksAfter(s) => s.to_string(),
+    };
     let app = format!(
         "#!/usr/bin/python3\n\
-         import http.server\n\
+         import http.server, time\n\
+         START = time.monotonic()\n\
+         GOOD_FOR = {good_for}\n\
          class Shop(http.server.BaseHTTPRequestHandler):\n\
          \x20   def do_GET(self):\n\
-         \x20       body = b'Shoe Store Hub {version}' if {status} == 200 else b'Internal Server Error'\n\
-         \x20       self.send_response({status})\n\
+         \x20       good = GOOD_FOR is None or time.monotonic() - START < GOOD_FOR\n\
+         \x20       body = b'Shoe Store Hub {version}' if good else b'Internal Server Error'\n\
+         \x20       self.send_response(200 if good else 500)\n\
          \x20       self.send_header('Content-Length', str(len(body)))\n\
          \x20       self.end_headers()\n\
          \x20       self.wfile.write(body)\n\
@@ -565,4 +585,22 @@ pub fn with_shop_probe(config: &str) -> String {
         "the shipped config has no probes"
     );
     config.replacen("\n# probes:", &format!("\n{probes}# probes:"), 1)
+}
+
+/// A port on `address` (of the test runner) that reaches `port` on its loopback: how
+/// the booted hosts of a zone reach a service the test runs.
+pub fn forward_to_loopback(address: &str, port: u16) -> u16 {
+    let listener = TcpListener::bind((address, 0)).unwrap();
+    let local = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for outer in listener.incoming() {
+            let Ok(outer) = outer else { continue };
+            let Ok(inner) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            pipe(outer.try_clone().unwrap(), inner.try_clone().unwrap());
+            pipe(inner, outer);
+        }
+    });
+    local
 }
