@@ -769,7 +769,11 @@ fn outcomes(
         .into_iter()
         .map(|host| {
             let (outcome, step, reason) = match reports.remove(&host) {
-                Some(Ok(r)) => (r.outcome, r.step, r.reason.trim().to_owned()),
+                Some(Ok(r)) => (
+                    r.outcome,
+                    printable(&r.step, 32),
+                    printable(&r.reason, 2000),
+                ),
                 Some(Err(e)) => (
                     update::Outcome::Failed,
                     "report".to_owned(),
@@ -800,7 +804,22 @@ fn outcomes(
         .collect()
 }
 
-/// A rollout's outcome, host by host, in the order the hosts were planned.
+/// `text` as one line for a terminal: its control characters (a host's output may hold
+/// escape sequences) and runs of white space made one space, cut at `max` characters.
+fn printable(text: &str, max: usize) -> String {
+    let spaced: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some((cut, _)) = out.char_indices().nth(max) {
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// A rollout's outcome, host by host, in the order of their names.
 pub fn describe_rollout(r: &update::RolloutOutcome) -> String {
     let failed = r
         .hosts
@@ -828,16 +847,30 @@ pub fn describe_rollout(r: &update::RolloutOutcome) -> String {
             update::Outcome::Failed => write!(
                 out,
                 "\n  {}: FAILED at {}: {}",
-                h.host,
+                printable(&h.host, 256),
                 h.step,
-                h.reason.split_whitespace().collect::<Vec<_>>().join(" ")
+                h.reason
             ),
-            update::Outcome::Validated => write!(out, "\n  {}: updated and validated", h.host),
+            update::Outcome::Validated => {
+                write!(
+                    out,
+                    "\n  {}: updated and validated",
+                    printable(&h.host, 256)
+                )
+            }
             update::Outcome::Updated => {
-                write!(out, "\n  {}: updated, not validated", h.host)
+                write!(
+                    out,
+                    "\n  {}: updated, not validated",
+                    printable(&h.host, 256)
+                )
             }
             update::Outcome::NotReached => {
-                write!(out, "\n  {}: not reached (keeps its old versions)", h.host)
+                write!(
+                    out,
+                    "\n  {}: not reached (keeps its old versions)",
+                    printable(&h.host, 256)
+                )
             }
         };
     }
@@ -1143,6 +1176,15 @@ mod tests {
                 .map(|(h, o, s)| ((*h).to_owned(), *o, (*s).to_owned()))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_hosts_words_reach_the_terminal_as_one_plain_line() {
+        assert_eq!(
+            printable("probe shop:\n\x1b[31m500\x1b[0m\t / done\r\n", 100),
+            "probe shop: [31m500 [0m / done"
+        );
+        assert_eq!(printable("ééééé", 3), "ééé…");
     }
 
     #[test]
