@@ -15,7 +15,10 @@
 //!   with `updates.prometheus_url` set (the test's Prometheus, which scrapes the
 //!   controller and the canary with the shipped rules), ShopDown fires for the canary
 //!   within `updates.soak`, and the rollout stops there too.
-//! - A good update then reaches every host, each validated, and the alert ends.
+//! - A good update with `web3` down after the review updates the canary, fails `web3`
+//!   as unreachable and does not touch the controller, the batch after it.
+//! - Once `web3` is back, the update reaches every host, each validated, and the alert
+//!   ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -47,6 +50,11 @@ fn publish_all(hosts: &[&Host], debs: &[&Path]) {
 /// Plans on the controller through the timer's unit (its sandbox), approves the plan as
 /// alice and applies it; the apply's output, and whether it succeeded.
 fn plan_approve_apply(ctl: &Host) -> (bool, String) {
+    plan_approve_then_apply(ctl, || {})
+}
+
+/// As [`plan_approve_apply`], with `meanwhile` done between the approval and the apply.
+fn plan_approve_then_apply(ctl: &Host, meanwhile: impl FnOnce()) -> (bool, String) {
     let planned = ctl.sh("systemctl start shoehub-update-plan.service");
     assert!(
         planned.status.success(),
@@ -63,6 +71,7 @@ fn plan_approve_apply(ctl: &Host) -> (bool, String) {
     ctl.ok(&format!(
         "shoehub-exporter update approve --plan {id} --by alice --comment 'changelog read'"
     ));
+    meanwhile();
     let applied = ctl.sh("shoehub-exporter update apply");
     (applied.status.success(), text(&applied))
 }
@@ -297,8 +306,9 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
         seen,
     );
 
-    // A good update, with batches of one but no soak: 1.4 reaches every host, each
-    // validated.
+    // A good update, with batches of one but no soak, while web3 is down after the
+    // review: the canary is updated, web3 cannot be reached, and the batch after it
+    // (the controller) is not touched.
     std::fs::write(
         &config,
         text_config.replacen("  # batch: 1", "  batch: 1", 1),
@@ -306,6 +316,27 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
     .unwrap();
     let v14 = shop_deb(debs.path(), "1.4", Shop::Good);
     publish_all(&hosts, &[&v14]);
+    let (ok, out) = plan_approve_then_apply(&ctl, || {
+        web3.ok("systemctl stop ssh.service");
+    });
+    assert!(!ok, "an update with a host down succeeded: {out}");
+    assert_eq!(version(&web2), "1.4");
+    assert_eq!(
+        version(&ctl),
+        "1.1",
+        "the rollout went past the host it could not reach"
+    );
+    let status = ctl.ok("shoehub-exporter update status");
+    for expected in [
+        "web2: updated and validated",
+        "web3: FAILED at unreachable",
+        "localhost: not reached",
+    ] {
+        assert!(status.contains(expected), "{expected:?} not in: {status}");
+    }
+    web3.ok("systemctl start ssh.service");
+
+    // Once it is back, the update reaches every host, each validated.
     let (ok, out) = plan_approve_apply(&ctl);
     assert!(
         ok,

@@ -77,7 +77,7 @@ static ROLLOUT_HOST: Family = Family::gauge(
 );
 static ROLLOUT_FAILED: Family = Family::gauge(
     "shoehub_update_rollout_failed",
-    "1 for each host where the last applied update failed, with the step that failed (install, services, check, soak, unreachable): the rollout stopped there.",
+    "1 for each host where the last applied update failed, with the step that failed (setup, install, services, check, soak, unreachable, report): the rollout stopped there.",
 );
 static ROLLOUT_TIME: Family = Family::gauge(
     "shoehub_update_rollout_timestamp_seconds",

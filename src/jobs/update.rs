@@ -716,9 +716,10 @@ impl<'a> Update<'a> {
 /// Most a host's report may hold.
 const MAX_REPORT_BYTES: u64 = 64 * 1024;
 
-/// Each host's outcome: its report, or, without one, what the run's PLAY RECAP says of it
-/// (unreachable or failed; updated when it ran tasks), or not reached. The hosts are the
-/// check run's, in its order, then any other the run reported.
+/// Each host's outcome: its report (the playbook writes one for every host whose
+/// packages it installed, and for a batch it stopped before), or, without one, what the
+/// run's PLAY RECAP says of it (unreachable, or failed before the update), or not
+/// reached. The hosts are the check run's, by name, then any other the run reported.
 fn outcomes(
     plan: &Plan,
     report_dir: &Path,
@@ -786,12 +787,10 @@ fn outcomes(
                 ),
                 None if count(&host, "failed") > 0 => (
                     update::Outcome::Failed,
-                    "install".to_owned(),
-                    "a task failed (see the run's output)".to_owned(),
+                    "setup".to_owned(),
+                    "a task failed before its packages were installed, or its report could not be written (see the run's output)".to_owned(),
                 ),
-                None if recap.and_then(|r| r.get(&host)).is_some() => {
-                    (update::Outcome::Updated, String::new(), String::new())
-                }
+                // The playbook reports every host whose packages it installed.
                 None => (update::Outcome::NotReached, String::new(), String::new()),
             };
             update::HostOutcome {
@@ -1152,11 +1151,12 @@ mod tests {
             ("web2".to_owned(), counts(&[("ok", 9)])),
             ("web3".to_owned(), counts(&[("ok", 5), ("failed", 1)])),
             ("web4".to_owned(), counts(&[("unreachable", 1)])),
-            ("web6".to_owned(), counts(&[("ok", 3)])),
+            ("web6".to_owned(), counts(&[("ok", 1)])),
+            ("web7".to_owned(), counts(&[("ok", 1), ("failed", 1)])),
         ]
         .into_iter()
         .collect();
-        let plan = plan_on(&["web1", "web2", "web3", "web4", "web6"]);
+        let plan = plan_on(&["web1", "web2", "web3", "web4", "web6", "web7"]);
         let got: Vec<(String, update::Outcome, String)> = outcomes(&plan, dir.path(), Some(&recap))
             .into_iter()
             .map(|h| (h.host, h.outcome, h.step))
@@ -1167,7 +1167,8 @@ mod tests {
             ("web2", Validated, ""),
             ("web3", Failed, "check"),
             ("web4", Failed, "unreachable"),
-            ("web6", Updated, ""),
+            ("web6", NotReached, ""),
+            ("web7", Failed, "setup"),
             ("web5", Failed, "report"),
         ];
         assert_eq!(
