@@ -67,13 +67,25 @@ impl UpdatesConfig {
             }
             _ => {}
         }
-        if let Some(url) = &self.prometheus_url {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.contains(char::is_whitespace)
-            {
-                return Err(format!(
-                    "updates.prometheus_url: {url:?} is not an HTTP(S) URL; give Prometheus' base URL, such as http://prometheus.example:9090"
-                ));
+        if let Some(text) = &self.prometheus_url {
+            match url::Url::parse(text) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host().is_none() => {
+                    return Err(format!(
+                        "updates.prometheus_url: {text:?} is not an HTTP(S) URL; give Prometheus' base URL, such as http://prometheus.example:9090"
+                    ));
+                }
+                // The URL goes into the plan and the playbook's command line.
+                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                    return Err(
+                        "updates.prometheus_url: a user or password in the URL would be in the plan and on the playbook's command line; give a Prometheus the controller may ask without them".to_owned(),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "updates.prometheus_url: {text:?}: {e}; give Prometheus' base URL, such as http://prometheus.example:9090"
+                    ));
+                }
             }
         }
         Ok(())
@@ -148,8 +160,8 @@ impl Outcome {
 pub struct HostOutcome {
     pub host: String,
     pub outcome: Outcome,
-    /// Where a failed host failed: `install`, `services`, `check`, `soak` or
-    /// `unreachable`.
+    /// Where a failed host failed: `setup`, `install`, `services`, `check`, `soak`,
+    /// `unreachable` or `report`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub step: String,
     /// Why, in the playbook's words.
@@ -501,6 +513,8 @@ mod tests {
             "updates:\n  batch: 150%\n",
             "updates:\n  batch: some\n",
             "updates:\n  prometheus_url: prometheus:9090\n",
+            "updates:\n  prometheus_url: http://ops:secret@prometheus:9090\n",
+            "updates:\n  prometheus_url: ftp://prometheus/\n",
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains("updates."), "{bad}: {e}");
