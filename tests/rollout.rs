@@ -115,7 +115,7 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
         h.ok("shoehub-exporter check --only exporter,probes");
     }
 
-    // The controller: its SSH key in the others' root accounts, their host keys known,
+    // The controller: its SSH key in the others' deploy accounts, their host keys known,
     // the fleet in the shipped inventory (addresses substituted), batches of one.
     ctl.ok("mkdir -p -m 700 /root/.ssh && ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519");
     let key = std::fs::read_to_string(ctl.root().join("root/.ssh/id_ed25519.pub")).unwrap();
@@ -173,13 +173,15 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
     let am = Alertmanager::start(&hook);
     // The controller's exporter and the canary's, as Prometheus' targets; the canary's
     // reached over the zone's bridge, which the test runner joins at .254.
-    common::booted::run(std::process::Command::new("ip").args([
-        "addr",
-        "add",
-        &format!("{net}.254/24"),
-        "dev",
-        &format!("vz-{zone}"),
-    ]));
+    common::booted::run(
+        std::process::Command::new(common::require_tool("ip", "iproute2")).args([
+            "addr",
+            "add",
+            &format!("{net}.254/24"),
+            "dev",
+            &format!("vz-{zone}"),
+        ]),
+    );
     let prometheus = start_prometheus(
         &format!("127.0.0.1:{exporter}', '{net}.2:9742"),
         am.port,
