@@ -29,7 +29,7 @@ use std::time::Duration;
 use common::alerting::{generated_rules, start_prometheus, Alertmanager, Webhook};
 use common::booted::{
     base_tree, build_deb, forward_to_loopback, install_as_readme, publish, shop_deb, text,
-    wait_for, with_shop_probe, Host, Shop,
+    wait_for, with_shop_probe, Host, Shop, Zone,
 };
 
 /// The shop's version on `host`, as dpkg has it.
@@ -83,6 +83,7 @@ fn a_rollout_stops_at_a_sick_canary_and_a_good_update_reaches_every_host() {
     let id = std::process::id();
     let zone = format!("sh{}", id % 100_000);
     let net = format!("10.231.{}", id % 250);
+    let _bridge = Zone(zone.clone());
     let (ctl, web2, web3) = std::thread::scope(|s| {
         let boot = |name: &'static str, n: u8| {
             let (base, zone, net) = (&base, &zone, &net);

@@ -604,3 +604,16 @@ pub fn forward_to_loopback(address: &str, port: u16) -> u16 {
     });
     local
 }
+
+/// A network zone's bridge (`vz-<name>`), deleted when this is dropped: after the hosts
+/// booted into it, when it is made before them.
+pub struct Zone(pub String);
+
+impl Drop for Zone {
+    fn drop(&mut self) {
+        let link = format!("vz-{}", self.0);
+        if Path::new("/sys/class/net").join(&link).exists() {
+            let _ = Command::new("ip").args(["link", "del", &link]).status();
+        }
+    }
+}
