@@ -231,16 +231,7 @@ fn check_passes_on_a_healthy_deployment_and_names_each_induced_failure() {
     // The shipped inventory, its host's validation given this test's paths: the check
     // this deployment's config sets up.
     let inventory = d.path("inventory.ini");
-    std::fs::write(
-        &inventory,
-        std::fs::read_to_string(shipped("packaging/ansible/inventory.ini")).unwrap()
-            + &format!(
-                "\n[shoe_store_hub:vars]\n\
-                 shoehub_validate=\"{BIN} check --only exporter,probes --config {}\"\n",
-                d.config().display()
-            ),
-    )
-    .unwrap();
+    common::aptrepo::validating_inventory(&inventory, &d.config());
     let base = format!(
         "jobs:\n  state_dir: {state}\n\
          backup:\n  destination: {dest}\n  paths: [{data}]\n  mysql:\n    url: mysql://backup@127.0.0.1:{port}/shoe_store_hub\n    password_file: {bpw}\n\

@@ -63,16 +63,7 @@ impl Setup {
         )
         .unwrap();
         let inventory = dir.path().join("inventory.ini");
-        std::fs::write(
-            &inventory,
-            std::fs::read_to_string(shipped("inventory.ini")).unwrap()
-                + &format!(
-                    "\n[shoe_store_hub:vars]\n\
-                     shoehub_validate=\"{BIN} check --only exporter,probes --config {}\"\n",
-                    check.display()
-                ),
-        )
-        .unwrap();
+        common::aptrepo::validating_inventory(&inventory, &check);
         let s = Setup {
             dir,
             repo,

@@ -205,3 +205,20 @@ pub fn tiny_deb(dir: &Path, name: &str, version: &str, scripts: &[(&str, &str)])
         .arg(&deb));
     deb
 }
+
+/// Writes to `path` the shipped inventory (`packaging/ansible/inventory.ini`) with its
+/// host's validation given this test's paths: the built binary's check with `config`.
+pub fn validating_inventory(path: &Path, config: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/ansible/inventory.ini");
+    std::fs::write(
+        path,
+        std::fs::read_to_string(shipped).unwrap()
+            + &format!(
+                "\n[shoe_store_hub:vars]\n\
+                 shoehub_validate=\"{} check --only exporter,probes --config {}\"\n",
+                super::BIN,
+                config.display()
+            ),
+    )
+    .unwrap();
+}

@@ -324,16 +324,22 @@ impl Host {
             // thread's namespace, which the sockets it creates from then on belong to.
             let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            for outer in listener.incoming() {
-                let Ok(outer) = outer else { continue };
-                let Ok(inner) = TcpStream::connect(("127.0.0.1", port)) else {
-                    continue;
-                };
-                pipe(outer.try_clone().unwrap(), inner.try_clone().unwrap());
-                pipe(inner, outer);
-            }
+            relay(&listener, port);
         });
         local
+    }
+}
+
+/// Each connection `listener` accepts, relayed to `port` on loopback (of the network
+/// namespace the calling thread is in).
+fn relay(listener: &TcpListener, port: u16) {
+    for outer in listener.incoming() {
+        let Ok(outer) = outer else { continue };
+        let Ok(inner) = TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        pipe(outer.try_clone().unwrap(), inner.try_clone().unwrap());
+        pipe(inner, outer);
     }
 }
 
@@ -592,16 +598,7 @@ pub fn with_shop_probe(config: &str) -> String {
 pub fn forward_to_loopback(address: &str, port: u16) -> u16 {
     let listener = TcpListener::bind((address, 0)).unwrap();
     let local = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for outer in listener.incoming() {
-            let Ok(outer) = outer else { continue };
-            let Ok(inner) = TcpStream::connect(("127.0.0.1", port)) else {
-                continue;
-            };
-            pipe(outer.try_clone().unwrap(), inner.try_clone().unwrap());
-            pipe(inner, outer);
-        }
-    });
+    std::thread::spawn(move || relay(&listener, port));
     local
 }
 
